@@ -1,0 +1,174 @@
+"""All settings, read once from ``CLICKSTREAM_*`` environment variables and validated.
+
+Each setting is declared once below: its type, default, and a line of documentation.
+``python -m core.config`` prints them all (that table is in ``docs/configuration.md``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+PREFIX = "CLICKSTREAM_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class ConfigError(ValueError):
+    """A setting has a bad value; the message names its environment variable."""
+
+
+def _setting(default: Any, doc: str, parse: Callable[[str], Any] | None = None) -> Any:
+    return field(default=default, metadata={"doc": doc, "parse": parse})
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _list(raw: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of clickstream. Build with :meth:`from_env` or directly in tests."""
+
+    # HTTP API
+    api_host: str = _setting("127.0.0.1", "Address the API listens on.")
+    api_port: int = _setting(8000, "Port the API listens on.")
+    api_workers: int = _setting(2, "Server worker processes (make up).")
+    api_threads: int = _setting(8, "Threads per server worker (make up).")
+    max_body_bytes: int = _setting(65536, "Largest accepted request body, in bytes (413 above).")
+
+    # Kafka
+    kafka_bootstrap: str = _setting("127.0.0.1:9092", "Kafka bootstrap servers, host:port[,...].")
+    kafka_topic: str = _setting("events", "The one topic every event is published to.")
+    kafka_linger_ms: int = _setting(2, "Producer linger: how long a send waits to fill a batch.")
+    kafka_ack_timeout_s: float = _setting(
+        5.0, "How long a request waits for the broker's acknowledgement before failing (503)."
+    )
+
+    # Redis
+    redis_url: str = _setting("redis://127.0.0.1:6379/0", "Redis holding the identity cache.")
+    redis_prefix: str = _setting("clickstream:", "Prefix of every Redis key clickstream writes.")
+    redis_timeout_s: float = _setting(0.2, "Redis socket timeout; past it the cache is skipped.")
+
+    # Auth service and local JWT verification
+    auth_url: str = _setting(
+        "http://127.0.0.1:8001/api/v1/auth/verify", "Auth service endpoint that verifies a token."
+    )
+    auth_method: str = _setting("POST", "HTTP method of the verify call (GET or POST).")
+    auth_user_id_field: str = _setting(
+        "user_id", "Dotted path of the user id in the auth service's JSON answer."
+    )
+    auth_expiry_field: str = _setting(
+        "exp", "Dotted path of the token's expiry (Unix seconds) in the answer, if any."
+    )
+    auth_timeout_s: float = _setting(0.3, "Timeout of one auth service call, in seconds.")
+    auth_breaker_failures: int = _setting(
+        3, "Consecutive auth service failures that open the circuit breaker."
+    )
+    auth_breaker_reset_s: float = _setting(
+        5.0, "Seconds the breaker stays open before one trial call."
+    )
+    jwt_algorithms: tuple[str, ...] = _setting(
+        ("HS256",), "Allowed JWT algorithms for local verification, comma-separated.", _list
+    )
+    jwt_secret: str = _setting(
+        "dev-secret-change-me-0123456789abcdef", "Shared secret for HS* JWTs (local fallback)."
+    )
+    jwt_public_key: str = _setting(
+        "", "PEM public key, or a path to one, for RS*/ES*/EdDSA JWTs (local fallback)."
+    )
+    jwt_user_id_claim: str = _setting("sub", "JWT claim holding the user id.")
+    cache_max_ttl_s: int = _setting(3600, "Longest time an accepted token's identity is cached.")
+    cache_rejection_ttl_s: int = _setting(30, "How long a rejected token is remembered.")
+
+    # Warehouse and ETL
+    warehouse_dsn: str = _setting(
+        f"chdb://{PROJECT_ROOT / 'var' / 'warehouse'}",
+        "ClickHouse DSN: chdb:///<dir> (in-process engine) or http(s)://user:pass@host:port.",
+    )
+    warehouse_database: str = _setting("clickstream", "ClickHouse database of the event tables.")
+    warehouse_lock_timeout_s: float = _setting(
+        60.0, "How long a chDB user waits for another process to release the data directory."
+    )
+    etl_interval_s: float = _setting(5.0, "Seconds between two ETL passes.")
+    etl_group: str = _setting("clickstream-etl", "Kafka consumer group of the ETL.")
+    etl_max_records: int = _setting(50000, "Most messages one ETL pass reads before it loads.")
+    page_view_timeout_s: int = _setting(
+        1800, "A page view with a start and no end after this many seconds counts as open."
+    )
+
+    log_level: str = _setting("INFO", "Log level of the API and the ETL.")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``CLICKSTREAM_*`` variables; a bad value raises :class:`ConfigError`."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in fields(cls):
+            variable = env_name(spec.name)
+            if variable in environ:
+                values[spec.name] = _parse(spec, variable, environ[variable])
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (settings are immutable)."""
+        return replace(self, **changes)
+
+    def validate(self) -> None:
+        """Check values that a type alone does not constrain."""
+        positive = ("api_port", "api_workers", "api_threads", "max_body_bytes", "etl_max_records")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{env_name(name)} must be positive")
+        for name in ("auth_timeout_s", "kafka_ack_timeout_s", "etl_interval_s", "redis_timeout_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{env_name(name)} must be positive")
+        if self.auth_method.upper() not in ("GET", "POST"):
+            raise ConfigError(f"{env_name('auth_method')} must be GET or POST")
+        if any(algorithm.lower() == "none" for algorithm in self.jwt_algorithms):
+            raise ConfigError(f"{env_name('jwt_algorithms')} must not allow 'none'")
+        if not self.jwt_algorithms:
+            raise ConfigError(f"{env_name('jwt_algorithms')} needs at least one algorithm")
+        if not self.warehouse_dsn.startswith(("chdb://", "http://", "https://")):
+            raise ConfigError(f"{env_name('warehouse_dsn')} must start with chdb://, http:// or https://")
+
+
+def env_name(setting: str) -> str:
+    """The environment variable of ``setting``."""
+    return PREFIX + setting.upper()
+
+
+def _parse(spec, variable: str, raw: str) -> Any:
+    parse = spec.metadata["parse"] or {"int": int, "float": float, "bool": _bool}.get(spec.type, str)
+    try:
+        return parse(raw)
+    except ValueError as error:
+        raise ConfigError(f"{variable}={raw!r} is invalid: {error}") from None
+
+
+def describe() -> str:
+    """A Markdown table of every setting, its variable, default and meaning."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    for spec in fields(Settings):
+        default = spec.default
+        if isinstance(default, tuple):
+            default = ",".join(default)
+        lines.append(f"| `{env_name(spec.name)}` | `{default}` | {spec.metadata['doc']} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(describe())

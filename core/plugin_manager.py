@@ -1,0 +1,43 @@
+"""A fresh pluggy manager per application, with every installed plugin loaded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pluggy
+
+from core import hookspecs
+from core.hookspecs import PROJECT_NAME
+from core.registry import Registry, RegistryError
+
+#: Entry-point group under which plugin packages (built-in ones too) announce themselves.
+ENTRY_POINT_GROUP = "clickstream.plugins"
+
+
+def make_plugin_manager(
+    extra_plugins: Iterable[object] = (), load_entry_points: bool = True
+) -> pluggy.PluginManager:
+    """A plugin manager with the installed plugins and ``extra_plugins`` registered.
+
+    A hook implementation whose name matches no hook (a misspelling) raises
+    :class:`RegistryError` here rather than being silently ignored.
+    """
+    manager = pluggy.PluginManager(PROJECT_NAME)
+    manager.add_hookspecs(hookspecs)
+    if load_entry_points:
+        manager.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    for plugin in extra_plugins:
+        manager.register(plugin)
+    try:
+        manager.check_pending()
+    except pluggy.PluginValidationError as error:
+        raise RegistryError(f"plugin {error.plugin!r}: {error}") from None
+    return manager
+
+
+def build_registry(manager: pluggy.PluginManager) -> Registry:
+    """Collect every plugin's event types into one :class:`Registry`."""
+    contributions = []
+    for impl in manager.hook.register_event_types.get_hookimpls():
+        contributions.append((impl.plugin_name, impl.function() or []))
+    return Registry(contributions)
