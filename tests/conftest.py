@@ -1,0 +1,92 @@
+"""Fixtures: settings per test, and one fixture per real service.
+
+The real services (Kafka, Redis, the reference auth service) are started by
+``make services-up`` (``make test`` does it). Their addresses come from the
+usual ``CLICKSTREAM_*`` variables. Each test gets its own Kafka topic, Redis key
+prefix and warehouse database, so tests never see each other's data.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from urllib.parse import urlparse
+
+import pytest
+
+from core.config import Settings
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _require(name: str, host: str, port: int) -> None:
+    if not _reachable(host, port):
+        pytest.fail(f"{name} is not reachable at {host}:{port}: run `make services-up` first")
+
+
+@pytest.fixture(scope="session")
+def base_settings(tmp_path_factory) -> Settings:
+    """Settings from the environment, with the warehouse in a per-session chDB directory.
+
+    chDB opens one data directory per process, so every test of a session shares
+    this directory and gets a database of its own instead.
+    """
+    settings = Settings.from_env()
+    if settings.warehouse_dsn.startswith("chdb://"):
+        settings = settings.replace(
+            warehouse_dsn=f"chdb://{tmp_path_factory.mktemp('warehouse')}"
+        )
+    return settings
+
+
+@pytest.fixture
+def unique() -> str:
+    """A short random suffix for names private to one test."""
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def settings(base_settings: Settings, unique: str) -> Settings:
+    """Settings private to one test: its own topic, Redis prefix, database, consumer group."""
+    return base_settings.replace(
+        kafka_topic=f"test-{unique}",
+        redis_prefix=f"test:{unique}:",
+        warehouse_database=f"test_{unique}",
+        etl_group=f"test-etl-{unique}",
+    )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(base_settings: Settings) -> str:
+    """The real Kafka broker's bootstrap address."""
+    host, _, port = base_settings.kafka_bootstrap.split(",")[0].rpartition(":")
+    _require("Kafka", host, int(port))
+    return base_settings.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def redis_url(base_settings: Settings) -> str:
+    """The real Redis server's URL."""
+    url = urlparse(base_settings.redis_url)
+    _require("Redis", url.hostname or "127.0.0.1", url.port or 6379)
+    return base_settings.redis_url
+
+
+@pytest.fixture(scope="session")
+def auth_service_url(base_settings: Settings) -> str:
+    """The reference auth service's verify endpoint."""
+    url = urlparse(base_settings.auth_url)
+    _require("the auth service", url.hostname or "127.0.0.1", url.port or 80)
+    return base_settings.auth_url
+
+
+@pytest.fixture
+def live_settings(settings: Settings, kafka_bootstrap: str, redis_url: str, auth_service_url: str):
+    """Per-test settings, after checking that every real service is up."""
+    return settings
