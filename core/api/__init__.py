@@ -1,0 +1,46 @@
+"""The HTTP API: an application factory and one blueprint per feature."""
+
+from __future__ import annotations
+
+import logging
+
+import pluggy
+import redis
+from flask import Flask
+
+from core.api import docs, errors, events, health
+from core.api.extension import PIPELINE, SETTINGS
+from core.config import Settings
+from core.identity import IdentityResolver
+from core.pipeline import Pipeline
+from core.plugin_manager import build_registry, make_plugin_manager
+from core.publisher import Publisher
+
+def create_app(
+    settings: Settings | None = None,
+    plugin_manager: pluggy.PluginManager | None = None,
+    *,
+    identity: IdentityResolver | None = None,
+    publisher: Publisher | None = None,
+) -> Flask:
+    """Build the API. Everything it uses comes from ``settings`` and the installed plugins."""
+    settings = settings or Settings.from_env()
+    registry = build_registry(plugin_manager or make_plugin_manager())
+    if identity is None:
+        cache = redis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+        )
+        identity = IdentityResolver(settings, cache)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.ensure_ascii = False
+    app.extensions[PIPELINE] = Pipeline(registry, identity, publisher or Publisher(settings))
+    app.extensions[SETTINGS] = settings
+    logging.getLogger("core").setLevel(settings.log_level)
+    errors.init_app(app)
+    for blueprint in (events.blueprint, health.blueprint, docs.blueprint):
+        app.register_blueprint(blueprint)
+    return app
+

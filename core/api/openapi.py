@@ -1,0 +1,166 @@
+"""The OpenAPI document, generated with apispec from the installed plugins' schemas.
+
+``python -m core.api.openapi > docs/openapi.json`` refreshes the published copy.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, fields
+
+from core.message import MAX_TOKEN_LENGTH
+from core.registry import Registry
+
+TITLE = "clickstream"
+VERSION = "1.0.0"
+
+
+class AcceptedSchema(Schema):
+    event_id = fields.UUID(
+        required=True, metadata={"description": "Unique id of the stored event, for deduplication."}
+    )
+
+
+class ErrorSchema(Schema):
+    error = fields.String(required=True, metadata={"description": "Machine-readable error code."})
+    message = fields.String(required=True, metadata={"description": "What went wrong, for people."})
+    details = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        required=True,
+        metadata={"description": "Messages per field at fault, e.g. `data.page_view_id`."},
+    )
+    known_events = fields.List(
+        fields.String(), metadata={"description": "With `unknown_event`: the accepted names."}
+    )
+
+
+ERRORS = {
+    400: "The body is not JSON, or not a JSON object.",
+    401: "A token was sent and the auth service (or local verification) rejected it.",
+    413: "The body is larger than the configured limit.",
+    415: "Unsupported content type or charset.",
+    422: "The event failed validation: unknown event, missing, unexpected or mistyped fields.",
+    503: "Kafka did not acknowledge the event; retry after `Retry-After` seconds.",
+}
+
+
+def _component(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def build_spec(registry: Registry) -> dict[str, Any]:
+    """The OpenAPI 3 document of the API for the event types in ``registry``."""
+    spec = APISpec(
+        title=TITLE,
+        version=VERSION,
+        openapi_version="3.0.3",
+        plugins=[MarshmallowPlugin()],
+        info={
+            "description": "Collects product analytics events and stores them in ClickHouse. "
+            "Each event type is one variant of the request body, chosen by `event`."
+        },
+    )
+    spec.components.schema("Accepted", schema=AcceptedSchema)
+    spec.components.schema("Error", schema=ErrorSchema)
+    variants = {}
+    examples = {}
+    for event_type in registry:
+        name = _component(event_type.name)
+        spec.components.schema(f"{name}Data", schema=event_type.schema)
+        spec.components.schema(
+            f"{name}Event",
+            {
+                "type": "object",
+                "description": event_type.description,
+                "required": ["event", "data"],
+                "additionalProperties": False,
+                "properties": {
+                    "event": {"type": "string", "enum": [event_type.name]},
+                    "token": _token_property(),
+                    "data": {"$ref": f"#/components/schemas/{name}Data"},
+                },
+            },
+        )
+        variants[event_type.name] = f"#/components/schemas/{name}Event"
+        examples[event_type.name] = {
+            "summary": event_type.description or event_type.name,
+            "value": {"event": event_type.name, "token": None, "data": dict(event_type.example)},
+        }
+    responses = {
+        str(status): {
+            "description": text,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for status, text in ERRORS.items()
+    }
+    spec.path(
+        path="/api/v1/events",
+        operations={
+            "post": {
+                "summary": "Send one event",
+                "description": "Validated against its type's schema, enriched with `user_id`, "
+                "`timestamp` and `event_id`, and stored in Kafka before the 202 answer.",
+                "operationId": "postEvent",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "oneOf": [{"$ref": ref} for ref in variants.values()],
+                                "discriminator": {"propertyName": "event", "mapping": variants},
+                            },
+                            "examples": examples,
+                        }
+                    },
+                },
+                "responses": {
+                    "202": {
+                        "description": "Accepted: the broker acknowledged the event.",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/Accepted"}
+                            }
+                        },
+                    },
+                    **responses,
+                },
+            }
+        },
+    )
+    for path, summary in (("/health/live", "Liveness"), ("/health/ready", "Readiness")):
+        spec.path(
+            path=path,
+            operations={
+                "get": {
+                    "summary": summary,
+                    "responses": {"200": {"description": "OK"}, "503": {"description": "Not ready"}},
+                }
+            },
+        )
+    return spec.to_dict()
+
+
+def _token_property() -> dict[str, Any]:
+    return {
+        "type": "string",
+        "nullable": True,
+        "minLength": 1,
+        "maxLength": MAX_TOKEN_LENGTH,
+        "description": "The user's JWT, or null (or absent) for an anonymous user.",
+    }
+
+
+def render(registry: Registry) -> str:
+    """The document as committed to ``docs/openapi.json``."""
+    return json.dumps(build_spec(registry), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    from core.plugin_manager import build_registry, make_plugin_manager
+
+    print(render(build_registry(make_plugin_manager())), end="")

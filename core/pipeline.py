@@ -1,0 +1,98 @@
+"""validate -> resolve identity -> enrich -> publish, with plain arguments and no Flask globals."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import ValidationError
+
+from core.errors import ApiError, flatten_messages
+from core.identity import IdentityResolver, TokenRejected
+from core.message import EnvelopeSchema, build_message, encode
+from core.publisher import Publisher, PublishError
+from core.registry import Registry
+
+_ENVELOPE = EnvelopeSchema()
+
+
+@dataclass(frozen=True)
+class PreparedEvent:
+    """A validated, enriched event ready for Kafka."""
+
+    event_id: str
+    key: str
+    value: bytes
+
+
+class Pipeline:
+    """Turns a client's parsed JSON into a published message, or an :class:`ApiError`."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        identity: IdentityResolver,
+        publisher: Publisher,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.registry = registry
+        self.identity = identity
+        self.publisher = publisher
+        self._clock = clock
+
+    def prepare(self, payload: Any) -> PreparedEvent:
+        """Validate and enrich one event; raises :class:`ApiError` naming the field at fault."""
+        received_at = self._clock()
+        if not isinstance(payload, dict):
+            raise ApiError(400, "invalid_body", "An event is a JSON object.")
+        try:
+            envelope = _ENVELOPE.load(payload)
+        except ValidationError as error:
+            raise _invalid(error.messages) from None
+        event = envelope["event"]
+        if event not in self.registry:
+            raise ApiError(
+                422,
+                "unknown_event",
+                f"Unknown event {event!r}.",
+                {"event": [f"Unknown event. Known events: {', '.join(self.registry.names)}."]},
+                extra={"known_events": self.registry.names},
+            )
+        data = envelope["data"]
+        try:
+            self.registry.schema(event).load(data)
+        except ValidationError as error:
+            raise _invalid({"data": error.messages}) from None
+        try:
+            identity = self.identity.resolve(envelope["token"])
+        except TokenRejected as rejection:
+            raise ApiError(401, "invalid_token", str(rejection), {"token": [str(rejection)]})
+        message = build_message(event, data, identity, received_at)
+        return PreparedEvent(message["event_id"], event, encode(message))
+
+    def ingest(self, payload: Any) -> str:
+        """Prepare one event and publish it; returns its ``event_id`` once Kafka acknowledged."""
+        prepared = self.prepare(payload)
+        try:
+            self.publisher.publish(prepared.key, prepared.value)
+        except PublishError:
+            raise unavailable() from None
+        return prepared.event_id
+
+
+def unavailable() -> ApiError:
+    """The answer when the broker did not acknowledge: the client should retry."""
+    return ApiError(
+        503,
+        "unavailable",
+        "The event could not be stored right now; retry later.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def _invalid(messages: Any) -> ApiError:
+    details = flatten_messages(messages)
+    fields = ", ".join(sorted(details))
+    return ApiError(422, "validation_error", f"Invalid event: {fields}.", details)
