@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from types import ModuleType
 
 import pluggy
 
@@ -37,7 +38,20 @@ def make_plugin_manager(
 
 def build_registry(manager: pluggy.PluginManager) -> Registry:
     """Collect every plugin's event types into one :class:`Registry`."""
+    distributions = {id(plugin): dist for plugin, dist in manager.list_plugin_distinfo()}
     contributions = []
     for impl in manager.hook.register_event_types.get_hookimpls():
-        contributions.append((impl.plugin_name, impl.function() or []))
+        name = describe_plugin(impl.plugin, distributions.get(id(impl.plugin)))
+        contributions.append((name, impl.function() or []))
     return Registry(contributions)
+
+
+def describe_plugin(plugin: object, distribution: object | None = None) -> str:
+    """A plugin's module (or class) and, when installed from a package, its name and version."""
+    if isinstance(plugin, ModuleType):
+        where = plugin.__name__
+    else:
+        where = f"{type(plugin).__module__}.{type(plugin).__qualname__}"
+    if distribution is None:
+        return where
+    return f"{where} ({distribution.project_name} {distribution.version})"

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from flask import Blueprint, current_app
+from flask import Blueprint, current_app, request
 
-from core.api.extension import pipeline_of, request
+from core.api.extension import pipeline_of
 
 from core.errors import ApiError
 

@@ -1,0 +1,17 @@
+"""gunicorn settings for the API, taken from the same CLICKSTREAM_* settings as everything else."""
+
+from core.config import Settings
+
+_settings = Settings.from_env()
+
+bind = f"{_settings.api_host}:{_settings.api_port}"
+workers = _settings.api_workers
+threads = _settings.api_threads
+worker_class = "gthread"
+# The Kafka producer is created lazily in each worker, so preloading the app is safe.
+preload_app = True
+keepalive = 30
+timeout = 30
+graceful_timeout = 20
+accesslog = None
+errorlog = "-"

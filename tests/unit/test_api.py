@@ -1,0 +1,175 @@
+"""The HTTP contract of POST /api/v1/events, with the identity service and Kafka faked."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import orjson
+import pytest
+
+from core.api import create_app
+from core.config import Settings
+from core.plugin_manager import build_registry, make_plugin_manager
+from tests.fakes import FakeIdentity, FakePublisher
+
+URL = "/api/v1/events"
+EXAMPLES = {t.name: dict(t.example) for t in build_registry(make_plugin_manager())}
+
+
+@pytest.fixture
+def publisher() -> FakePublisher:
+    return FakePublisher()
+
+
+@pytest.fixture
+def client(publisher: FakePublisher):
+    app = create_app(Settings(max_body_bytes=4096), identity=FakeIdentity(), publisher=publisher)
+    return app.test_client()
+
+
+def event(name: str, token: str | None = None, **data_changes) -> dict:
+    data = {**EXAMPLES[name], **data_changes}
+    return {"event": name, "token": token, "data": {k: v for k, v in data.items() if v != ...}}
+
+
+def sent_message(publisher: FakePublisher) -> tuple[str, dict]:
+    key, value = publisher.sent[-1]
+    return key, orjson.loads(value)
+
+
+@pytest.mark.parametrize("name", sorted(EXAMPLES))
+def test_every_event_type_is_accepted_and_enriched(client, publisher, name) -> None:
+    response = client.post(URL, json=event(name, token="user:42"))
+    assert response.status_code == 202, response.json
+    key, message = sent_message(publisher)
+    assert key == name
+    assert message["event_id"] == response.json["event_id"]
+    uuid.UUID(message["event_id"])
+    assert message["user_id"] == "42"
+    assert message["identity"] == "verified"
+    assert "token" not in message
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", message["timestamp"])
+    assert message["data"] == EXAMPLES[name]
+
+
+def test_no_token_means_anonymous(client, publisher) -> None:
+    body = event("element_click")
+    del body["token"]
+    assert client.post(URL, json=body).status_code == 202
+    assert sent_message(publisher)[1]["user_id"] == "anonymous"
+
+
+def test_cyrillic_round_trips_unchanged(client, publisher) -> None:
+    query = "комедии 2020 «Брат» ёлка"
+    response = client.post(URL, json=event("search_filter", query=query))
+    assert response.status_code == 202, response.json
+    value = publisher.sent[-1][1]
+    assert query.encode() in value
+    assert orjson.loads(value)["data"]["query"] == query
+
+
+def test_a_rejected_token_is_401_and_never_echoed(client, publisher) -> None:
+    response = client.post(URL, json=event("element_click", token="forged-secret-token"))
+    assert response.status_code == 401
+    assert response.json["error"] == "invalid_token"
+    assert "token" in response.json["details"]
+    assert b"forged-secret-token" not in response.data
+    assert publisher.sent == []
+
+
+def test_a_broker_that_does_not_acknowledge_is_503_with_retry_after(client, publisher) -> None:
+    publisher.failing = True
+    response = client.post(URL, json=event("element_click"))
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+
+
+def test_unknown_event_lists_the_known_ones(client) -> None:
+    response = client.post(URL, json={"event": "bogus", "token": None, "data": {}})
+    assert response.status_code == 422
+    assert response.json["error"] == "unknown_event"
+    assert response.json["known_events"] == sorted(EXAMPLES)
+    assert "event" in response.json["details"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"token": None, "data": {}}, "event"),
+        ({"event": "element_click", "token": None}, "data"),
+        ({"event": "element_click", "token": None, "data": None}, "data"),
+        ({"event": "element_click", "token": None, "data": []}, "data"),
+        ({"event": "", "token": None, "data": {}}, "event"),
+        ({"event": 7, "token": None, "data": {}}, "event"),
+        ({"event": "element_click", "token": 7, "data": {}}, "token"),
+        ({"event": "element_click", "token": "", "data": {}}, "token"),
+        ({"event": "element_click", "data": {}, "extra": 1}, "extra"),
+        (event("quality_change", old_quality="720"), "data.old_quality"),
+        (event("quality_change", old_quality=720.5), "data.old_quality"),
+        (event("quality_change", old_quality=True), "data.old_quality"),
+        (event("quality_change", new_quality=0), "data.new_quality"),
+        (event("quality_change", new_quality=-1080), "data.new_quality"),
+        (event("video_complete", duration_total="true"), "data.duration_total"),
+        (event("video_complete", duration_total=1), "data.duration_total"),
+        (event("page_view_start", page_view_id="not-a-uuid"), "data.page_view_id"),
+        (event("page_view_end", page_view_id=...), "data.page_view_id"),
+        (event("page_view_start", page_type=""), "data.page_type"),
+        (event("element_click", element_id="x" * 100_000), "data.element_id"),
+        (event("element_click", unexpected="field"), "data.unexpected"),
+    ],
+)
+def test_schema_errors_are_422_naming_the_field(client, publisher, body, field) -> None:
+    response = client.post(URL, json=body)
+    assert response.status_code in (413, 422), response.json
+    if response.status_code == 422:
+        assert response.json["error"] == "validation_error"
+        assert field in response.json["details"], response.json
+        assert field in response.json["message"]
+    assert publisher.sent == []
+
+
+@pytest.mark.parametrize(
+    "raw", [b"{", b"not json", b'{"a": NaN}', b"\xff\xfe", b"", b"[1, 2]", b'"text"', b"null"]
+)
+def test_a_body_that_is_not_a_json_object_is_400(client, raw) -> None:
+    response = client.post(URL, data=raw, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json["error"] in ("invalid_json", "invalid_body")
+    assert response.json["details"] or response.json["error"] == "invalid_body"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["application/xml", "application/x-www-form-urlencoded", "application/json; charset=latin-1"],
+)
+def test_an_unsupported_content_type_is_415(client, content_type) -> None:
+    response = client.post(URL, data=b"{}", content_type=content_type)
+    assert response.status_code == 415
+    assert "Content-Type" in response.json["details"]
+
+
+def test_a_beacon_body_sent_as_text_plain_is_accepted(client) -> None:
+    response = client.post(URL, data=orjson.dumps(event("element_click")), content_type="text/plain")
+    assert response.status_code == 202
+
+
+def test_a_body_over_the_limit_is_413(client) -> None:
+    body = orjson.dumps(event("search_filter", query="я" * 3000))
+    response = client.post(URL, data=body, content_type="application/json")
+    assert response.status_code == 413
+    assert response.json["error"] == "request_entity_too_large"
+
+
+def test_unknown_routes_and_methods_answer_json(client) -> None:
+    assert client.get("/nope").json["error"] == "not_found"
+    assert client.get(URL).status_code == 405
+
+
+def test_readiness_reports_each_dependency(client, publisher) -> None:
+    response = client.get("/health/ready")
+    assert response.status_code == 200
+    assert set(response.json["checks"]) == {"kafka", "redis", "auth_service"}
+    publisher.failing = True
+    assert client.get("/health/ready").status_code == 503
+    assert client.get("/health/live").status_code == 200
