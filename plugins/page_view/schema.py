@@ -1,0 +1,30 @@
+"""The ``data`` of ``page_view_start`` and ``page_view_end`` events."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from core.fields import StrictInteger, Text
+
+MAX_URL = 2048
+#: Thirty days in milliseconds: longer than any tab stays open, and fits UInt32.
+MAX_VISIBLE_MS = 30 * 24 * 60 * 60 * 1000
+
+
+class PageViewSchema(Schema):
+    """Fields both ends of a page view carry; ``page_view_id`` pairs them."""
+
+    page_view_id = fields.UUID(required=True)
+    page_type = Text(max_length=64, required=True)
+    movie_id = fields.UUID(load_default=None)
+
+
+class PageViewStartSchema(PageViewSchema):
+    url = Text(max_length=MAX_URL, load_default=None)
+    referrer = Text(max_length=MAX_URL, load_default=None)
+
+
+class PageViewEndSchema(PageViewSchema):
+    visible_ms = StrictInteger(
+        validate=validate.Range(min=0, max=MAX_VISIBLE_MS), load_default=None
+    )

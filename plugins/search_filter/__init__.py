@@ -1,0 +1,27 @@
+"""Built-in plugin: a catalogue search, by text query, filters, or both."""
+
+from __future__ import annotations
+
+from core import EventType, hookimpl
+from core.ddl import load_ddl
+from plugins.search_filter.schema import SearchFilterSchema
+
+EXAMPLE = {
+    "query": "комедии 2020",
+    "filters": {"genre": "комедия", "year": "2020", "country": "Россия"},
+    "results_count": 42,
+}
+
+
+@hookimpl
+def register_event_types() -> list[EventType]:
+    return [
+        EventType(
+            name="search_filter",
+            schema=SearchFilterSchema,
+            table="search_filters",
+            ddl=load_ddl(__name__),
+            example=EXAMPLE,
+            description="A catalogue search by text query and/or filters, with its result count.",
+        )
+    ]

@@ -1,0 +1,318 @@
+"""The built-in plugins: their schemas, row mappers and DDL, found through entry points."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from marshmallow import ValidationError
+
+from core.plugin_manager import build_registry, make_plugin_manager
+from core.registry import EventType, Registry
+from core.rows import ENVELOPE_COLUMNS
+
+EVENTS = (
+    "element_click",
+    "page_view_end",
+    "page_view_start",
+    "quality_change",
+    "search_filter",
+    "video_complete",
+)
+PLUGINS = {"element_click", "page_view", "quality_change", "video_complete", "search_filter"}
+COLUMN = re.compile(r"^\s+([a-z_][a-z0-9_]*)\s+\S", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return build_registry(make_plugin_manager())
+
+
+def example(registry: Registry, event: str, **changes: Any) -> dict[str, Any]:
+    """The event's example data with ``changes`` applied; a value of ``...`` removes the field."""
+    data = {**registry[event].example, **changes}
+    return {key: value for key, value in data.items() if value is not ...}
+
+
+def errors(registry: Registry, event: str, data: dict[str, Any]) -> dict[str, Any]:
+    with pytest.raises(ValidationError) as raised:
+        registry.schema(event).load(data)
+    return raised.value.messages
+
+
+def message(event_type: EventType, data: dict[str, Any]) -> dict[str, Any]:
+    """An enriched message as the ETL sees it: ``data`` loaded by the schema."""
+    return {
+        "event_id": "5b0c6f1e-2f4d-4b8a-9c3e-7d6f5a4b3c2d",
+        "event": event_type.name,
+        "timestamp": "2026-11-28T10:00:00.123Z",
+        "user_id": "user-42",
+        "identity": "verified",
+        "data": event_type.schema().load(data),
+    }
+
+
+def ddl_columns(ddl: str) -> list[str]:
+    body = ddl[ddl.index("(") + 1 : ddl.index("ENGINE")]
+    return COLUMN.findall(body)
+
+
+def test_entry_points_find_all_five_plugins(registry: Registry) -> None:
+    manager = make_plugin_manager()
+    for name in PLUGINS:
+        assert manager.get_plugin(name) is importlib.import_module(f"plugins.{name}")
+    assert registry.names == list(EVENTS)
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_example_is_valid(registry: Registry, event: str) -> None:
+    registry.schema(event).load(example(registry, event))
+
+
+@pytest.mark.parametrize(
+    ("event", "field"),
+    [
+        ("element_click", "element_type"),
+        ("element_click", "element_id"),
+        ("element_click", "page_type"),
+        ("page_view_start", "page_view_id"),
+        ("page_view_start", "page_type"),
+        ("page_view_end", "page_view_id"),
+        ("page_view_end", "page_type"),
+        ("quality_change", "movie_id"),
+        ("quality_change", "old_quality"),
+        ("quality_change", "new_quality"),
+        ("video_complete", "movie_id"),
+        ("video_complete", "duration_total"),
+    ],
+)
+def test_missing_required_field_is_refused(registry: Registry, event: str, field: str) -> None:
+    assert errors(registry, event, example(registry, event, **{field: ...})) == {
+        field: ["Missing data for required field."]
+    }
+
+
+@pytest.mark.parametrize(
+    ("event", "optional"),
+    [
+        ("element_click", ("movie_id", "position")),
+        ("page_view_start", ("movie_id", "url", "referrer")),
+        ("page_view_end", ("movie_id", "visible_ms")),
+        ("quality_change", ("reason", "position_s")),
+        ("video_complete", ("watched_s", "duration_s")),
+        ("search_filter", ("results_count",)),
+    ],
+)
+def test_optional_fields_may_be_left_out_or_null(
+    registry: Registry, event: str, optional: tuple[str, ...]
+) -> None:
+    schema = registry.schema(event)
+    for missing in (..., None):
+        loaded = schema.load(example(registry, event, **dict.fromkeys(optional, missing)))
+        assert all(loaded[field] is None for field in optional)
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_unexpected_field_is_refused(registry: Registry, event: str) -> None:
+    assert errors(registry, event, example(registry, event, session_id="x")) == {
+        "session_id": ["Unknown field."]
+    }
+
+
+NOT_A_UUID = ["7f1d-not-a-uuid", 12345, "", None]
+NOT_A_QUALITY = ["720", 720.0, 720.5, True, 0, -1, 8641, None]
+NOT_A_COUNT = ["3", 3.0, False, -1]
+
+
+@pytest.mark.parametrize(
+    ("event", "field", "value"),
+    [
+        *[("page_view_start", "page_view_id", value) for value in NOT_A_UUID],
+        *[("page_view_end", "page_view_id", value) for value in NOT_A_UUID],
+        *[("quality_change", "movie_id", value) for value in NOT_A_UUID],
+        *[("video_complete", "movie_id", value) for value in NOT_A_UUID],
+        ("element_click", "movie_id", "poster-17"),
+        *[("quality_change", "old_quality", value) for value in NOT_A_QUALITY],
+        *[("quality_change", "new_quality", value) for value in NOT_A_QUALITY],
+        *[("video_complete", "duration_total", value) for value in ["true", 1, 0, "yes", None]],
+        *[("element_click", "position", value) for value in NOT_A_COUNT],
+        *[("page_view_end", "visible_ms", value) for value in NOT_A_COUNT],
+        *[("quality_change", "position_s", value) for value in NOT_A_COUNT],
+        *[("video_complete", "watched_s", value) for value in NOT_A_COUNT],
+        *[("video_complete", "duration_s", value) for value in [*NOT_A_COUNT, 0]],
+        *[("search_filter", "results_count", value) for value in NOT_A_COUNT],
+        *[("quality_change", "reason", value) for value in ["Auto", "network", "", 1]],
+        ("element_click", "position", 100_001),
+        ("page_view_end", "visible_ms", 2**32),
+        ("quality_change", "position_s", 86_401),
+        ("video_complete", "watched_s", 86_401),
+        ("search_filter", "results_count", 10_000_001),
+        ("element_click", "page_type", 7),
+        ("search_filter", "query", ["комедии"]),
+        *[("search_filter", "filters", value) for value in [["genre"], "genre=comedy", None]],
+        ("search_filter", "filters", {"year": 2020}),
+        ("search_filter", "filters", {"genre": None}),
+    ],
+)
+def test_wrong_type_or_value_is_refused(
+    registry: Registry, event: str, field: str, value: Any
+) -> None:
+    assert list(errors(registry, event, example(registry, event, **{field: value}))) == [field]
+
+
+def test_quality_change_must_change_quality(registry: Registry) -> None:
+    data = example(registry, "quality_change", old_quality=720, new_quality=720)
+    assert errors(registry, "quality_change", data) == {
+        "new_quality": ["Must differ from old_quality."]
+    }
+
+
+@pytest.mark.parametrize(
+    ("event", "field", "limit"),
+    [
+        ("element_click", "element_type", 64),
+        ("element_click", "element_id", 256),
+        ("element_click", "page_type", 64),
+        ("page_view_start", "page_type", 64),
+        ("page_view_start", "url", 2048),
+        ("page_view_start", "referrer", 2048),
+        ("page_view_end", "page_type", 64),
+        ("search_filter", "query", 512),
+    ],
+)
+def test_strings_are_bounded(registry: Registry, event: str, field: str, limit: int) -> None:
+    schema = registry.schema(event)
+    assert schema.load(example(registry, event, **{field: "ё" * limit}))[field] == "ё" * limit
+    assert field in errors(registry, event, example(registry, event, **{field: "ё" * (limit + 1)}))
+
+
+@pytest.mark.parametrize(
+    ("filters", "accepted"),
+    [
+        ({"k" * 64: "v" * 256}, True),
+        ({"k" * 65: "v"}, False),
+        ({"genre": "v" * 257}, False),
+        ({"": "комедия"}, False),
+        ({"genre": ""}, False),
+        ({f"f{i}": "v" for i in range(20)}, True),
+        ({f"f{i}": "v" for i in range(21)}, False),
+    ],
+)
+def test_filters_are_bounded(registry: Registry, filters: dict[str, str], accepted: bool) -> None:
+    data = example(registry, "search_filter", filters=filters)
+    if accepted:
+        assert registry.schema("search_filter").load(data)["filters"] == filters
+    else:
+        assert "filters" in errors(registry, "search_filter", data)
+
+
+@pytest.mark.parametrize(
+    ("event", "field", "limit"),
+    [
+        ("element_click", "element_type", 64),
+        ("element_click", "element_id", 256),
+        ("element_click", "page_type", 64),
+        ("page_view_start", "page_type", 64),
+        ("page_view_start", "url", 2048),
+        ("page_view_end", "page_type", 64),
+    ],
+)
+def test_empty_string_is_refused(registry: Registry, event: str, field: str, limit: int) -> None:
+    assert errors(registry, event, example(registry, event, **{field: ""})) == {
+        field: [f"Length must be between 1 and {limit}."]
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "filters", "accepted"),
+    [
+        ("комедии 2020", {}, True),
+        ("", {"genre": "драма"}, True),
+        ("", {}, False),
+        ("   ", {}, False),
+    ],
+)
+def test_search_needs_a_query_or_a_filter(
+    registry: Registry, query: str, filters: dict[str, str], accepted: bool
+) -> None:
+    data = {"query": query, "filters": filters}
+    if accepted:
+        registry.schema("search_filter").load(data)
+    else:
+        assert errors(registry, "search_filter", data) == {
+            "query": ["Give a query or at least one filter."]
+        }
+
+
+def test_search_defaults_fit_non_nullable_columns(registry: Registry) -> None:
+    event_type = registry["search_filter"]
+    assert event_type.row(message(event_type, {"filters": {"genre": "драма"}}))["query"] == ""
+    assert event_type.row(message(event_type, {"query": "дюна"}))["filters"] == {}
+
+
+@pytest.mark.parametrize(
+    ("event", "changes"),
+    [
+        ("search_filter", {"query": "комедии 2020", "filters": {"жанр": "комедия"}}),
+        ("element_click", {"element_id": "кнопка-смотреть", "page_type": "главная"}),
+        ("page_view_start", {"url": "https://cinema.example/фильмы/дюна"}),
+    ],
+)
+def test_cyrillic_round_trips(registry: Registry, event: str, changes: dict[str, Any]) -> None:
+    data = example(registry, event, **changes)
+    for encoded in (json.dumps(data), json.dumps(data, ensure_ascii=False).encode()):
+        row = registry[event].row(message(registry[event], json.loads(encoded)))
+        assert {field: row[field] for field in changes} == changes
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_row_of_example(registry: Registry, event: str) -> None:
+    event_type = registry[event]
+    row = event_type.row(message(event_type, example(registry, event)))
+    assert row["event_id"] == uuid.UUID("5b0c6f1e-2f4d-4b8a-9c3e-7d6f5a4b3c2d")
+    assert row["timestamp"] == datetime(2026, 11, 28, 10, 0, 0, 123000, tzinfo=UTC)
+    assert (row["event"], row["user_id"], row["identity"]) == (event, "user-42", "verified")
+    for field, value in event_type.example.items():
+        if field.endswith("_id") and field != "element_id":
+            assert row[field] == uuid.UUID(value)
+        else:
+            assert row[field] == value
+
+
+@pytest.mark.parametrize("event", EVENTS)
+@pytest.mark.parametrize("minimal", [False, True], ids=["example", "required-only"])
+def test_row_has_exactly_the_table_columns(registry: Registry, event: str, minimal: bool) -> None:
+    """Rows of one table all carry every column, in DDL order, so a batch inserts as one."""
+    event_type = registry[event]
+    data = example(registry, event)
+    if minimal:
+        schema = event_type.schema()
+        data = {field: data[field] for field, spec in schema.fields.items() if spec.required}
+        if event == "search_filter":
+            data = {"query": "дюна"}
+    row = event_type.row(message(event_type, data))
+    columns = ddl_columns(event_type.ddl)
+    assert columns[: len(ENVELOPE_COLUMNS)] == list(ENVELOPE_COLUMNS)
+    assert list(row) == columns
+
+
+@pytest.mark.parametrize("event", EVENTS)
+def test_ddl_is_a_replacing_table_deduplicated_by_event_id(registry: Registry, event: str) -> None:
+    ddl = registry[event].ddl.format(database="analytics", table="events")
+    assert ddl.startswith("CREATE TABLE IF NOT EXISTS analytics.events")
+    assert "ENGINE = ReplacingMergeTree" in ddl
+    assert "PARTITION BY toYYYYMM(timestamp)" in ddl
+    last_line = ddl.strip().splitlines()[-1]
+    assert last_line.startswith("ORDER BY (") and last_line.endswith(", event_id)")
+
+
+def test_page_view_start_and_end_share_one_table(registry: Registry) -> None:
+    start, end = registry["page_view_start"], registry["page_view_end"]
+    assert (start.table, start.ddl, start.plugin) == (end.table, end.ddl, end.plugin)
+    assert start.table == "page_views"
+    assert len({registry[event].table for event in EVENTS}) == 5
