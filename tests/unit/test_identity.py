@@ -1,0 +1,534 @@
+"""Identity resolution logic, with a fake auth service, a fake Redis and a fake clock."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import threading
+
+import jwt
+import pytest
+import redis
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from core.config import ConfigError, Settings
+from core.identity import (
+    ANONYMOUS,
+    CircuitBreaker,
+    Identity,
+    IdentityResolver,
+    TokenRejected,
+)
+
+NOW = 1_800_000_000.0
+SECRET = Settings().jwt_secret
+
+
+class Clock:
+    """Time that only moves when a test says so."""
+
+    def __init__(self, now: float = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Response:
+    def __init__(self, status_code: int, body: object = None) -> None:
+        self.status_code = status_code
+        self._body = body
+
+    def json(self) -> object:
+        if isinstance(self._body, str):
+            return json.loads(self._body)
+        return self._body
+
+
+class Session:
+    """Answers every request with the next item of ``answers`` (repeating the last)."""
+
+    def __init__(self, *answers: Response | Exception) -> None:
+        self.answers = list(answers)
+        self.requests: list[dict] = []
+
+    def request(self, method: str, url: str, **kwargs) -> Response:
+        self.requests.append({"method": method, "url": url, **kwargs})
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+class FakeRedis:
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+        self.ttls_ms: dict[str, int] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self.data.get(key)
+
+    def set(self, key: str, value: str, px: int) -> None:
+        self.data[key] = value.encode()
+        self.ttls_ms[key] = px
+
+    def ping(self) -> bool:
+        return True
+
+
+class DownRedis:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def _fail(self, *args, **kwargs):
+        self.calls += 1
+        raise redis.ConnectionError("Connection refused")
+
+    get = set = ping = _fail
+
+
+def hs256(claims: dict, secret: str = SECRET, **kwargs) -> str:
+    return jwt.encode(claims, secret, algorithm="HS256", **kwargs)
+
+
+def ok(user_id: str = "u1", exp: float | None = NOW + 600) -> Response:
+    body: dict = {"user_id": user_id}
+    if exp is not None:
+        body["exp"] = exp
+    return Response(200, body)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def base() -> Settings:
+    return Settings(auth_breaker_failures=2, auth_breaker_reset_s=5.0, redis_prefix="t:")
+
+
+def make(settings: Settings, session: Session, clock: Clock, cache=None, **kwargs):
+    return IdentityResolver(settings, cache, session, clock=clock, monotonic=clock, **kwargs)
+
+
+# Basics
+
+
+def test_absent_token_is_anonymous(base, clock):
+    session = Session(ok())
+    assert (
+        make(base, session, clock).resolve(None) == ANONYMOUS == Identity("anonymous", "anonymous")
+    )
+    assert session.requests == []
+
+
+@pytest.mark.parametrize("token", ["", "   "])
+def test_empty_token_is_rejected(base, clock, token):
+    with pytest.raises(TokenRejected):
+        make(base, Session(ok()), clock).resolve(token)
+
+
+def test_service_call_shape(base, clock):
+    session = Session(ok())
+    resolver = make(base, session, clock)
+    assert resolver.resolve("tok-123") == Identity("u1", "verified")
+    call = session.requests[0]
+    assert call["method"] == "POST"
+    assert call["url"] == base.auth_url
+    assert call["headers"] == {"Authorization": "Bearer tok-123"}
+    assert call["timeout"] == base.auth_timeout_s
+    assert call["allow_redirects"] is False
+
+
+def test_dotted_user_id_path_and_int_user_id(base, clock):
+    settings = base.replace(auth_user_id_field="data.user.id", auth_expiry_field="data.exp")
+    session = Session(Response(200, {"data": {"user": {"id": 42}, "exp": NOW + 60}}))
+    assert make(settings, session, clock).resolve("t") == Identity("42", "verified")
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_service_rejection(base, clock, status):
+    with pytest.raises(TokenRejected) as raised:
+        make(base, Session(Response(status, {"error": "nope"})), clock).resolve("secret-token")
+    assert "secret-token" not in str(raised.value)
+
+
+# Cache
+
+
+def test_cache_key_is_prefixed_sha256(base, clock):
+    resolver = make(base, Session(ok()), clock)
+    digest = hashlib.sha256(b"my-token").hexdigest()
+    assert resolver.cache_key("my-token") == f"t:identity:{digest}"
+
+
+def test_accepted_answer_cached_until_token_expiry(base, clock):
+    cache = FakeRedis()
+    session = Session(ok(exp=NOW + 600))
+    resolver = make(base, session, clock, cache)
+    resolver.resolve("tok")
+    key = resolver.cache_key("tok")
+    assert list(cache.data) == [key]
+    assert cache.ttls_ms[key] == 600_000
+    assert json.loads(cache.data[key])["user_id"] == "u1"
+    assert b"tok" not in cache.data[key]
+
+
+def test_accepted_answer_cached_at_most_max_ttl(base, clock):
+    cache = FakeRedis()
+    resolver = make(base.replace(cache_max_ttl_s=100), Session(ok(exp=NOW + 10_000)), clock, cache)
+    resolver.resolve("tok")
+    assert cache.ttls_ms[resolver.cache_key("tok")] == 100_000
+
+
+def test_answer_without_expiry_uses_the_tokens_own_exp(base, clock):
+    cache = FakeRedis()
+    token = hs256({"sub": "u1", "exp": int(NOW) + 120})
+    resolver = make(base, Session(ok(exp=None)), clock, cache)
+    resolver.resolve(token)
+    assert cache.ttls_ms[resolver.cache_key(token)] == 120_000
+
+
+def test_expired_answer_not_cached(base, clock):
+    cache = FakeRedis()
+    session = Session(ok(exp=NOW - 1))
+    resolver = make(base, session, clock, cache)
+    assert resolver.resolve("tok").mode == "verified"
+    resolver.resolve("tok")
+    assert cache.data == {}
+    assert len(session.requests) == 2
+
+
+def test_rejection_cached_for_rejection_ttl(base, clock):
+    cache = FakeRedis()
+    session = Session(Response(401, {}))
+    resolver = make(base.replace(cache_rejection_ttl_s=30), session, clock, cache)
+    with pytest.raises(TokenRejected):
+        resolver.resolve("tok")
+    assert cache.ttls_ms[resolver.cache_key("tok")] == 30_000
+    with pytest.raises(TokenRejected):
+        resolver.resolve("tok")
+    assert len(session.requests) == 1
+    clock.advance(31)
+    with pytest.raises(TokenRejected):
+        resolver.resolve("tok")
+    assert len(session.requests) == 2
+
+
+def test_local_cache_serves_hot_tokens_and_respects_expiry(base, clock):
+    cache = FakeRedis()
+    session = Session(ok(exp=NOW + 10))
+    resolver = make(base, session, clock, cache)
+    for _ in range(5):
+        resolver.resolve("tok")
+    assert len(session.requests) == 1
+    assert resolver.stats()["cache_hits_local"] == 4
+    clock.advance(11)
+    resolver.resolve("tok")
+    assert len(session.requests) == 2
+
+
+def test_redis_hit_from_another_process(base, clock):
+    cache = FakeRedis()
+    make(base, Session(ok()), clock, cache).resolve("tok")
+    other_session = Session(ok(user_id="someone-else"))
+    other = make(base, other_session, clock, cache)
+    assert other.resolve("tok") == Identity("u1", "verified")
+    assert other_session.requests == []
+    assert other.stats()["cache_hits_redis"] == 1
+
+
+def test_local_cache_lifetime_is_bounded(base, clock):
+    cache = FakeRedis()
+    session = Session(ok(exp=NOW + 3600))
+    resolver = make(base, session, clock, cache, local_cache_ttl_s=5)
+    resolver.resolve("tok")
+    cache.data.clear()  # as an operator deleting the key would
+    clock.advance(6)
+    resolver.resolve("tok")
+    assert len(session.requests) == 2
+
+
+def test_local_cache_is_bounded(base, clock):
+    session = Session(ok())
+    resolver = make(base, session, clock, local_cache_size=2)
+    for token in ("a", "b", "c", "a"):
+        resolver.resolve(token)
+    assert len(session.requests) == 4
+
+
+def test_redis_down_resolves_without_cache_and_backs_off(base, clock, caplog):
+    cache = DownRedis()
+    resolver = make(base, Session(ok()), clock, cache, local_cache_size=0)
+    with caplog.at_level(logging.WARNING):
+        assert resolver.resolve("tok-secret") == Identity("u1", "verified")
+        resolver.resolve("tok-secret")
+    # One failure stops Redis calls for a second instead of paying a timeout per event.
+    assert cache.calls == 1
+    clock.advance(2)
+    resolver.resolve("tok-secret")
+    assert cache.calls == 2
+    assert "tok-secret" not in caplog.text
+    assert resolver.check_cache()["ok"] is False
+
+
+def test_degraded_results_not_cached(base, clock):
+    cache = FakeRedis()
+    session = Session(requests.ConnectionError("refused"))
+    resolver = make(base, session, clock, cache)
+    token = hs256({"sub": "u9"})
+    assert resolver.resolve(token) == Identity("u9", "degraded")
+    assert cache.data == {}
+    assert resolver.resolve(token).mode == "degraded"
+    assert len(session.requests) == 2
+
+
+# Unavailability and the circuit breaker
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        requests.ConnectionError("refused"),
+        requests.Timeout("slow"),
+        Response(503, {"error": "down"}),
+        Response(500, "<html>"),
+        Response(404, {}),
+        Response(200, "not json {"),
+        Response(200, {"no_user": "x"}),
+        Response(200, {"user_id": ""}),
+        Response(200, {"user_id": "u", "exp": "tomorrow"}),
+    ],
+)
+def test_unavailable_answers_fall_back_to_local_jwt(base, clock, answer):
+    resolver = make(base, Session(answer), clock)
+    assert resolver.resolve(hs256({"sub": "u7"})) == Identity("u7", "degraded")
+    assert resolver.stats()["fallbacks"] == 1
+
+
+def test_breaker_opens_then_half_opens_then_closes(base, clock):
+    session = Session(requests.Timeout(), requests.Timeout(), ok(user_id="u1"))
+    resolver = make(base, session, clock)
+    token = hs256({"sub": "u1"})
+    assert resolver.breaker.state == "closed"
+    resolver.resolve(token)
+    resolver.resolve(token)
+    assert resolver.breaker.state == "open"
+    # Open: straight to the fallback, no call.
+    assert resolver.resolve(token).mode == "degraded"
+    assert len(session.requests) == 2
+    assert resolver.stats()["breaker_short_circuits"] == 1
+    clock.advance(5)
+    assert resolver.breaker.state == "half_open"
+    assert resolver.resolve(token) == Identity("u1", "verified")
+    assert resolver.breaker.state == "closed"
+    assert len(session.requests) == 3
+
+
+def test_failed_trial_reopens_breaker(base, clock):
+    session = Session(requests.Timeout())
+    resolver = make(base, session, clock)
+    token = hs256({"sub": "u1"})
+    resolver.resolve(token)
+    resolver.resolve(token)
+    clock.advance(5)
+    resolver.resolve(token)
+    assert len(session.requests) == 3
+    assert resolver.breaker.state == "open"
+    clock.advance(4)
+    resolver.resolve(token)
+    assert len(session.requests) == 3
+
+
+def test_rejection_counts_as_a_working_service(base, clock):
+    session = Session(requests.Timeout(), Response(401, {}), requests.Timeout())
+    resolver = make(base, session, clock)
+    resolver.resolve(hs256({"sub": "a"}))
+    with pytest.raises(TokenRejected):
+        resolver.resolve(hs256({"sub": "b"}))
+    resolver.resolve(hs256({"sub": "c"}))
+    assert resolver.breaker.state == "closed"
+
+
+def test_half_open_allows_a_single_trial():
+    clock = Clock()
+    breaker = CircuitBreaker(1, 5.0, clock)
+    breaker.record_failure()
+    assert breaker.state == "open"
+    assert not breaker.allow()
+    clock.advance(5)
+    assert breaker.allow()
+    assert not breaker.allow()
+    assert breaker.state == "half_open"
+    breaker.record_success()
+    assert breaker.state == "closed"
+    assert breaker.allow()
+
+
+def test_breaker_is_thread_safe_in_half_open():
+    clock = Clock()
+    breaker = CircuitBreaker(1, 1.0, clock)
+    breaker.record_failure()
+    clock.advance(1)
+    allowed = []
+    threads = [threading.Thread(target=lambda: allowed.append(breaker.allow())) for _ in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert allowed.count(True) == 1
+
+
+def test_check_auth_service_reports_breaker(base, clock):
+    resolver = make(base, Session(Response(401, {"error": "missing bearer token"})), clock)
+    assert resolver.check_auth_service() == {"ok": True, "detail": "HTTP 401", "breaker": "closed"}
+    down = make(base, Session(requests.ConnectionError("refused")), clock)
+    status = down.check_auth_service()
+    assert status["ok"] is False
+    assert status["breaker"] == "closed"
+
+
+# Local JWT verification
+
+
+def test_local_hs256_accepts_expired_token(base, clock):
+    token = hs256({"sub": "u5", "exp": int(NOW) - 86400})
+    resolver = make(base, Session(requests.ConnectionError()), clock)
+    assert resolver.resolve(token) == Identity("u5", "degraded")
+
+
+def test_local_int_user_id_claim(base, clock):
+    settings = base.replace(jwt_user_id_claim="uid")
+    token = hs256({"uid": 12})
+    assert make(settings, Session(requests.ConnectionError()), clock).resolve(token).user_id == "12"
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        hs256({"sub": "u1"}, secret="another-secret-of-the-same-length-000"),
+        hs256({"sub": ""}),
+        hs256({"sub": ["u1"]}),
+        hs256({"user": "u1"}),
+        "not-a-jwt",
+        "a.b.c",
+    ],
+)
+def test_local_rejections(base, clock, token):
+    resolver = make(base, Session(requests.ConnectionError()), clock)
+    with pytest.raises(TokenRejected) as raised:
+        resolver.resolve(token)
+    assert token not in str(raised.value)
+
+
+def test_alg_none_rejected(base, clock):
+    token = jwt.encode({"sub": "u1"}, None, algorithm="none")
+    with pytest.raises(TokenRejected):
+        make(base, Session(requests.ConnectionError()), clock).resolve(token)
+
+
+def test_algorithm_outside_allow_list_rejected(base, clock):
+    token = jwt.encode({"sub": "u1"}, SECRET * 2, algorithm="HS512")
+    with pytest.raises(TokenRejected):
+        make(base, Session(requests.ConnectionError()), clock).resolve(token)
+
+
+@pytest.fixture(scope="module")
+def rsa_keys() -> tuple[bytes, str]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    private = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return private, public.decode()
+
+
+def test_rs256_accepted(base, clock, rsa_keys):
+    private, public = rsa_keys
+    settings = base.replace(jwt_algorithms=("RS256",), jwt_public_key=public)
+    token = jwt.encode({"sub": "u3", "exp": int(NOW) - 5}, private, algorithm="RS256")
+    resolver = make(settings, Session(requests.ConnectionError()), clock)
+    assert resolver.resolve(token) == Identity("u3", "degraded")
+
+
+def test_public_key_read_from_a_file(base, clock, rsa_keys, tmp_path):
+    private, public = rsa_keys
+    path = tmp_path / "public.pem"
+    path.write_text(public)
+    settings = base.replace(jwt_algorithms=("RS256",), jwt_public_key=str(path))
+    token = jwt.encode({"sub": "u3"}, private, algorithm="RS256")
+    assert make(settings, Session(requests.ConnectionError()), clock).resolve(token).user_id == "u3"
+
+
+def _hs256_signed_with(secret: str) -> str:
+    # pyjwt refuses a PEM as an HMAC secret, so the attacker's token is signed by hand.
+    def b64(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    signing_input = (
+        b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+        + b"."
+        + b64(json.dumps({"sub": "attacker"}).encode())
+    )
+    signature = hmac.new(secret.encode(), signing_input, hashlib.sha256).digest()
+    return (signing_input + b"." + b64(signature)).decode()
+
+
+@pytest.mark.parametrize("algorithms", [("RS256",), ("RS256", "HS256")])
+def test_hs_rs_key_confusion_rejected(base, clock, rsa_keys, algorithms):
+    _, public = rsa_keys
+    settings = base.replace(jwt_algorithms=algorithms, jwt_public_key=public)
+    token = _hs256_signed_with(public)
+    with pytest.raises(TokenRejected):
+        make(settings, Session(requests.ConnectionError()), clock).resolve(token)
+
+
+def test_missing_public_key_stops_start_up(base, clock):
+    with pytest.raises(ConfigError, match="CLICKSTREAM_JWT_PUBLIC_KEY"):
+        make(base.replace(jwt_algorithms=("RS256",)), Session(ok()), clock)
+
+
+def test_bad_public_key_stops_start_up(base, clock):
+    bad = "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----\n"
+    with pytest.raises(ConfigError, match="CLICKSTREAM_JWT_PUBLIC_KEY"):
+        make(base.replace(jwt_algorithms=("RS256",), jwt_public_key=bad), Session(ok()), clock)
+
+
+# The token stays secret
+
+
+def test_token_never_logged(base, clock, caplog):
+    token = hs256({"sub": "u1"})
+    resolver = make(base, Session(requests.ConnectionError(f"failed with {token}")), clock)
+    with caplog.at_level(logging.DEBUG):
+        resolver.resolve(token)
+        with pytest.raises(TokenRejected):
+            resolver.resolve(token + "x")
+    assert caplog.records
+    assert token not in caplog.text
+
+
+def test_stats(base, clock):
+    resolver = make(base, Session(ok(), Response(401, {})), clock)
+    resolver.resolve(None)
+    resolver.resolve("a")
+    with pytest.raises(TokenRejected):
+        resolver.resolve("b")
+    stats = resolver.stats()
+    assert stats["anonymous"] == 1
+    assert stats["verified"] == 1
+    assert stats["rejected"] == 1
+    assert stats["auth_calls"] == 2
