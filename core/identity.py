@@ -107,8 +107,13 @@ class CircuitBreaker:
     """
 
     def __init__(
-        self, failures: int, reset_s: float, clock: Callable[[], float] = time.monotonic
+        self,
+        failures: int,
+        reset_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        name: str = "auth service",
     ) -> None:
+        self.name = name
         self._failures_to_open = max(1, failures)
         self._reset_s = reset_s
         self._clock = clock
@@ -143,7 +148,7 @@ class CircuitBreaker:
     def record_success(self) -> None:
         with self._lock:
             if self._opened_at is not None:
-                log.info("auth service answers again: circuit breaker closed")
+                log.info("%s answers again: circuit breaker closed", self.name)
             self._failures = 0
             self._opened_at = None
             self._trial_running = False
@@ -156,7 +161,8 @@ class CircuitBreaker:
             if reopening or (self._opened_at is None and self._failures >= self._failures_to_open):
                 self._opened_at = self._clock()
                 log.warning(
-                    "circuit breaker open for %.1f s after %d consecutive failures",
+                    "%s circuit breaker open for %.1f s after %d consecutive failures",
+                    self.name,
                     self._reset_s,
                     self._failures,
                 )
@@ -276,7 +282,7 @@ class IdentityResolver:
             settings.auth_breaker_failures, settings.auth_breaker_reset_s, monotonic
         )
         # One failure is enough: a down Redis costs every event a timeout otherwise.
-        self._redis_breaker = CircuitBreaker(1, _REDIS_RETRY_S, monotonic)
+        self._redis_breaker = CircuitBreaker(1, _REDIS_RETRY_S, monotonic, name="Redis")
         self._local = _LocalCache(local_cache_size, local_cache_ttl_s, clock)
         self._stats = _Stats()
         self._warn = _RateLimitedWarning(_WARN_EVERY_S, monotonic)
