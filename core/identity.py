@@ -158,7 +158,11 @@ class CircuitBreaker:
             self._failures += 1
             reopening = self._trial_running
             self._trial_running = False
-            if reopening or (self._opened_at is None and self._failures >= self._failures_to_open):
+            if reopening:
+                self._opened_at = self._clock()
+                # A long outage would otherwise log one line per failed trial.
+                log.debug("%s still failing: circuit breaker open again", self.name)
+            elif self._opened_at is None and self._failures >= self._failures_to_open:
                 self._opened_at = self._clock()
                 log.warning(
                     "%s circuit breaker open for %.1f s after %d consecutive failures",
