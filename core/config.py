@@ -91,6 +91,10 @@ class Settings:
     jwt_user_id_claim: str = _setting("sub", "JWT claim holding the user id.")
     cache_max_ttl_s: int = _setting(3600, "Longest time an accepted token's identity is cached.")
     cache_rejection_ttl_s: int = _setting(30, "How long a rejected token is remembered.")
+    cache_local_size: int = _setting(
+        10000, "Entries in each process's in-memory identity cache (0 turns it off)."
+    )
+    cache_local_ttl_s: float = _setting(60.0, "Longest time a process keeps an identity in memory.")
 
     # Warehouse and ETL
     warehouse_dsn: str = _setting(
@@ -106,6 +110,12 @@ class Settings:
     etl_max_records: int = _setting(50000, "Most messages one ETL pass reads before it loads.")
     page_view_timeout_s: int = _setting(
         1800, "A page view with a start and no end after this many seconds counts as open."
+    )
+    warehouse_dedup_window: int = _setting(
+        1000, "Insert blocks each event table remembers to drop a re-sent batch (per table)."
+    )
+    etl_poll_timeout_s: float = _setting(
+        0.5, "How long one Kafka poll of an ETL pass waits for messages, in seconds."
     )
 
     log_level: str = _setting("INFO", "Log level of the API and the ETL.")
@@ -133,7 +143,16 @@ class Settings:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{env_name(name)} must be positive")
-        for name in ("auth_timeout_s", "kafka_ack_timeout_s", "etl_interval_s", "redis_timeout_s"):
+        for name in (
+            "auth_timeout_s",
+            "auth_breaker_failures",
+            "auth_breaker_reset_s",
+            "kafka_ack_timeout_s",
+            "etl_interval_s",
+            "redis_timeout_s",
+            "cache_max_ttl_s",
+            "cache_rejection_ttl_s",
+        ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{env_name(name)} must be positive")
         if self.auth_method.upper() not in ("GET", "POST"):

@@ -273,8 +273,6 @@ class IdentityResolver:
         *,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
-        local_cache_size: int = 10_000,
-        local_cache_ttl_s: float = 60.0,
     ) -> None:
         """``clock`` is wall time (token expiry); ``monotonic`` drives the breakers."""
         self._settings = settings
@@ -287,7 +285,7 @@ class IdentityResolver:
         )
         # One failure is enough: a down Redis costs every event a timeout otherwise.
         self._redis_breaker = CircuitBreaker(1, _REDIS_RETRY_S, monotonic, name="Redis")
-        self._local = _LocalCache(local_cache_size, local_cache_ttl_s, clock)
+        self._local = _LocalCache(settings.cache_local_size, settings.cache_local_ttl_s, clock)
         self._stats = _Stats()
         self._warn = _RateLimitedWarning(_WARN_EVERY_S, monotonic)
 

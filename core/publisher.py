@@ -84,7 +84,7 @@ class Publisher:
             admin = KafkaAdminClient(
                 bootstrap_servers=self._settings.kafka_bootstrap.split(","),
                 request_timeout_ms=2000,
-                api_version_auto_timeout_ms=2000,
+                bootstrap_timeout_ms=2000,
             )
             try:
                 admin.list_topics()

@@ -90,3 +90,47 @@ def auth_service_url(base_settings: Settings) -> str:
 def live_settings(settings: Settings, kafka_bootstrap: str, redis_url: str, auth_service_url: str):
     """Per-test settings, after checking that every real service is up."""
     return settings
+
+
+@pytest.fixture
+def read_topic(kafka_bootstrap: str):
+    """``read_topic(topic, expected)``: the (key, value) pairs of a topic, once ``expected`` arrived."""
+    from kafka import KafkaConsumer
+
+    def read(topic: str, expected: int, timeout_s: float = 20.0) -> list[tuple[str, dict]]:
+        import time
+
+        import orjson
+
+        consumer = KafkaConsumer(
+            topic,
+            bootstrap_servers=kafka_bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=500,
+        )
+        records: list[tuple[str, dict]] = []
+        deadline = time.monotonic() + timeout_s
+        try:
+            while len(records) < expected and time.monotonic() < deadline:
+                records.extend((r.key.decode(), orjson.loads(r.value)) for r in consumer)
+        finally:
+            consumer.close()
+        return records
+
+    return read
+
+
+@pytest.fixture
+def login(auth_service_url: str):
+    """``login(user_id, ttl_s=600)``: a real token from the reference auth service."""
+    import requests
+
+    base = auth_service_url.rsplit("/", 1)[0]
+
+    def issue(user_id: str, ttl_s: int = 600) -> str:
+        answer = requests.post(f"{base}/login", json={"user_id": user_id, "ttl_s": ttl_s}, timeout=5)
+        answer.raise_for_status()
+        return answer.json()["token"]
+
+    return issue

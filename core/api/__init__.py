@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pluggy
-import redis
 from flask import Flask
 
 from core.api import docs, errors, events, health
@@ -26,13 +25,7 @@ def create_app(
     """Build the API. Everything it uses comes from ``settings`` and the installed plugins."""
     settings = settings or Settings.from_env()
     registry = build_registry(plugin_manager or make_plugin_manager())
-    if identity is None:
-        cache = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout_s,
-            socket_connect_timeout=settings.redis_timeout_s,
-        )
-        identity = IdentityResolver(settings, cache)
+    identity = identity or IdentityResolver.from_settings(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.json.ensure_ascii = False

@@ -116,8 +116,9 @@ def base() -> Settings:
     return Settings(auth_breaker_failures=2, auth_breaker_reset_s=5.0, redis_prefix="t:")
 
 
-def make(settings: Settings, session: Session, clock: Clock, cache=None, **kwargs):
-    return IdentityResolver(settings, cache, session, clock=clock, monotonic=clock, **kwargs)
+def make(settings: Settings, session: Session, clock: Clock, cache=None, **changes):
+    settings = settings.replace(**changes)
+    return IdentityResolver(settings, cache, session, clock=clock, monotonic=clock)
 
 
 # Basics
@@ -250,7 +251,7 @@ def test_redis_hit_from_another_process(base, clock):
 def test_local_cache_lifetime_is_bounded(base, clock):
     cache = FakeRedis()
     session = Session(ok(exp=NOW + 3600))
-    resolver = make(base, session, clock, cache, local_cache_ttl_s=5)
+    resolver = make(base, session, clock, cache, cache_local_ttl_s=5)
     resolver.resolve("tok")
     cache.data.clear()  # as an operator deleting the key would
     clock.advance(6)
@@ -260,7 +261,7 @@ def test_local_cache_lifetime_is_bounded(base, clock):
 
 def test_local_cache_is_bounded(base, clock):
     session = Session(ok())
-    resolver = make(base, session, clock, local_cache_size=2)
+    resolver = make(base, session, clock, cache_local_size=2)
     for token in ("a", "b", "c", "a"):
         resolver.resolve(token)
     assert len(session.requests) == 4
@@ -268,7 +269,7 @@ def test_local_cache_is_bounded(base, clock):
 
 def test_redis_down_resolves_without_cache_and_backs_off(base, clock, caplog):
     cache = DownRedis()
-    resolver = make(base, Session(ok()), clock, cache, local_cache_size=0)
+    resolver = make(base, Session(ok()), clock, cache, cache_local_size=0)
     with caplog.at_level(logging.WARNING):
         assert resolver.resolve("tok-secret") == Identity("u1", "verified")
         resolver.resolve("tok-secret")

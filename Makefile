@@ -1,0 +1,37 @@
+# clickstream: `make demo` runs the whole pipeline, `make test` the whole test suite.
+PYTHON ?= python3
+export PYTHON
+
+.PHONY: install services-up services-down up down demo test unit lint openapi docs-check
+
+install:  ## Install clickstream and its test tools into the current Python
+	$(PYTHON) -m pip install -q -e '.[test]'
+
+services-up:  ## Start Kafka (KRaft), Redis and the reference auth service natively
+	scripts/services.sh up
+
+services-down:
+	scripts/services.sh down
+
+up: services-up  ## Also run the API (gunicorn) and the ETL schedule in the background
+	scripts/app.sh up
+
+down:  ## Stop the API, the ETL and the services
+	scripts/app.sh down
+	scripts/services.sh down
+
+demo: install up  ## Send traffic of every event type and print what landed
+	$(PYTHON) scripts/demo.py
+
+test: install services-up  ## The whole suite, on the real services; fails if no test ran
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+unit:  ## Only the tests that need no service
+	$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)
+
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
+
+openapi:  ## Refresh docs/openapi.json from the installed plugins
+	$(PYTHON) -m core.api.openapi > docs/openapi.json

@@ -1,0 +1,154 @@
+"""Ingestion end to end on the real Kafka broker, Redis and reference auth service."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+import pytest
+from marshmallow import Schema
+
+from core import EventType, hookimpl
+from core.api import create_app
+from core.fields import PositiveInteger
+from core.plugin_manager import make_plugin_manager
+
+URL = "/api/v1/events"
+CLOSED_PORT_URL = "http://127.0.0.1:9/api/v1/auth/verify"
+
+
+@pytest.fixture
+def app(live_settings):
+    app = create_app(live_settings)
+    yield app
+    app.extensions["clickstream.pipeline"].publisher.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def examples(app) -> dict[str, dict]:
+    return {t.name: dict(t.example) for t in app.extensions["clickstream.pipeline"].registry}
+
+
+def test_every_seed_event_reaches_kafka_anonymous_and_logged_in(
+    app, client, live_settings, read_topic, login
+) -> None:
+    token = login("user-42")
+    sent = {}
+    for name, data in examples(app).items():
+        for tok in (None, token):
+            response = client.post(URL, json={"event": name, "token": tok, "data": data})
+            assert response.status_code == 202, response.json
+            sent[response.json["event_id"]] = (name, tok)
+    records = read_topic(live_settings.kafka_topic, len(sent))
+    assert len(records) == len(sent)
+    for key, message in records:
+        name, tok = sent[message["event_id"]]
+        assert key == name == message["event"]
+        assert "token" not in message
+        assert token not in str(message)
+        assert message["user_id"] == ("user-42" if tok else "anonymous")
+        assert message["identity"] == ("verified" if tok else "anonymous")
+        assert message["timestamp"].endswith("Z")
+        assert message["data"] == examples(app)[name]
+
+
+def test_cyrillic_round_trips_through_kafka(client, live_settings, read_topic) -> None:
+    query = "фильмы про космос 2024 — ёжик"
+    body = {"event": "search_filter", "token": None, "data": {"query": query}}
+    assert client.post(URL, json=body).status_code == 202
+    [(_, message)] = read_topic(live_settings.kafka_topic, 1)
+    assert message["data"]["query"] == query
+
+
+def _expired_token(secret: str, user_id: str) -> str:
+    past = int(time.time()) - 3600
+    return jwt.encode({"sub": user_id, "iat": past - 60, "exp": past}, secret, algorithm="HS256")
+
+
+def test_auth_service_down_falls_back_to_the_jwt_even_when_expired(
+    live_settings, read_topic
+) -> None:
+    settings = live_settings.replace(auth_url=CLOSED_PORT_URL)
+    client = create_app(settings).test_client()
+    token = _expired_token(settings.jwt_secret, "user-7")
+    body = {"event": "video_complete", "token": token, "data": _video_complete()}
+    assert client.post(URL, json=body).status_code == 202
+    [(_, message)] = read_topic(settings.kafka_topic, 1)
+    assert message["user_id"] == "user-7"
+    assert message["identity"] == "degraded"
+
+
+@pytest.mark.parametrize("auth_url_down", [False, True])
+def test_forged_or_unsigned_tokens_are_401(live_settings, auth_url_down) -> None:
+    settings = live_settings.replace(auth_url=CLOSED_PORT_URL) if auth_url_down else live_settings
+    client = create_app(settings).test_client()
+    forged = jwt.encode({"sub": "mallory", "exp": int(time.time()) + 600}, "wrong-secret-0123456789abcdef0123")
+    unsigned = jwt.encode({"sub": "mallory"}, None, algorithm="none")
+    for token in (forged, unsigned):
+        body = {"event": "video_complete", "token": token, "data": _video_complete()}
+        response = client.post(URL, json=body)
+        assert response.status_code == 401, response.json
+        assert token not in response.get_data(as_text=True)
+
+
+def test_redis_down_still_accepts_logged_in_events(live_settings, read_topic, login) -> None:
+    settings = live_settings.replace(redis_url="redis://127.0.0.1:9/0")
+    client = create_app(settings).test_client()
+    body = {"event": "video_complete", "token": login("user-9"), "data": _video_complete()}
+    assert client.post(URL, json=body).status_code == 202
+    [(_, message)] = read_topic(settings.kafka_topic, 1)
+    assert message["user_id"] == "user-9"
+    assert message["identity"] == "verified"
+
+
+def test_readiness_reports_each_service(client) -> None:
+    response = client.get("/health/ready")
+    assert response.status_code == 200, response.json
+    assert {name: check["ok"] for name, check in response.json["checks"].items()} == {
+        "kafka": True,
+        "redis": True,
+        "auth_service": True,
+    }
+
+
+def test_readiness_is_503_when_kafka_is_unreachable(live_settings) -> None:
+    client = create_app(live_settings.replace(kafka_bootstrap="127.0.0.1:9")).test_client()
+    response = client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json["checks"]["kafka"]["ok"] is False
+
+
+class RatingSchema(Schema):
+    score = PositiveInteger(required=True)
+
+
+class RatingPlugin:
+    """A test-only plugin: nothing in core/ or etl/ knows about it."""
+
+    @hookimpl
+    def register_event_types(self):
+        ddl = "CREATE TABLE IF NOT EXISTS {database}.{table} (event_id UUID) ENGINE = Memory"
+        return [
+            EventType("test_rating", RatingSchema, "test_ratings", ddl, example={"score": 7})
+        ]
+
+
+def test_a_test_only_plugin_is_accepted_end_to_end(live_settings, read_topic) -> None:
+    manager = make_plugin_manager([RatingPlugin()])
+    client = create_app(live_settings, manager).test_client()
+    response = client.post(URL, json={"event": "test_rating", "data": {"score": 9}})
+    assert response.status_code == 202
+    assert client.post(URL, json={"event": "test_rating", "data": {"score": 0}}).status_code == 422
+    [(key, message)] = read_topic(live_settings.kafka_topic, 1)
+    assert key == "test_rating"
+    assert message["data"] == {"score": 9}
+    assert "test_rating" in client.get("/openapi.json").get_data(as_text=True)
+
+
+def _video_complete() -> dict:
+    return {"movie_id": str(uuid.uuid4()), "duration_total": True}
