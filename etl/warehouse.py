@@ -1,0 +1,419 @@
+"""The ClickHouse warehouse: short locked sessions, idempotent DDL and its recorded versions.
+
+chDB (``chdb:///dir``) lets one process at a time hold a data directory, so every
+user opens a session, works, and closes it; an ``flock`` beside the directory makes
+other processes wait up to ``warehouse_lock_timeout_s`` instead of failing.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import re
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from core.config import Settings
+from core.registry import Registry
+
+log = logging.getLogger(__name__)
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+#: Tables the ETL itself owns, in the same database as the event tables.
+INTERNAL_DDL: dict[str, str] = {
+    "schema_migrations": """
+CREATE TABLE IF NOT EXISTS {database}.{table} (
+    table_name String,
+    ddl_sha256 String,
+    ddl String,
+    kind LowCardinality(String),
+    applied_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+ORDER BY (table_name, applied_at)
+""",
+    "dead_letters": """
+CREATE TABLE IF NOT EXISTS {database}.{table} (
+    id UUID,
+    topic LowCardinality(String),
+    partition UInt32,
+    offset UInt64,
+    key String,
+    payload String,
+    reason LowCardinality(String),
+    detail String,
+    received_at DateTime64(3, 'UTC'),
+    requeued UInt8 DEFAULT 0,
+    requeued_at Nullable(DateTime64(3, 'UTC')),
+    version UInt64 DEFAULT 0
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(received_at)
+ORDER BY (topic, partition, offset)
+""",
+    "event_deliveries": """
+CREATE TABLE IF NOT EXISTS {database}.{table} (
+    event_id UUID,
+    event LowCardinality(String),
+    target_table LowCardinality(String),
+    timestamp DateTime64(3, 'UTC'),
+    topic LowCardinality(String),
+    partition UInt32,
+    offset UInt64,
+    pass_id UUID,
+    loaded_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (event, toStartOfHour(timestamp), event_id)
+""",
+    "etl_passes": """
+CREATE TABLE IF NOT EXISTS {database}.{table} (
+    pass_id UUID,
+    consumer_group String,
+    topic String,
+    status LowCardinality(String),
+    started_at DateTime64(3, 'UTC'),
+    updated_at DateTime64(3, 'UTC'),
+    messages UInt64,
+    rows UInt64,
+    dead_letters UInt64,
+    replayed UInt8,
+    duration_s Float64
+) ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY (consumer_group, topic, pass_id)
+""",
+    "etl_offsets": """
+CREATE TABLE IF NOT EXISTS {database}.{table} (
+    pass_id UUID,
+    consumer_group String,
+    topic String,
+    partition UInt32,
+    expected_offset UInt64,
+    first_offset Nullable(UInt64),
+    last_offset Nullable(UInt64),
+    next_offset UInt64,
+    end_offset UInt64,
+    messages UInt64,
+    gaps Array(Tuple(UInt64, UInt64)),
+    planned_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+ORDER BY (consumer_group, topic, partition, planned_at)
+""",
+}
+
+#: Analyst-facing view per event table: one row per event_id, whatever was re-delivered.
+DEDUP_VIEW = "CREATE OR REPLACE VIEW {database}.{view} AS SELECT * FROM {database}.{table} FINAL"
+DEDUP_SUFFIX = "_dedup"
+
+PAGE_VIEW_TABLE = "page_views"
+PAGE_VIEW_VIEW = "page_view_durations"
+PAGE_VIEW_COLUMNS = {"event", "page_view_id", "page_type", "user_id", "timestamp"}
+PAGE_VIEW_DDL = """
+CREATE OR REPLACE VIEW {database}.page_view_durations AS
+SELECT
+    page_view_id,
+    user_id,
+    page_type,
+    if(has_start, started, NULL) AS started_at,
+    if(has_end, ended, NULL) AS ended_at,
+    if(has_start AND has_end, dateDiff('millisecond', started, ended) / 1000, NULL) AS duration_s,
+    multiIf(
+        has_start AND has_end, 'closed',
+        has_end, 'orphan_end',
+        dateDiff('second', started, now64(3)) > {timeout}, 'timed_out',
+        'open'
+    ) AS status
+FROM (
+    SELECT
+        page_view_id,
+        if(countIf(event = 'page_view_start') > 0,
+           anyIf(user_id, event = 'page_view_start'), any(user_id)) AS user_id,
+        if(countIf(event = 'page_view_start') > 0,
+           anyIf(page_type, event = 'page_view_start'), any(page_type)) AS page_type,
+        countIf(event = 'page_view_start') > 0 AS has_start,
+        countIf(event = 'page_view_end') > 0 AS has_end,
+        minIf(timestamp, event = 'page_view_start') AS started,
+        maxIf(timestamp, event = 'page_view_end') AS ended
+    FROM {database}.page_views FINAL
+    GROUP BY page_view_id
+)
+"""
+
+
+class WarehouseError(RuntimeError):
+    """The warehouse cannot be reached or used; a pass fails and commits nothing."""
+
+
+class WarehouseBusy(WarehouseError):
+    """Another process held the chDB directory for longer than the lock timeout."""
+
+
+class MigrationNeeded(WarehouseError):
+    """A table's DDL changed since it was created; ``clickstream migrate`` applies the change."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def ddl_sha256(ddl: str, table: str) -> str:
+    """The version of ``ddl`` for ``table``: independent of the database it is applied to."""
+    return hashlib.sha256(ddl.replace("{table}", table).strip().encode()).hexdigest()
+
+
+def render(ddl: str, database: str, table: str) -> str:
+    """``ddl`` with its ``{database}`` and ``{table}`` placeholders filled in."""
+    return ddl.replace("{database}", database).replace("{table}", table)
+
+
+# chDB runs one embedded server per process, so the open session is process state by nature.
+_embedded_lock = threading.RLock()
+_embedded: dict[str, object] = {"path": None, "client": None, "depth": 0}
+
+
+@dataclass(frozen=True)
+class SchemaStatus:
+    """What :meth:`Warehouse.ensure_schema` found: tables created, and tables needing migration."""
+
+    created: list[str]
+    migrations_needed: dict[str, str]
+
+
+class Warehouse:
+    """The warehouse of one :class:`Settings`: sessions, schema, qualified names."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not IDENTIFIER.match(settings.warehouse_database):
+            raise WarehouseError(f"invalid database name {settings.warehouse_database!r}")
+        self.dsn = settings.warehouse_dsn
+        self.database = settings.warehouse_database
+        self.lock_timeout_s = settings.warehouse_lock_timeout_s
+        self.dedup_window = settings.warehouse_dedup_window
+        self.page_view_timeout_s = settings.page_view_timeout_s
+
+    @property
+    def embedded(self) -> bool:
+        """True for a chDB DSN (in-process engine, one process at a time)."""
+        return self.dsn.startswith("chdb://")
+
+    @property
+    def data_dir(self) -> Path | None:
+        return Path(self.dsn.removeprefix("chdb://")) if self.embedded else None
+
+    @property
+    def lock_path(self) -> Path | None:
+        """The lock file beside the chDB directory (none for a server DSN)."""
+        data_dir = self.data_dir
+        return data_dir.with_name(data_dir.name + ".lock") if data_dir else None
+
+    def table(self, name: str) -> str:
+        """``database.name``, both checked as plain identifiers."""
+        if not IDENTIFIER.match(name):
+            raise WarehouseError(f"invalid table name {name!r}")
+        return f"{self.database}.{name}"
+
+    @contextmanager
+    def session(self) -> Iterator[Client]:
+        """A client for a short piece of work; closed (and the chDB lock released) on exit."""
+        if not self.embedded:
+            client = self._connect()
+            try:
+                yield client
+            finally:
+                client.close()
+            return
+        with _embedded_lock:
+            state = _embedded
+            path = str(self.data_dir)
+            if state["depth"]:
+                if state["path"] != path:
+                    raise WarehouseError(
+                        f"chDB already has {state['path']} open in this process; "
+                        f"it cannot open {path} at the same time"
+                    )
+                state["depth"] += 1
+                try:
+                    yield state["client"]
+                finally:
+                    state["depth"] -= 1
+                return
+            lock_file = self._acquire_lock()
+            try:
+                client = self._connect()
+            except BaseException:
+                _release(lock_file)
+                raise
+            state.update(path=path, client=client, depth=1)
+            try:
+                yield client
+            finally:
+                state.update(path=None, client=None, depth=0)
+                try:
+                    client.close()
+                finally:
+                    _release(lock_file)
+
+    def _acquire_lock(self):
+        lock_path = self.lock_path
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        lock_file = open(lock_path, "a+")  # noqa: SIM115 - held until the session ends
+        deadline = time.monotonic() + self.lock_timeout_s
+        while True:
+            try:
+                fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return lock_file
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    lock_file.close()
+                    raise WarehouseBusy(
+                        f"{self.data_dir} was held by another process for more than "
+                        f"{self.lock_timeout_s:g} s (lock file {lock_path})"
+                    ) from None
+                time.sleep(0.05)
+
+    def _connect(self) -> Client:
+        try:
+            return clickhouse_connect.get_client(dsn=self.dsn)
+        except Exception as error:
+            raise WarehouseError(
+                f"cannot open the warehouse {self._safe_dsn()}: {error}"
+            ) from error
+
+    def _safe_dsn(self) -> str:
+        return re.sub(r"//[^@/]*@", "//***@", self.dsn)
+
+    def ensure_schema(self, client: Client, registry: Registry) -> SchemaStatus:
+        """Create missing tables and views, record DDL versions, report changed DDL.
+
+        Idempotent: run at the start of every pass. A table whose recorded DDL
+        differs from its plugin's current DDL is listed in ``migrations_needed``
+        and left untouched.
+        """
+        client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+        definitions = [("schema_migrations", INTERNAL_DDL["schema_migrations"])]
+        definitions += [(t, d) for t, d in INTERNAL_DDL.items() if t != "schema_migrations"]
+        definitions += [(table, et.ddl) for table, et in registry.tables().items()]
+        existing = set(
+            _first_column(
+                client.query(
+                    "SELECT name FROM system.tables WHERE database = {db:String}",
+                    parameters={"db": self.database},
+                )
+            )
+        )
+        recorded = self.recorded_versions(client) if "schema_migrations" in existing else {}
+        created: list[str] = []
+        needed: dict[str, str] = {}
+        records = []
+        for table, ddl in definitions:
+            sha = ddl_sha256(ddl, table)
+            if table not in existing:
+                client.command(render(ddl, self.database, table))
+                created.append(table)
+                records.append((table, sha, ddl, "create"))
+            elif table not in recorded:
+                records.append((table, sha, ddl, "adopt"))
+            elif recorded[table] != sha:
+                needed[table] = recorded[table]
+        if records:
+            self.record_versions(client, records)
+        for table in [t for t, _ in definitions]:
+            self._set_dedup_window(client, table)
+        for table in registry.tables():
+            view = table + DEDUP_SUFFIX
+            client.command(DEDUP_VIEW.format(database=self.database, view=view, table=table))
+        self._page_view_view(client)
+        if created:
+            log.info("warehouse tables created: %s", ", ".join(created))
+        return SchemaStatus(created=created, migrations_needed=needed)
+
+    def recorded_versions(self, client: Client) -> dict[str, str]:
+        """The DDL sha256 last recorded for each table."""
+        rows = client.query(
+            f"SELECT table_name, argMax(ddl_sha256, applied_at) "
+            f"FROM {self.table('schema_migrations')} GROUP BY table_name"
+        ).result_rows
+        return dict(rows)
+
+    def record_versions(self, client: Client, records: Iterable[tuple[str, str, str, str]]) -> None:
+        """Append (table, sha256, ddl, kind) rows to ``schema_migrations``."""
+        now = _now()
+        client.insert(
+            self.table("schema_migrations"),
+            [[table, sha, ddl, kind, now] for table, sha, ddl, kind in records],
+            column_names=["table_name", "ddl_sha256", "ddl", "kind", "applied_at"],
+        )
+
+    def migrate(self, client: Client, registry: Registry, table: str, statements: str) -> None:
+        """Run migration ``statements`` (``;``-separated, with placeholders) on ``table``.
+
+        Then record the plugin's current DDL as the applied version, so the
+        table no longer counts as needing a migration.
+        """
+        tables = registry.tables()
+        if table not in tables:
+            raise WarehouseError(f"no plugin owns a table named {table!r}")
+        for statement in (s.strip() for s in statements.split(";")):
+            if statement:
+                client.command(render(statement, self.database, table))
+        ddl = tables[table].ddl
+        self.record_versions(client, [(table, ddl_sha256(ddl, table), ddl, "migration")])
+
+    def _set_dedup_window(self, client: Client, table: str) -> None:
+        # Insert deduplication tokens only work on non-replicated MergeTree tables
+        # that remember recent blocks; replicated tables remember them by default.
+        engine = _first_column(
+            client.query(
+                "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+                parameters={"db": self.database, "t": table},
+            )
+        )
+        if engine and engine[0].endswith("MergeTree") and not engine[0].startswith("Replicated"):
+            client.command(
+                f"ALTER TABLE {self.table(table)} MODIFY SETTING "
+                f"non_replicated_deduplication_window = {int(self.dedup_window)}"
+            )
+
+    def _page_view_view(self, client: Client) -> None:
+        columns = set(
+            _first_column(
+                client.query(
+                    "SELECT name FROM system.columns WHERE database = {db:String} "
+                    "AND table = {t:String}",
+                    parameters={"db": self.database, "t": PAGE_VIEW_TABLE},
+                )
+            )
+        )
+        if PAGE_VIEW_COLUMNS <= columns:
+            client.command(
+                PAGE_VIEW_DDL.replace("{database}", self.database).replace(
+                    "{timeout}", str(int(self.page_view_timeout_s))
+                )
+            )
+
+    def has_table(self, client: Client, name: str) -> bool:
+        return bool(
+            client.query(
+                "SELECT 1 FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+                parameters={"db": self.database, "t": name},
+            ).result_rows
+        )
+
+
+def _first_column(result) -> list:
+    return [row[0] for row in result.result_rows]
+
+
+def _release(lock_file) -> None:
+    try:
+        fcntl.flock(lock_file, fcntl.LOCK_UN)
+    finally:
+        lock_file.close()
