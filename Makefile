@@ -34,4 +34,4 @@ lint:
 	$(PYTHON) -m ruff format --check .
 
 openapi:  ## Refresh docs/openapi.json from the installed plugins
-	$(PYTHON) -m core.api.openapi > docs/openapi.json
+	$(PYTHON) -m core.openapi > docs/openapi.json

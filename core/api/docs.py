@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 
 from core.api.extension import pipeline_of
-from core.api.openapi import build_spec
+from core.openapi import build_spec
 
 blueprint = Blueprint("docs", __name__)
 

@@ -1,6 +1,6 @@
 """The OpenAPI document, generated with apispec from the installed plugins' schemas.
 
-``python -m core.api.openapi > docs/openapi.json`` refreshes the published copy.
+``python -m core.openapi > docs/openapi.json`` refreshes the published copy.
 """
 
 from __future__ import annotations
