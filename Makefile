@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: install services-up services-down up down demo test unit lint openapi docs-check
+.PHONY: install services-up services-down up down demo test unit lint docs
 
 install:  ## Install clickstream and its test tools into the current Python
 	$(PYTHON) -m pip install -q -e '.[test]'
@@ -33,5 +33,6 @@ lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 
-openapi:  ## Refresh docs/openapi.json from the installed plugins
+docs:  ## Refresh the generated docs: docs/openapi.json and docs/configuration.md
 	$(PYTHON) -m core.openapi > docs/openapi.json
+	$(PYTHON) -m core.config > docs/configuration.md
