@@ -34,7 +34,7 @@ from core.config import Settings
 from core.registry import Registry
 from etl.consume import Batch, commit, open_consumer, read_batch
 from etl.transform import INSERT_FAILED, Loaded, Record, Rejected, transform
-from etl.warehouse import MigrationNeeded, Warehouse
+from etl.warehouse import MigrationNeededError, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +93,7 @@ def run_pass(
     with warehouse.session() as client:
         status = warehouse.ensure_schema(client, registry)
         if status.migrations_needed:
-            raise MigrationNeeded(
+            raise MigrationNeededError(
                 "DDL changed for "
                 + ", ".join(sorted(status.migrations_needed))
                 + ": run `clickstream migrate TABLE FILE` (see docs/warehouse.md)"

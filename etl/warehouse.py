@@ -152,11 +152,11 @@ class WarehouseError(RuntimeError):
     """The warehouse cannot be reached or used; a pass fails and commits nothing."""
 
 
-class WarehouseBusy(WarehouseError):
+class WarehouseBusyError(WarehouseError):
     """Another process held the chDB directory for longer than the lock timeout."""
 
 
-class MigrationNeeded(WarehouseError):
+class MigrationNeededError(WarehouseError):
     """A table's DDL changed since it was created; ``clickstream migrate`` applies the change."""
 
 
@@ -273,7 +273,7 @@ class Warehouse:
             except BlockingIOError:
                 if time.monotonic() >= deadline:
                     lock_file.close()
-                    raise WarehouseBusy(
+                    raise WarehouseBusyError(
                         f"{self.data_dir} was held by another process for more than "
                         f"{self.lock_timeout_s:g} s (lock file {lock_path})"
                     ) from None
@@ -372,7 +372,8 @@ class Warehouse:
         # that remember recent blocks; replicated tables remember them by default.
         engine = _first_column(
             client.query(
-                "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+                "SELECT engine FROM system.tables "
+                "WHERE database = {db:String} AND name = {t:String}",
                 parameters={"db": self.database, "t": table},
             )
         )
@@ -392,7 +393,7 @@ class Warehouse:
                 )
             )
         )
-        if PAGE_VIEW_COLUMNS <= columns:
+        if columns >= PAGE_VIEW_COLUMNS:
             client.command(
                 PAGE_VIEW_DDL.replace("{database}", self.database).replace(
                     "{timeout}", str(int(self.page_view_timeout_s))

@@ -1,0 +1,131 @@
+"""The ``clickstream`` console script: a thin argparse layer over :mod:`etl`."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from core.config import ConfigError, Settings
+from core.plugin_manager import build_registry, make_plugin_manager
+from core.registry import Registry
+
+
+def _registry() -> Registry:
+    return build_registry(make_plugin_manager())
+
+
+def _etl(settings: Settings, args: argparse.Namespace) -> int:
+    from etl.runner import run_forever, run_pass
+
+    if args.once:
+        try:
+            run_pass(settings, _registry())
+        except Exception:
+            logging.getLogger("etl").exception("etl.pass_failed: nothing committed")
+            return 1
+        return 0
+    run_forever(settings, _registry())
+    return 0
+
+
+def _deadletters(settings: Settings, args: argparse.Namespace) -> int:
+    from etl.deadletters import list_dead_letters, requeue
+
+    if args.action == "requeue":
+        if not (args.id or args.reason or args.all):
+            print("requeue needs --id, --reason or --all", file=sys.stderr)
+            return 2
+        letters = requeue(settings, ids=args.id, reason=args.reason, everything=args.all)
+        print(f"re-queued {len(letters)} dead letter(s) to the topic")
+        return 0
+    letters = list_dead_letters(
+        settings,
+        ids=args.id,
+        reason=args.reason,
+        include_requeued=args.all,
+        limit=args.limit,
+    )
+    for d in letters:
+        state = f"requeued {d.requeued_at:%Y-%m-%d %H:%M:%S}" if d.requeued else "waiting"
+        payload = d.payload[:120].decode("utf-8", "replace")
+        print(
+            f"{d.id}  {d.received_at:%Y-%m-%d %H:%M:%S}  {d.topic}[{d.partition}]@{d.offset}  "
+            f"{d.reason}  {state}\n    {d.detail[:200]}\n    {payload}"
+        )
+    print(f"{len(letters)} dead letter(s)")
+    return 0
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    from etl import reports
+
+    if args.which == "counts":
+        print(reports.format_counts(reports.counts_report(settings, _registry())))
+    elif args.which == "pageviews":
+        print(reports.format_pageviews(reports.pageviews_report(settings)))
+    else:
+        print(reports.format_quality(reports.quality_report(settings, _registry())))
+    return 0
+
+
+def _migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from etl.warehouse import Warehouse
+
+    warehouse = Warehouse(settings)
+    with warehouse.session() as client:
+        warehouse.migrate(client, _registry(), args.table, Path(args.file).read_text())
+    print(f"migrated {args.table}")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    main_parser = argparse.ArgumentParser(prog="clickstream", description=__doc__)
+    commands = main_parser.add_subparsers(dest="command", required=True)
+
+    etl = commands.add_parser("etl", help="load Kafka into the warehouse, every etl_interval_s")
+    etl.add_argument("--once", action="store_true", help="run one pass and exit (for cron)")
+    etl.set_defaults(run=_etl)
+
+    dead = commands.add_parser("deadletters", help="messages the ETL could not load")
+    dead.add_argument("action", nargs="?", choices=("list", "requeue"), default="list")
+    dead.add_argument("--id", action="append", help="a dead letter's id (repeatable)")
+    dead.add_argument("--reason", help="only dead letters with this reason")
+    dead.add_argument(
+        "--all",
+        action="store_true",
+        help="list: include re-queued ones; requeue: every waiting dead letter",
+    )
+    dead.add_argument("--limit", type=int, default=100, help="list at most this many")
+    dead.set_defaults(run=_deadletters)
+
+    report = commands.add_parser("report", help="figures from the warehouse")
+    report.add_argument("which", choices=("pageviews", "quality", "counts"))
+    report.set_defaults(run=_report)
+
+    migrate = commands.add_parser("migrate", help="apply a table migration (docs/warehouse.md)")
+    migrate.add_argument("table", help="the event table to migrate")
+    migrate.add_argument("file", help="SQL file; {database} and {table} are filled in")
+    migrate.set_defaults(run=_migrate)
+    return main_parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ConfigError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    return args.run(settings, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
