@@ -263,8 +263,11 @@ class Warehouse:
 
     def _acquire_lock(self):
         lock_path = self.lock_path
-        lock_path.parent.mkdir(parents=True, exist_ok=True)
-        lock_file = open(lock_path, "a+")  # noqa: SIM115 - held until the session ends
+        try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            lock_file = open(lock_path, "a+")  # noqa: SIM115 - held until the session ends
+        except OSError as error:
+            raise WarehouseError(f"cannot open the warehouse lock {lock_path}: {error}") from error
         deadline = time.monotonic() + self.lock_timeout_s
         while True:
             try:
