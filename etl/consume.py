@@ -154,6 +154,7 @@ def _past_end(read: PartitionRead) -> bool:
 
 def _settle(read: PartitionRead, beginning: int) -> None:
     """Work out the offset to commit and the offset ranges that were expected but missing."""
+    read.next_offset = read.expected
     if read.offsets:
         cursor = read.expected
         for offset in read.offsets:
