@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from core.plugin_manager import build_registry, make_plugin_manager
 from etl.deadletters import list_dead_letters, requeue
 from etl.reports import consumer_lag, counts_report, pageviews_report, quality_report
 from etl.runner import run_pass
-from etl.warehouse import Warehouse, WarehouseBusyError, WarehouseError
+from etl.warehouse import MigrationNeededError, Warehouse, WarehouseBusyError, WarehouseError
 from tests.etl_helpers import BASE_TIME, at, create_topic, envelope, produce, query, scalar
 
 pytestmark = pytest.mark.integration
@@ -413,3 +414,32 @@ def _wait_for(condition, timeout_s: float = 30.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.3)
+
+
+def test_a_changed_ddl_stops_passes_until_its_migration_is_applied(etl_settings, registry):
+    produce(etl_settings, [rating()])
+    run_pass(etl_settings, registry)
+    rating_type = registry["test_rating"]
+    changed = rating_type.ddl.replace("comment String)", "comment String, language String)")
+
+    class ChangedRatingPlugin:
+        @hookimpl
+        def register_event_types(self) -> list[EventType]:
+            return [dataclasses.replace(rating_type, ddl=changed, plugin="")]
+
+    changed_registry = build_registry(make_plugin_manager(extra_plugins=[ChangedRatingPlugin()]))
+    produce(etl_settings, [rating()])
+
+    with pytest.raises(MigrationNeededError, match="test_ratings"):
+        run_pass(etl_settings, changed_registry)
+    warehouse = Warehouse(etl_settings)
+    with warehouse.session() as client:
+        warehouse.migrate(
+            client,
+            changed_registry,
+            "test_ratings",
+            "ALTER TABLE {database}.{table} ADD COLUMN IF NOT EXISTS language String",
+        )
+
+    assert run_pass(etl_settings, changed_registry).rows == {"test_ratings": 1}
+    assert query(etl_settings, "SELECT count(), any(language) FROM {db}.test_ratings") == [(2, "")]
