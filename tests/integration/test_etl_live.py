@@ -163,7 +163,7 @@ def test_a_crash_between_insert_and_commit_loses_and_doubles_nothing(etl_setting
         from core.config import Settings
         from core.plugin_manager import build_registry, make_plugin_manager
         from etl.runner import run_pass
-        from tests.integration.test_etl import RatingPlugin
+        from tests.integration.test_etl_live import RatingPlugin
         registry = build_registry(make_plugin_manager(extra_plugins=[RatingPlugin()]))
         run_pass(Settings.from_env(), registry,
                  after_insert=lambda: os.kill(os.getpid(), signal.SIGKILL))
