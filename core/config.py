@@ -46,7 +46,11 @@ class Settings:
     api_port: int = _setting(8000, "Port the API listens on.")
     api_workers: int = _setting(2, "Server worker processes (make up).")
     api_threads: int = _setting(8, "Threads per server worker (make up).")
-    max_body_bytes: int = _setting(65536, "Largest accepted request body, in bytes (413 above).")
+    max_body_bytes: int = _setting(
+        65536, "Largest accepted single-event body, in bytes (413 above)."
+    )
+    max_batch_bytes: int = _setting(1048576, "Largest accepted batch body, in bytes (413 above).")
+    max_batch_events: int = _setting(500, "Most events in one batch (413 above).")
 
     # Kafka
     kafka_bootstrap: str = _setting("127.0.0.1:9092", "Kafka bootstrap servers, host:port[,...].")
@@ -139,7 +143,15 @@ class Settings:
 
     def validate(self) -> None:
         """Check values that a type alone does not constrain."""
-        positive = ("api_port", "api_workers", "api_threads", "max_body_bytes", "etl_max_records")
+        positive = (
+            "api_port",
+            "api_workers",
+            "api_threads",
+            "max_body_bytes",
+            "max_batch_bytes",
+            "max_batch_events",
+            "etl_max_records",
+        )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{env_name(name)} must be positive")
@@ -162,7 +174,9 @@ class Settings:
         if not self.jwt_algorithms:
             raise ConfigError(f"{env_name('jwt_algorithms')} needs at least one algorithm")
         if not self.warehouse_dsn.startswith(("chdb://", "http://", "https://")):
-            raise ConfigError(f"{env_name('warehouse_dsn')} must start with chdb://, http:// or https://")
+            raise ConfigError(
+                f"{env_name('warehouse_dsn')} must start with chdb://, http:// or https://"
+            )
 
 
 def env_name(setting: str) -> str:
@@ -171,7 +185,9 @@ def env_name(setting: str) -> str:
 
 
 def _parse(spec, variable: str, raw: str) -> Any:
-    parse = spec.metadata["parse"] or {"int": int, "float": float, "bool": _bool}.get(spec.type, str)
+    parse = spec.metadata["parse"] or {"int": int, "float": float, "bool": _bool}.get(
+        spec.type, str
+    )
     try:
         return parse(raw)
     except ValueError as error:

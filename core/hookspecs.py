@@ -1,4 +1,4 @@
-"""Every hook a clickstream plugin can implement. The docstrings are the plugin author's reference."""
+"""Every hook a clickstream plugin can implement; the docstrings are the reference for authors."""
 
 from __future__ import annotations
 

@@ -39,6 +39,30 @@ class ErrorSchema(Schema):
     )
 
 
+class EventResultSchema(Schema):
+    status = fields.Integer(
+        required=True, metadata={"description": "202 when stored, else the status of the error."}
+    )
+    event_id = fields.UUID(metadata={"description": "With 202: the id of the stored event."})
+    error = fields.String(metadata={"description": "Otherwise: the error code."})
+    message = fields.String(metadata={"description": "Otherwise: what went wrong."})
+    details = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        metadata={"description": "Otherwise: messages per field at fault."},
+    )
+
+
+class BatchResultSchema(Schema):
+    accepted = fields.Integer(required=True, metadata={"description": "Events stored."})
+    rejected = fields.Integer(required=True, metadata={"description": "Events refused."})
+    results = fields.List(
+        fields.Nested(EventResultSchema),
+        required=True,
+        metadata={"description": "One result per element of the request, in order."},
+    )
+
+
 ERRORS = {
     400: "The body is not JSON, or not a JSON object.",
     401: "A token was sent and the auth service (or local verification) rejected it.",
@@ -67,6 +91,7 @@ def build_spec(registry: Registry) -> dict[str, Any]:
     )
     spec.components.schema("Accepted", schema=AcceptedSchema)
     spec.components.schema("Error", schema=ErrorSchema)
+    spec.components.schema("BatchResult", schema=BatchResultSchema)
     variants = {}
     examples = {}
     for event_type in registry:
@@ -91,6 +116,10 @@ def build_spec(registry: Registry) -> dict[str, Any]:
             "summary": event_type.description or event_type.name,
             "value": {"event": event_type.name, "token": None, "data": dict(event_type.example)},
         }
+    event_schema = {
+        "oneOf": [{"$ref": ref} for ref in variants.values()],
+        "discriminator": {"propertyName": "event", "mapping": variants},
+    }
     responses = {
         str(status): {
             "description": text,
@@ -110,10 +139,7 @@ def build_spec(registry: Registry) -> dict[str, Any]:
                     "required": True,
                     "content": {
                         "application/json": {
-                            "schema": {
-                                "oneOf": [{"$ref": ref} for ref in variants.values()],
-                                "discriminator": {"propertyName": "event", "mapping": variants},
-                            },
+                            "schema": event_schema,
                             "examples": examples,
                         }
                     },
@@ -132,13 +158,48 @@ def build_spec(registry: Registry) -> dict[str, Any]:
             }
         },
     )
+    spec.path(
+        path="/api/v1/events/batch",
+        operations={
+            "post": {
+                "summary": "Send up to `CLICKSTREAM_MAX_BATCH_EVENTS` events at once",
+                "description": "Each element is validated, resolved and stored on its own, "
+                "exactly as by `POST /api/v1/events`; the answer has one result per element, "
+                "in order. Resend only the elements whose status is not 202.",
+                "operationId": "postEventBatch",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"type": "array", "minItems": 1, "items": event_schema},
+                            "example": [example["value"] for example in examples.values()],
+                        }
+                    },
+                },
+                "responses": {
+                    "200": {
+                        "description": "The batch was read; see each element's result.",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/BatchResult"}
+                            }
+                        },
+                    },
+                    **{code: responses[code] for code in ("400", "413", "415", "422")},
+                },
+            }
+        },
+    )
     for path, summary in (("/health/live", "Liveness"), ("/health/ready", "Readiness")):
         spec.path(
             path=path,
             operations={
                 "get": {
                     "summary": summary,
-                    "responses": {"200": {"description": "OK"}, "503": {"description": "Not ready"}},
+                    "responses": {
+                        "200": {"description": "OK"},
+                        "503": {"description": "Not ready"},
+                    },
                 }
             },
         )

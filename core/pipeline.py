@@ -68,7 +68,9 @@ class Pipeline:
         try:
             identity = self.identity.resolve(envelope["token"])
         except TokenRejected as rejection:
-            raise ApiError(401, "invalid_token", str(rejection), {"token": [str(rejection)]})
+            raise ApiError(
+                401, "invalid_token", str(rejection), {"token": [str(rejection)]}
+            ) from None
         message = build_message(event, data, identity, received_at)
         return PreparedEvent(message["event_id"], event, encode(message))
 
@@ -80,6 +82,29 @@ class Pipeline:
         except PublishError:
             raise unavailable() from None
         return prepared.event_id
+
+    def ingest_batch(self, payloads: list[Any]) -> list[dict[str, Any]]:
+        """Each event validated and published on its own; one result per event, in order.
+
+        A result is ``{"status": 202, "event_id": ...}`` or ``{"status": ..., "error": ...,
+        "message": ..., "details": ...}``. Valid events are sent to Kafka together.
+        """
+        results: list[dict[str, Any]] = []
+        prepared: list[tuple[int, PreparedEvent]] = []
+        for index, payload in enumerate(payloads):
+            try:
+                event = self.prepare(payload)
+            except ApiError as error:
+                results.append({"status": error.status, **error.to_dict()})
+                continue
+            results.append({"status": 202, "event_id": event.event_id})
+            prepared.append((index, event))
+        outcomes = self.publisher.publish_many([(event.key, event.value) for _, event in prepared])
+        for (index, _), failure in zip(prepared, outcomes, strict=True):
+            if failure is not None:
+                error = unavailable()
+                results[index] = {"status": error.status, **error.to_dict()}
+        return results
 
 
 def unavailable() -> ApiError:

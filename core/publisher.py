@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 

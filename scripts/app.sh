@@ -59,7 +59,7 @@ wait_ready() {
 
 case "${1:-}" in
   up)
-    start api "$PYTHON" -m gunicorn -c core/api/gunicorn.conf.py core.api.wsgi:app
+    start api "$PYTHON" -m gunicorn -c core/api/gunicorn_config.py core.api.wsgi:app
     wait_ready
     if "$PYTHON" -c "import etl.runner" 2>/dev/null; then
       start etl "$PYTHON" -m core.cli etl

@@ -39,9 +39,7 @@ def base_settings(tmp_path_factory) -> Settings:
     """
     settings = Settings.from_env()
     if settings.warehouse_dsn.startswith("chdb://"):
-        settings = settings.replace(
-            warehouse_dsn=f"chdb://{tmp_path_factory.mktemp('warehouse')}"
-        )
+        settings = settings.replace(warehouse_dsn=f"chdb://{tmp_path_factory.mktemp('warehouse')}")
     return settings
 
 
@@ -94,7 +92,7 @@ def live_settings(settings: Settings, kafka_bootstrap: str, redis_url: str, auth
 
 @pytest.fixture
 def read_topic(kafka_bootstrap: str):
-    """``read_topic(topic, expected)``: the (key, value) pairs of a topic, once ``expected`` arrived."""
+    """``read_topic(topic, expected)``: a topic's (key, value) pairs once ``expected`` arrived."""
     from kafka import KafkaConsumer
 
     def read(topic: str, expected: int, timeout_s: float = 20.0) -> list[tuple[str, dict]]:
@@ -129,7 +127,9 @@ def login(auth_service_url: str):
     base = auth_service_url.rsplit("/", 1)[0]
 
     def issue(user_id: str, ttl_s: int = 600) -> str:
-        answer = requests.post(f"{base}/login", json={"user_id": user_id, "ttl_s": ttl_s}, timeout=5)
+        answer = requests.post(
+            f"{base}/login", json={"user_id": user_id, "ttl_s": ttl_s}, timeout=5
+        )
         answer.raise_for_status()
         return answer.json()["token"]
 

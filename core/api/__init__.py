@@ -15,6 +15,7 @@ from core.pipeline import Pipeline
 from core.plugin_manager import build_registry, make_plugin_manager
 from core.publisher import Publisher
 
+
 def create_app(
     settings: Settings | None = None,
     plugin_manager: pluggy.PluginManager | None = None,
@@ -27,7 +28,7 @@ def create_app(
     registry = build_registry(plugin_manager or make_plugin_manager())
     identity = identity or IdentityResolver.from_settings(settings)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.max_batch_bytes)
     app.json.ensure_ascii = False
     app.extensions[PIPELINE] = Pipeline(registry, identity, publisher or Publisher(settings))
     app.extensions[SETTINGS] = settings
@@ -36,4 +37,3 @@ def create_app(
     for blueprint in (events.blueprint, health.blueprint, docs.blueprint):
         app.register_blueprint(blueprint)
     return app
-

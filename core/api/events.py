@@ -7,8 +7,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, current_app, request
 
-from core.api.extension import pipeline_of
-
+from core.api.extension import pipeline_of, settings_of
 from core.errors import ApiError
 
 blueprint = Blueprint("events", __name__)
@@ -28,7 +27,12 @@ def read_json_body() -> Any:
         )
     charset = request.mimetype_params.get("charset", "utf-8").lower()
     if charset not in ("utf-8", "utf8"):
-        raise ApiError(415, "unsupported_charset", "Events are UTF-8 JSON.", {"Content-Type": [f"Charset {charset} is not supported; use utf-8."]})
+        raise ApiError(
+            415,
+            "unsupported_charset",
+            "Events are UTF-8 JSON.",
+            {"Content-Type": [f"Charset {charset} is not supported; use utf-8."]},
+        )
     body = request.get_data(cache=False)
     if not body:
         raise ApiError(400, "invalid_json", "The request body is empty.", {"body": ["Empty."]})
@@ -42,5 +46,30 @@ def read_json_body() -> Any:
 
 @blueprint.post("/api/v1/events")
 def post_event():
+    request.max_content_length = settings_of(current_app).max_body_bytes
     event_id = pipeline_of(current_app).ingest(read_json_body())
     return {"event_id": event_id}, 202
+
+
+@blueprint.post("/api/v1/events/batch")
+def post_batch():
+    """A JSON array of events; 200 with one result per event (see the OpenAPI document)."""
+    settings = settings_of(current_app)
+    request.max_content_length = settings.max_batch_bytes
+    payloads = read_json_body()
+    if not isinstance(payloads, list):
+        raise ApiError(
+            400, "invalid_body", "A batch is a JSON array of events.", {"body": ["Not an array."]}
+        )
+    if not payloads:
+        raise ApiError(422, "empty_batch", "The batch has no events.", {"body": ["Empty array."]})
+    if len(payloads) > settings.max_batch_events:
+        raise ApiError(
+            413,
+            "batch_too_large",
+            f"A batch holds at most {settings.max_batch_events} events.",
+            {"body": [f"{len(payloads)} events."]},
+        )
+    results = pipeline_of(current_app).ingest_batch(payloads)
+    accepted = sum(result["status"] == 202 for result in results)
+    return {"accepted": accepted, "rejected": len(results) - accepted, "results": results}

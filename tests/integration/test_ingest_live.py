@@ -87,7 +87,9 @@ def test_auth_service_down_falls_back_to_the_jwt_even_when_expired(
 def test_forged_or_unsigned_tokens_are_401(live_settings, auth_url_down) -> None:
     settings = live_settings.replace(auth_url=CLOSED_PORT_URL) if auth_url_down else live_settings
     client = create_app(settings).test_client()
-    forged = jwt.encode({"sub": "mallory", "exp": int(time.time()) + 600}, "wrong-secret-0123456789abcdef0123")
+    forged = jwt.encode(
+        {"sub": "mallory", "exp": int(time.time()) + 600}, "wrong-secret-0123456789abcdef0123"
+    )
     unsigned = jwt.encode({"sub": "mallory"}, None, algorithm="none")
     for token in (forged, unsigned):
         body = {"event": "video_complete", "token": token, "data": _video_complete()}
@@ -133,9 +135,7 @@ class RatingPlugin:
     @hookimpl
     def register_event_types(self):
         ddl = "CREATE TABLE IF NOT EXISTS {database}.{table} (event_id UUID) ENGINE = Memory"
-        return [
-            EventType("test_rating", RatingSchema, "test_ratings", ddl, example={"score": 7})
-        ]
+        return [EventType("test_rating", RatingSchema, "test_ratings", ddl, example={"score": 7})]
 
 
 def test_a_test_only_plugin_is_accepted_end_to_end(live_settings, read_topic) -> None:

@@ -150,7 +150,9 @@ def test_an_unsupported_content_type_is_415(client, content_type) -> None:
 
 
 def test_a_beacon_body_sent_as_text_plain_is_accepted(client) -> None:
-    response = client.post(URL, data=orjson.dumps(event("element_click")), content_type="text/plain")
+    response = client.post(
+        URL, data=orjson.dumps(event("element_click")), content_type="text/plain"
+    )
     assert response.status_code == 202
 
 
@@ -173,3 +175,37 @@ def test_readiness_reports_each_dependency(client, publisher) -> None:
     publisher.failing = True
     assert client.get("/health/ready").status_code == 503
     assert client.get("/health/live").status_code == 200
+
+
+BATCH = "/api/v1/events/batch"
+
+
+def test_a_batch_answers_one_result_per_event_in_order(client, publisher) -> None:
+    good = event("element_click", token="user:5")
+    bad = event("quality_change", old_quality="720")
+    rejected = event("element_click", token="bogus")
+    response = client.post(BATCH, json=[good, bad, good, rejected, "not an object"])
+    assert response.status_code == 200, response.json
+    results = response.json["results"]
+    assert [result["status"] for result in results] == [202, 422, 202, 401, 400]
+    assert response.json["accepted"] == 2 and response.json["rejected"] == 3
+    assert "data.old_quality" in results[1]["details"]
+    sent_ids = [orjson.loads(value)["event_id"] for _, value in publisher.sent]
+    assert sent_ids == [results[0]["event_id"], results[2]["event_id"]]
+
+
+def test_a_batch_whose_broker_fails_reports_503_per_event(client, publisher) -> None:
+    publisher.failing = True
+    response = client.post(BATCH, json=[event("element_click")] * 3)
+    assert [result["status"] for result in response.json["results"]] == [503] * 3
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [({"event": "element_click"}, 400), ([], 422), ([{"event": "x"}] * 501, 413)],
+)
+def test_a_malformed_batch_is_refused_whole(client, publisher, body, status) -> None:
+    response = client.post(BATCH, json=body)
+    assert response.status_code == status
+    assert response.json["error"]
+    assert publisher.sent == []
