@@ -61,9 +61,7 @@ case "${1:-}" in
   up)
     start api "$PYTHON" -m gunicorn -c core/api/gunicorn_config.py core.api.wsgi:app
     wait_ready
-    if "$PYTHON" -c "import etl.runner" 2>/dev/null; then
-      start etl "$PYTHON" -m core.cli etl
-    fi
+    start etl "$PYTHON" -m core.cli etl
     ;;
   down)
     stop etl

@@ -21,10 +21,11 @@ QUERIES = (
 MOVIES = [str(uuid.UUID(int=n * 7919 + 1)) for n in range(50)]
 
 
-def events(count: int, tokens: list[str | None], seed: int = 7) -> Iterator[dict]:
+def events(count: int, tokens: list[str | None], seed: int | None = None) -> Iterator[dict]:
     """``count`` events (a page view's start and end count as two), tokens drawn from ``tokens``.
 
     Every type appears; one page view in ten is left open (no end), as when a tab crashes.
+    A ``seed`` repeats a sequence; without one, page view ids are new on every call.
     """
     rng = random.Random(seed)
     makers = (_page_view, _click, _quality_change, _video_complete, _search)

@@ -1,0 +1,107 @@
+"""The main job: send traffic of every event type through the running API, wait for the
+ETL to load it, and print what landed. Run by ``make demo`` after ``make up``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import traffic  # noqa: E402
+
+from core.config import Settings  # noqa: E402
+from core.plugin_manager import build_registry, make_plugin_manager  # noqa: E402
+from etl import reports  # noqa: E402
+
+
+def login(settings: Settings, user_id: str) -> str:
+    url = settings.auth_url.rsplit("/", 1)[0] + "/login"
+    answer = requests.post(url, json={"user_id": user_id}, timeout=5)
+    answer.raise_for_status()
+    return answer.json()["token"]
+
+
+def send(api: str, bodies: list[dict], batch_size: int) -> Counter:
+    """Half the events one by one over 8 connections, the other half in batches."""
+    statuses: Counter = Counter()
+    half = len(bodies) // 2
+    local = threading.local()
+
+    def post_one(body: dict) -> int:
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        return session.post(f"{api}/api/v1/events", json=body, timeout=10).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses.update(pool.map(post_one, bodies[:half]))
+    rest = bodies[half:]
+    with requests.Session() as session:
+        for start in range(0, len(rest), batch_size):
+            answer = session.post(
+                f"{api}/api/v1/events/batch", json=rest[start : start + batch_size], timeout=30
+            )
+            answer.raise_for_status()
+            statuses.update(result["status"] for result in answer.json()["results"])
+    return statuses
+
+
+def total_events(settings: Settings, registry) -> int:
+    return sum(count.events for count in reports.counts_report(settings, registry))
+
+
+def main() -> int:
+    options = argparse.ArgumentParser(description=__doc__)
+    options.add_argument("--events", type=int, default=3000, help="how many events to send")
+    options.add_argument("--timeout", type=float, default=120, help="seconds to wait for the ETL")
+    options.add_argument(
+        "--page-seconds", type=float, default=3, help="pause before the page views end"
+    )
+    args = options.parse_args()
+    settings = Settings.from_env()
+    registry = build_registry(make_plugin_manager())
+    api = f"http://{settings.api_host}:{settings.api_port}"
+
+    tokens = [None] + [login(settings, f"user-{n}") for n in range(1, 6)]
+    bodies = list(traffic.events(args.events, tokens))
+    ends = [body for body in bodies if body["event"] == "page_view_end"]
+    others = [body for body in bodies if body["event"] != "page_view_end"]
+    before = total_events(settings, registry)
+    started = time.monotonic()
+    statuses = send(api, others, batch_size=250)
+    time.sleep(args.page_seconds)  # readers stay on their pages a while before leaving
+    statuses += send(api, ends, batch_size=250)
+    sending = time.monotonic() - started - args.page_seconds
+    accepted = statuses[202]
+    print(f"sent {len(bodies)} events in {sending:.1f} s ({len(bodies) / sending:.0f}/s):")
+    for name, count in sorted(Counter(body["event"] for body in bodies).items()):
+        print(f"  {name:<16} {count}")
+    print(f"answers: {dict(sorted(statuses.items()))}")
+
+    deadline = time.monotonic() + args.timeout
+    loaded = 0
+    while time.monotonic() < deadline:
+        loaded = total_events(settings, registry) - before
+        if loaded >= accepted:
+            break
+        print(f"waiting for the ETL: {loaded}/{accepted} loaded")
+        time.sleep(settings.etl_interval_s)
+    print(f"\nloaded {loaded} of {accepted} accepted events\n")
+    print("== events per table ==")
+    print(reports.format_counts(reports.counts_report(settings, registry)))
+    print("\n== page views ==")
+    print(reports.format_pageviews(reports.pageviews_report(settings)))
+    print("\n== data quality ==")
+    print(reports.format_quality(reports.quality_report(settings, registry)))
+    return 0 if loaded >= accepted else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

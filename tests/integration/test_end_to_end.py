@@ -1,0 +1,110 @@
+"""Events POSTed to the API land, with every value intact, in their ClickHouse tables."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from core.api import create_app
+from core.plugin_manager import build_registry, make_plugin_manager
+from etl.runner import run_pass
+from tests.etl_helpers import query
+
+URL = "/api/v1/events"
+
+
+@pytest.fixture
+def client(live_settings):
+    app = create_app(live_settings)
+    yield app.test_client()
+    app.extensions["clickstream.pipeline"].publisher.close()
+
+
+def test_posted_events_reach_their_tables_with_every_value(client, live_settings, login) -> None:
+    token = login("user-77")
+    movie, view = str(uuid.uuid4()), str(uuid.uuid4())
+    events = [
+        ("page_view_start", token, {"page_view_id": view, "page_type": "movie", "movie_id": movie}),
+        (
+            "element_click",
+            None,
+            {
+                "element_type": "poster",
+                "element_id": "p-1",
+                "page_type": "main",
+                "movie_id": movie,
+                "position": 3,
+            },
+        ),
+        (
+            "quality_change",
+            token,
+            {"movie_id": movie, "old_quality": 720, "new_quality": 1080, "reason": "manual"},
+        ),
+        (
+            "video_complete",
+            token,
+            {"movie_id": movie, "duration_total": True, "watched_s": 5400, "duration_s": 5400},
+        ),
+        (
+            "search_filter",
+            None,
+            {"query": "комедии «Брат» ёж", "filters": {"жанр": "комедия"}, "results_count": 12},
+        ),
+        ("page_view_end", token, {"page_view_id": view, "page_type": "movie", "visible_ms": 1500}),
+    ]
+    before = datetime.now(UTC) - timedelta(seconds=1)
+    ids = {}
+    for name, tok, data in events:
+        response = client.post(URL, json={"event": name, "token": tok, "data": data})
+        assert response.status_code == 202, response.json
+        ids[name] = uuid.UUID(response.json["event_id"])
+
+    result = run_pass(live_settings, build_registry(make_plugin_manager()))
+    assert result.messages == len(events)
+
+    [click] = query(
+        live_settings,
+        "SELECT user_id, identity, element_type, element_id, page_type, movie_id, position, event_id FROM {db}.element_clicks",
+    )
+    assert click == (
+        "anonymous",
+        "anonymous",
+        "poster",
+        "p-1",
+        "main",
+        uuid.UUID(movie),
+        3,
+        ids["element_click"],
+    )
+    [change] = query(
+        live_settings,
+        "SELECT user_id, identity, movie_id, old_quality, new_quality, reason FROM {db}.quality_changes",
+    )
+    assert change == ("user-77", "verified", uuid.UUID(movie), 720, 1080, "manual")
+    [complete] = query(
+        live_settings,
+        "SELECT user_id, duration_total, watched_s, duration_s FROM {db}.video_completes",
+    )
+    assert complete == ("user-77", True, 5400, 5400)
+    [search] = query(live_settings, "SELECT query, filters, results_count FROM {db}.search_filters")
+    assert search == ("комедии «Брат» ёж", {"жанр": "комедия"}, 12)
+    views = query(
+        live_settings,
+        "SELECT event, page_view_id, page_type, movie_id, visible_ms, timestamp FROM {db}.page_views ORDER BY timestamp",
+    )
+    assert [row[:5] for row in views] == [
+        ("page_view_start", uuid.UUID(view), "movie", uuid.UUID(movie), None),
+        ("page_view_end", uuid.UUID(view), "movie", None, 1500),
+    ]
+    stamps = [row[5].replace(tzinfo=UTC) for row in views]
+    assert all(before <= stamp <= datetime.now(UTC) for stamp in stamps)
+    [(user, duration)] = query(
+        live_settings,
+        "SELECT user_id, duration_s FROM {db}.page_view_durations WHERE page_view_id = %(id)s",
+        id=view,
+    )
+    assert user == "user-77"
+    assert duration == pytest.approx((stamps[1] - stamps[0]).total_seconds(), abs=0.002)
