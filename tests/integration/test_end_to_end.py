@@ -67,7 +67,8 @@ def test_posted_events_reach_their_tables_with_every_value(client, live_settings
 
     [click] = query(
         live_settings,
-        "SELECT user_id, identity, element_type, element_id, page_type, movie_id, position, event_id FROM {db}.element_clicks",
+        "SELECT user_id, identity, element_type, element_id, page_type, movie_id, position, "
+        "event_id FROM {db}.element_clicks",
     )
     assert click == (
         "anonymous",
@@ -93,7 +94,8 @@ def test_posted_events_reach_their_tables_with_every_value(client, live_settings
     assert search == ("комедии «Брат» ёж", {"жанр": "комедия"}, 12)
     views = query(
         live_settings,
-        "SELECT event, page_view_id, page_type, movie_id, visible_ms, timestamp FROM {db}.page_views ORDER BY timestamp",
+        "SELECT event, page_view_id, page_type, movie_id, visible_ms, timestamp "
+        "FROM {db}.page_views ORDER BY timestamp",
     )
     assert [row[:5] for row in views] == [
         ("page_view_start", uuid.UUID(view), "movie", uuid.UUID(movie), None),
