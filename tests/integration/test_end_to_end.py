@@ -82,7 +82,8 @@ def test_posted_events_reach_their_tables_with_every_value(client, live_settings
     )
     [change] = query(
         live_settings,
-        "SELECT user_id, identity, movie_id, old_quality, new_quality, reason FROM {db}.quality_changes",
+        "SELECT user_id, identity, movie_id, old_quality, new_quality, reason "
+        "FROM {db}.quality_changes",
     )
     assert change == ("user-77", "verified", uuid.UUID(movie), 720, 1080, "manual")
     [complete] = query(
