@@ -23,9 +23,12 @@ def register_event_types() -> list[EventType]:
     * ``schema``: a marshmallow schema class validating ``data``. Unknown
       fields are refused, so list every field a client may send.
     * ``table`` and ``ddl``: the ClickHouse table the ETL writes the event into
-      and its ``CREATE TABLE IF NOT EXISTS`` statement (``{table}`` and
-      ``{database}`` are filled in by the ETL). Event types of one plugin may
-      share a table; they must then share its DDL.
+      and its ``CREATE TABLE IF NOT EXISTS {database}.{table}`` statement
+      (the ETL fills in both placeholders). Ship it as ``table.sql`` beside
+      your code, start its columns with ``{envelope_columns},`` and read it
+      with :func:`core.ddl.load_ddl`, which adds the columns every table has
+      (``event_id``, ``event``, ``timestamp``, ``user_id``, ``identity``).
+      Event types of one plugin may share a table; they must then share its DDL.
     * ``to_row``: turns an enriched message (see ``docs/message.md``) whose
       ``data`` has been loaded by ``schema`` into a dict of column values.
       :func:`core.rows.default_row` covers the common case.

@@ -9,7 +9,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError
 
-from core.rows import Row, default_row
+from core.rows import ENVELOPE_COLUMNS, Row, default_row
 
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -50,6 +50,12 @@ class EventType:
         if "{table}" not in self.ddl or "CREATE TABLE IF NOT EXISTS" not in self.ddl:
             raise RegistryError(
                 f"{where}: ddl must be 'CREATE TABLE IF NOT EXISTS {{database}}.{{table}} ...'"
+            )
+        missing = [c for c in ENVELOPE_COLUMNS if not re.search(rf"[(,\s]{c}\s", self.ddl)]
+        if missing:
+            raise RegistryError(
+                f"{where}: ddl lacks the envelope columns {missing}: start the columns "
+                "with {envelope_columns} (core.ddl.load_ddl fills it in)"
             )
         if self.to_row is not None and not callable(self.to_row):
             raise RegistryError(f"{where}: to_row must be callable")

@@ -1,10 +1,6 @@
 CREATE TABLE IF NOT EXISTS {database}.{table}
 (
-    event_id UUID,
-    event LowCardinality(String),
-    timestamp DateTime64(3, 'UTC') COMMENT 'server receive time',
-    user_id String COMMENT 'anonymous when the client sent no token',
-    identity LowCardinality(String) COMMENT 'anonymous, verified or degraded',
+    {envelope_columns},
     element_type LowCardinality(String) COMMENT 'button, link, poster, banner, ...',
     element_id String COMMENT 'client-side identifier of the element',
     page_type LowCardinality(String) COMMENT 'page the element is on: main, movie, search, profile, ...',

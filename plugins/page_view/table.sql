@@ -1,10 +1,6 @@
 CREATE TABLE IF NOT EXISTS {database}.{table}
 (
-    event_id UUID,
-    event LowCardinality(String) COMMENT 'page_view_start or page_view_end',
-    timestamp DateTime64(3, 'UTC') COMMENT 'server receive time',
-    user_id String COMMENT 'anonymous when the client sent no token',
-    identity LowCardinality(String) COMMENT 'anonymous, verified or degraded',
+    {envelope_columns},
     page_view_id UUID COMMENT 'client-generated, shared by the start and the end of one view',
     page_type LowCardinality(String) COMMENT 'main, movie, search, profile, ...',
     movie_id Nullable(UUID) COMMENT 'movie shown on the page, if any',

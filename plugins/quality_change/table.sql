@@ -1,10 +1,6 @@
 CREATE TABLE IF NOT EXISTS {database}.{table}
 (
-    event_id UUID,
-    event LowCardinality(String),
-    timestamp DateTime64(3, 'UTC') COMMENT 'server receive time',
-    user_id String COMMENT 'anonymous when the client sent no token',
-    identity LowCardinality(String) COMMENT 'anonymous, verified or degraded',
+    {envelope_columns},
     movie_id UUID,
     old_quality UInt16 COMMENT 'video height in pixels before the change: 480, 720, 1080, 2160, ...',
     new_quality UInt16 COMMENT 'video height in pixels after the change',

@@ -11,6 +11,7 @@ from marshmallow import Schema
 
 from core import EventType, hookimpl
 from core.api import create_app
+from core.ddl import ENVELOPE_COLUMNS_DDL
 from core.fields import PositiveInteger
 from core.plugin_manager import make_plugin_manager
 
@@ -134,7 +135,7 @@ class RatingPlugin:
 
     @hookimpl
     def register_event_types(self):
-        ddl = "CREATE TABLE IF NOT EXISTS {database}.{table} (event_id UUID) ENGINE = Memory"
+        ddl = f"CREATE TABLE IF NOT EXISTS {{database}}.{{table}} ({ENVELOPE_COLUMNS_DDL}) ENGINE = Log"
         return [EventType("test_rating", RatingSchema, "test_ratings", ddl, example={"score": 7})]
 
 

@@ -8,12 +8,13 @@ import pytest
 from marshmallow import Schema
 
 from core import EventType, hookimpl
+from core.ddl import ENVELOPE_COLUMNS_DDL
 from core.fields import Text
 from core.plugin_manager import build_registry, make_plugin_manager
 from core.registry import RegistryError
 
 PLUGIN_NUMBERS = itertools.count(1)
-DDL = "CREATE TABLE IF NOT EXISTS {database}.{table} (event_id UUID) ENGINE = Memory"
+DDL = f"CREATE TABLE IF NOT EXISTS {{database}}.{{table}} ({ENVELOPE_COLUMNS_DDL}) ENGINE = Memory"
 
 
 class NoteSchema(Schema):
