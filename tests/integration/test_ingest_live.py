@@ -135,7 +135,8 @@ class RatingPlugin:
 
     @hookimpl
     def register_event_types(self):
-        ddl = f"CREATE TABLE IF NOT EXISTS {{database}}.{{table}} ({ENVELOPE_COLUMNS_DDL}) ENGINE=Log"
+        columns = ENVELOPE_COLUMNS_DDL
+        ddl = f"CREATE TABLE IF NOT EXISTS {{database}}.{{table}} ({columns}) ENGINE = Log"
         return [EventType("test_rating", RatingSchema, "test_ratings", ddl, example={"score": 7})]
 
 
