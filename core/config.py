@@ -60,6 +60,23 @@ class Settings:
         5.0, "How long a request waits for the broker's acknowledgement before failing (503)."
     )
 
+    # Disk spool: where events wait while Kafka does not acknowledge (docs/reliability.md)
+    spool_dir: str = _setting(
+        str(PROJECT_ROOT / "var" / "spool"),
+        "Directory of the disk spools; each process writes to a subdirectory of its own.",
+    )
+    spool_max_bytes: int = _setting(
+        268435456, "Most bytes of events one process spools (503 beyond; 0 turns the spool off)."
+    )
+    spool_fsync: bool = _setting(
+        True,
+        "fsync each spool write before answering 202 (concurrent writers share one fsync); "
+        "false survives a crash of the process but not of the machine.",
+    )
+    spool_replay_interval_s: float = _setting(
+        1.0, "Seconds between two attempts to replay the spool to Kafka."
+    )
+
     # Redis
     redis_url: str = _setting("redis://127.0.0.1:6379/0", "Redis holding the identity cache.")
     redis_prefix: str = _setting("clickstream:", "Prefix of every Redis key clickstream writes.")
@@ -164,9 +181,12 @@ class Settings:
             "redis_timeout_s",
             "cache_max_ttl_s",
             "cache_rejection_ttl_s",
+            "spool_replay_interval_s",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{env_name(name)} must be positive")
+        if self.spool_max_bytes < 0:
+            raise ConfigError(f"{env_name('spool_max_bytes')} must be 0 or more")
         if self.auth_method.upper() not in ("GET", "POST"):
             raise ConfigError(f"{env_name('auth_method')} must be GET or POST")
         if any(algorithm.lower() == "none" for algorithm in self.jwt_algorithms):
@@ -216,6 +236,8 @@ def describe() -> str:
             default = ",".join(default)
         if spec.name == "warehouse_dsn":
             default = "chdb://<repo>/var/warehouse"
+        if spec.name == "spool_dir":
+            default = "<repo>/var/spool"
         lines.append(f"| `{env_name(spec.name)}` | `{default}` | {spec.metadata['doc']} |")
     return "\n".join(lines) + "\n"
 
