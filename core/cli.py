@@ -1,15 +1,18 @@
-"""The ``clickstream`` console script: a thin argparse layer over :mod:`etl`."""
+"""The ``clickstream`` console script: a thin argparse layer over :mod:`etl` and the plugins."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 
+from core.compat import PUBLISHED_DOCUMENT, check, format_changes
 from core.config import ConfigError, Settings
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.plugin_manager import build_registry, installed_event_types, make_plugin_manager
 from core.registry import Registry
 
 
@@ -81,6 +84,29 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _plugins(settings: Settings, args: argparse.Namespace) -> int:
+    installed = installed_event_types(make_plugin_manager())
+    if args.json:
+        print(json.dumps([asdict(event_type) for event_type in installed], indent=2))
+        return 0
+    rows = [("EVENT", "VERSION", "TABLE", "PLUGIN", "DISTRIBUTION")]
+    rows += [
+        (e.event, str(e.version), e.table, e.plugin, f"{e.distribution} {e.distribution_version}")
+        for e in installed
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        print("  ".join(cells).rstrip())
+    return 0
+
+
+def _schema_check(settings: Settings, args: argparse.Namespace) -> int:
+    changes = check(_registry(), Path(args.against))
+    print(format_changes(changes))
+    return 1 if any(change.refused for change in changes) else 0
+
+
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(prog="clickstream", description=__doc__)
     commands = main_parser.add_subparsers(dest="command", required=True)
@@ -109,6 +135,22 @@ def parser() -> argparse.ArgumentParser:
     migrate.add_argument("table", help="the event table to migrate")
     migrate.add_argument("file", help="SQL file; {database} and {table} are filled in")
     migrate.set_defaults(run=_migrate)
+
+    plugins = commands.add_parser("plugins", help="the installed event types and their plugins")
+    plugins.add_argument("--json", action="store_true", help="as a JSON array")
+    plugins.set_defaults(run=_plugins)
+
+    schema_check = commands.add_parser(
+        "schema-check",
+        help="compare the event schemas with the published OpenAPI document; "
+        "exit 1 on an unversioned breaking change",
+    )
+    schema_check.add_argument(
+        "--against",
+        default=str(PUBLISHED_DOCUMENT),
+        help="the published document (default: docs/openapi.json of this installation)",
+    )
+    schema_check.set_defaults(run=_schema_check)
     return main_parser
 
 

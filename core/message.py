@@ -38,15 +38,23 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def build_message(
-    event: str, data: Mapping[str, Any], identity: Identity, received_at: datetime
+    event: str,
+    data: Mapping[str, Any],
+    identity: Identity,
+    received_at: datetime,
+    schema_version: int = 1,
 ) -> dict[str, Any]:
-    """The enriched message: the token is gone, identity and server time are added."""
+    """The enriched message: the token is gone; identity, server time and version are added.
+
+    ``schema_version`` is the ``version`` of the event type whose schema ``data`` passed.
+    """
     return {
         "event_id": str(uuid.uuid4()),
         "event": event,
         "timestamp": format_timestamp(received_at),
         "user_id": identity.user_id,
         "identity": identity.mode,
+        "schema_version": schema_version,
         "data": dict(data),
     }
 

@@ -17,6 +17,8 @@ from core.registry import Registry
 
 TITLE = "clickstream"
 VERSION = "1.0.0"
+#: Where each event variant states its type's ``version`` (``clickstream schema-check`` reads it).
+VERSION_KEY = "x-schema-version"
 
 
 class AcceptedSchema(Schema):
@@ -102,6 +104,7 @@ def build_spec(registry: Registry) -> dict[str, Any]:
             {
                 "type": "object",
                 "description": event_type.description,
+                VERSION_KEY: event_type.version,
                 "required": ["event", "data"],
                 "additionalProperties": False,
                 "properties": {

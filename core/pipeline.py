@@ -71,7 +71,7 @@ class Pipeline:
             raise ApiError(
                 401, "invalid_token", str(rejection), {"token": [str(rejection)]}
             ) from None
-        message = build_message(event, data, identity, received_at)
+        message = build_message(event, data, identity, received_at, self.registry[event].version)
         return PreparedEvent(message["event_id"], event, encode(message))
 
     def ingest(self, payload: Any) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from types import ModuleType
 
 import pluggy
@@ -44,6 +45,38 @@ def build_registry(manager: pluggy.PluginManager) -> Registry:
         name = describe_plugin(impl.plugin, distributions.get(id(impl.plugin)))
         contributions.append((name, impl.function() or []))
     return Registry(contributions)
+
+
+@dataclass(frozen=True)
+class InstalledEventType:
+    """One line of ``clickstream plugins``: an event type and where it comes from."""
+
+    event: str
+    version: int
+    table: str
+    plugin: str
+    distribution: str
+    distribution_version: str
+
+
+def installed_event_types(manager: pluggy.PluginManager) -> list[InstalledEventType]:
+    """Every event type of ``manager``'s plugins, by name, with its plugin and distribution.
+
+    Builds the registry, so an invalid or conflicting plugin raises :class:`RegistryError`.
+    """
+    distributions = {id(plugin): dist for plugin, dist in manager.list_plugin_distinfo()}
+    origins = {}
+    for plugin in manager.get_plugins():
+        distribution = distributions.get(id(plugin))
+        origins[describe_plugin(plugin, distribution)] = (
+            describe_plugin(plugin),
+            distribution.project_name if distribution else "",
+            distribution.version if distribution else "",
+        )
+    return [
+        InstalledEventType(event.name, event.version, event.table, *origins[event.plugin])
+        for event in build_registry(manager)
+    ]
 
 
 def describe_plugin(plugin: object, distribution: object | None = None) -> str:

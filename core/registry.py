@@ -13,6 +13,8 @@ from core.rows import ENVELOPE_COLUMNS, Row, default_row
 
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+#: The ``schema_version`` column is a UInt16.
+MAX_VERSION = 65535
 
 RowMapper = Callable[[Mapping[str, Any]], Row]
 
@@ -32,6 +34,7 @@ class EventType:
     example: Mapping[str, Any]
     to_row: RowMapper | None = None
     description: str = ""
+    version: int = 1
     plugin: str = field(default="", compare=False)
 
     def row(self, message: Mapping[str, Any]) -> Row:
@@ -57,6 +60,12 @@ class EventType:
                 f"{where}: ddl lacks the envelope columns {missing}: start the columns "
                 "with {envelope_columns} (core.ddl.load_ddl fills it in)"
             )
+        if (
+            isinstance(self.version, bool)
+            or not isinstance(self.version, int)
+            or not 1 <= self.version <= MAX_VERSION
+        ):
+            raise RegistryError(f"{where}: version must be an integer from 1 to {MAX_VERSION}")
         if self.to_row is not None and not callable(self.to_row):
             raise RegistryError(f"{where}: to_row must be callable")
         try:

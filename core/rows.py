@@ -10,7 +10,10 @@ from uuid import UUID
 Row = dict[str, Any]
 
 #: Columns every event table starts with, filled from the message envelope.
-ENVELOPE_COLUMNS = ("event_id", "event", "timestamp", "user_id", "identity")
+ENVELOPE_COLUMNS = ("event_id", "event", "timestamp", "user_id", "identity", "schema_version")
+
+#: The ``schema_version`` of messages published before the envelope carried one.
+FIRST_SCHEMA_VERSION = 1
 
 
 def envelope_columns(message: Mapping[str, Any]) -> Row:
@@ -21,6 +24,7 @@ def envelope_columns(message: Mapping[str, Any]) -> Row:
         "timestamp": datetime.fromisoformat(message["timestamp"].replace("Z", "+00:00")),
         "user_id": message["user_id"],
         "identity": message["identity"],
+        "schema_version": message.get("schema_version", FIRST_SCHEMA_VERSION),
     }
 
 

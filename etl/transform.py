@@ -10,10 +10,11 @@ from uuid import UUID
 import orjson
 from marshmallow import ValidationError
 
-from core.registry import Registry
-from core.rows import Row
+from core.registry import MAX_VERSION, Registry
+from core.rows import FIRST_SCHEMA_VERSION, Row
 
-#: Envelope keys the ETL needs; other keys (request_id, schema_version, ...) are ignored.
+#: Envelope keys the ETL needs; ``schema_version`` is optional (older messages lack it),
+#: other keys (request_id, ...) are ignored.
 ENVELOPE_KEYS = ("event_id", "event", "timestamp", "user_id", "identity", "data")
 
 #: Why a message went to the dead-letter table (the ``reason`` column).
@@ -109,6 +110,9 @@ def _envelope_error(message: dict[str, Any]) -> str | None:
         return "user_id and identity must be strings"
     if not isinstance(message["data"], dict):
         return "data must be an object"
+    version = message.get("schema_version", FIRST_SCHEMA_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+        return f"schema_version {version!r} is not an integer from 1 to {MAX_VERSION}"
     return None
 
 

@@ -27,7 +27,7 @@ def record(value: bytes, offset: int = 0, partition: int = 0) -> Record:
 
 def test_a_valid_message_becomes_its_plugins_row(registry):
     example = dict(registry["search_filter"].example)
-    message = envelope("search_filter", example, user_id="u-1", schema_version=2)
+    message = envelope("search_filter", example, user_id="u-1", schema_version=2, request_id="r")
 
     outcome = transform(record(orjson.dumps(message)), registry)
 
@@ -36,7 +36,8 @@ def test_a_valid_message_becomes_its_plugins_row(registry):
     assert outcome.event_id == uuid.UUID(message["event_id"])
     assert outcome.row["query"] == "комедии 2020"
     assert outcome.row["user_id"] == "u-1"
-    assert "schema_version" not in outcome.row
+    assert outcome.row["schema_version"] == 2
+    assert "request_id" not in outcome.row
 
 
 def _without(key: str) -> dict:
