@@ -5,11 +5,13 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections import Counter
 
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
 from core.config import Settings
+from core.spool import Record, SpoolFullError, Spools
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +25,10 @@ class Publisher:
 
     Creating it on first use, and again after a fork, means a server's workers
     never share the producer (and its sockets and threads) of their parent.
+
+    What Kafka does not acknowledge goes to the process's disk spool (core/spool.py),
+    and while the spool holds anything new messages join it, so that each key keeps its
+    order; a replayer thread sends the spool to Kafka once the broker is back.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -30,6 +36,8 @@ class Publisher:
         self._lock = threading.Lock()
         self._producer: KafkaProducer | None = None
         self._pid = 0
+        self._spools: Spools | None = None
+        self._counts: Counter[str] = Counter()
 
     @property
     def topic(self) -> str:
@@ -48,27 +56,48 @@ class Publisher:
                     linger_ms=self._settings.kafka_linger_ms,
                     max_block_ms=int(self._settings.kafka_ack_timeout_s * 1000),
                     request_timeout_ms=max(1000, int(self._settings.kafka_ack_timeout_s * 1000)),
+                    # Give up on a record about when the request stops waiting for it: a
+                    # record spooled after a timeout should not also reach Kafka late.
+                    delivery_timeout_ms=max(1000, int(self._settings.kafka_ack_timeout_s * 1000))
+                    + self._settings.kafka_linger_ms,
                     client_id=f"clickstream-api-{os.getpid()}",
                 )
                 self._pid = os.getpid()
             return self._producer
 
     def publish(self, key: str, value: bytes) -> None:
-        """Send one message; return once the broker acknowledged it, else raise PublishError."""
+        """Send one message; return once Kafka or the spool has it, else raise PublishError."""
         error = self.publish_many([(key, value)])[0]
         if error is not None:
             raise error
 
     def publish_many(self, messages: list[tuple[str, bytes]]) -> list[PublishError | None]:
-        """Send messages together; one result per message, ``None`` once acknowledged."""
+        """Send messages together; one result per message, ``None`` once acknowledged or spooled."""
+        spools = self._get_spools()
+        records = [Record(self.topic, key, value) for key, value in messages]
+        if spools is not None and spools.depth:
+            return [self._spool(spools, records)] * len(records)
+        results = self._send(records)
+        self._count(
+            published=results.count(None), publish_failures=len(results) - results.count(None)
+        )
+        failed = [record for record, result in zip(records, results, strict=True) if result]
+        if spools is None or not failed:
+            return results
+        outcome = self._spool(spools, failed)
+        return [outcome if result else None for result in results]
+
+    def _send(self, records: list[Record]) -> list[PublishError | None]:
+        """Send to Kafka and wait for each acknowledgement, in order."""
         try:
             producer = self._get_producer()
             futures = [
-                producer.send(self.topic, key=key.encode(), value=value) for key, value in messages
+                producer.send(record.topic, key=record.key.encode(), value=record.value)
+                for record in records
             ]
         except KafkaError as error:
             log.warning("Kafka unavailable: %s", error)
-            return [PublishError(f"Kafka unavailable: {error}")] * len(messages)
+            return [PublishError(f"Kafka unavailable: {error}")] * len(records)
         results: list[PublishError | None] = []
         for future in futures:
             try:
@@ -78,6 +107,58 @@ class Publisher:
                 log.warning("publish failed: %s", error)
                 results.append(PublishError(f"Kafka did not acknowledge: {error}"))
         return results
+
+    def _spool(self, spools: Spools, records: list[Record]) -> PublishError | None:
+        """Append to this process's spool; ``None`` once it is on disk."""
+        try:
+            spools.append(records)
+        except SpoolFullError as error:
+            self._count(spool_full_rejections=len(records))
+            log.warning("spool full: %s", error)
+            return PublishError(f"Kafka is unavailable and the spool is full: {error}")
+        except OSError as error:
+            log.error("spool unwritable: %s", error)
+            return PublishError(f"Kafka is unavailable and the spool is unwritable: {error}")
+        self._count(spooled=len(records))
+        return None
+
+    def _get_spools(self) -> Spools | None:
+        """This process's spools, opened (and their replayer started) on first use after a fork."""
+        if self._settings.spool_max_bytes == 0:
+            return None
+        spools = self._spools
+        if spools is not None and spools.pid == os.getpid():
+            return spools
+        with self._lock:
+            if self._spools is None or self._spools.pid != os.getpid():
+                self._spools = Spools(self._settings, self._send, self._count)
+            return self._spools
+
+    def _count(self, **increments: int) -> None:
+        with self._lock:
+            self._counts.update(increments)
+
+    def stats(self) -> dict[str, int]:
+        """This process's counters, and what its spool holds now."""
+        with self._lock:
+            counts = dict(self._counts)
+        spools = self._spools if self._spools and self._spools.pid == os.getpid() else None
+        return {
+            "published": counts.get("published", 0),
+            "publish_failures": counts.get("publish_failures", 0),
+            "spooled": counts.get("spooled", 0),
+            "spool_depth_events": spools.depth if spools else 0,
+            "spool_bytes": spools.pending_bytes if spools else 0,
+            "replayed": counts.get("replayed", 0),
+            "spool_full_rejections": counts.get("spool_full_rejections", 0),
+        }
+
+    def check_spool(self) -> dict[str, object]:
+        """Can the spool take events now, and what does it hold."""
+        spools = self._get_spools()
+        if spools is None:
+            return {"ok": False, "detail": "spool turned off", "depth_events": 0, "bytes": 0}
+        return spools.check()
 
     def check(self) -> dict[str, object]:
         """Readiness of the broker: can we reach it and is the producer connected."""
@@ -96,7 +177,12 @@ class Publisher:
         return {"ok": True, "detail": "broker reachable"}
 
     def close(self) -> None:
+        """Stop the replayer, release the spool (kept on disk if not empty), close the producer."""
+        spools = self._spools
+        if spools is not None and spools.pid == os.getpid():
+            spools.close()
         with self._lock:
+            self._spools = None
             if self._producer is not None and self._pid == os.getpid():
                 self._producer.close(timeout=5)
             self._producer = None

@@ -32,12 +32,12 @@ def _require(name: str, host: str, port: int) -> None:
 
 @pytest.fixture(scope="session")
 def base_settings(tmp_path_factory) -> Settings:
-    """Settings from the environment, with the warehouse in a per-session chDB directory.
+    """Settings from the environment, the warehouse and the disk spool in per-session directories.
 
     chDB opens one data directory per process, so every test of a session shares
     this directory and gets a database of its own instead.
     """
-    settings = Settings.from_env()
+    settings = Settings.from_env().replace(spool_dir=str(tmp_path_factory.mktemp("spool")))
     if settings.warehouse_dsn.startswith("chdb://"):
         settings = settings.replace(warehouse_dsn=f"chdb://{tmp_path_factory.mktemp('warehouse')}")
     return settings

@@ -45,3 +45,6 @@ class FakePublisher:
 
     def check(self) -> dict:
         return {"ok": not self.failing, "detail": "fake"}
+
+    def check_spool(self) -> dict:
+        return {"ok": False, "detail": "the fake has no spool", "depth_events": 0, "bytes": 0}

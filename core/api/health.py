@@ -16,12 +16,24 @@ def live():
 
 @blueprint.get("/health/ready")
 def ready():
-    """Kafka is required to accept events; Redis and the auth service have fallbacks."""
+    """Ready while events can be accepted: by Kafka, or by the disk spool while Kafka is away.
+
+    ``degraded`` (still 200) while the spool holds events or Kafka is unreachable;
+    503 when neither Kafka nor the spool can take an event. Redis and the auth service
+    have fallbacks and never make the API unready.
+    """
     pipeline = pipeline_of(current_app)
     checks = {
         "kafka": pipeline.publisher.check(),
         "redis": pipeline.identity.check_cache(),
         "auth_service": pipeline.identity.check_auth_service(),
     }
-    ready = checks["kafka"]["ok"]
-    return {"status": "ready" if ready else "unavailable", "checks": checks}, 200 if ready else 503
+    spool = pipeline.publisher.check_spool()
+    if checks["kafka"]["ok"] and not spool["depth_events"]:
+        status = "ready"
+    elif spool["ok"]:
+        status = "degraded"
+    else:
+        status = "unavailable"
+    body = {"status": status, "checks": checks, "spool": spool}
+    return body, 503 if status == "unavailable" else 200

@@ -119,8 +119,9 @@ def test_readiness_reports_each_service(client) -> None:
     }
 
 
-def test_readiness_is_503_when_kafka_is_unreachable(live_settings) -> None:
-    client = create_app(live_settings.replace(kafka_bootstrap="127.0.0.1:9")).test_client()
+def test_readiness_is_503_when_kafka_is_unreachable_without_a_spool(live_settings) -> None:
+    settings = live_settings.replace(kafka_bootstrap="127.0.0.1:9", spool_max_bytes=0)
+    client = create_app(settings).test_client()
     response = client.get("/health/ready")
     assert response.status_code == 503
     assert response.json["checks"]["kafka"]["ok"] is False
