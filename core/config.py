@@ -7,6 +7,7 @@ Each setting is declared once below: its type, default, and a line of documentat
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -139,6 +140,38 @@ class Settings:
         0.5, "How long one Kafka poll of an ETL pass waits for messages, in seconds."
     )
 
+    # Abuse limits, browsers and operational endpoints (docs/security.md)
+    rate_limit_ip_requests: int = _setting(
+        0,
+        "Requests one client IP may make to the event endpoints per rate-limit window "
+        "(429 above); 0 turns the limit off.",
+    )
+    rate_limit_user_events: int = _setting(
+        0, "Events one signed-in user may send per rate-limit window (429 above); 0 turns it off."
+    )
+    rate_limit_window_s: int = _setting(60, "Length of a rate-limit window, in seconds.")
+    trusted_proxy_hops: int = _setting(
+        0,
+        "Proxies in front of the API that append the client to X-Forwarded-For; "
+        "0 takes the client IP from the connection.",
+    )
+    cors_origins: tuple[str, ...] = _setting(
+        (),
+        "Browser origins allowed to send events, comma-separated (https://cinema.example), "
+        "or * for any; empty turns CORS off.",
+        _list,
+    )
+    cors_max_age_s: int = _setting(600, "How long a browser may reuse a CORS preflight answer.")
+    ops_port: int = _setting(
+        0,
+        "Port of a second listener for operational endpoints (metrics, admin), which then "
+        "answer only there; 0 serves them with the API.",
+    )
+    ops_host: str = _setting("127.0.0.1", "Address of the operational listener.")
+    ops_token: str = _setting(
+        "", "Bearer token operational endpoints require; empty requires none."
+    )
+
     log_level: str = _setting("INFO", "Log level of the API and the ETL.")
 
     @classmethod
@@ -197,6 +230,22 @@ class Settings:
             raise ConfigError(
                 f"{env_name('warehouse_dsn')} must start with chdb://, http:// or https://"
             )
+        for name in ("rate_limit_ip_requests", "rate_limit_user_events", "trusted_proxy_hops"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{env_name(name)} must be 0 or more")
+        if self.rate_limit_window_s <= 0 or self.cors_max_age_s < 0:
+            raise ConfigError(
+                f"{env_name('rate_limit_window_s')} must be positive, "
+                f"{env_name('cors_max_age_s')} 0 or more"
+            )
+        for origin in self.cors_origins:
+            if origin != "*" and not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ConfigError(
+                    f"{env_name('cors_origins')}: {origin!r} is not an origin "
+                    "(scheme://host[:port], no path) or *"
+                )
+        if not 0 <= self.ops_port <= 65535 or (self.ops_port and self.ops_port == self.api_port):
+            raise ConfigError(f"{env_name('ops_port')} must be a free port other than the API's")
 
 
 def env_name(setting: str) -> str:

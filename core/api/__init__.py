@@ -7,7 +7,7 @@ import logging
 import pluggy
 from flask import Flask
 
-from core.api import docs, errors, events, health
+from core.api import cors, docs, errors, events, health, limits
 from core.api.extension import PIPELINE, SETTINGS
 from core.config import Settings
 from core.identity import IdentityResolver
@@ -36,4 +36,6 @@ def create_app(
     errors.init_app(app)
     for blueprint in (events.blueprint, health.blueprint, docs.blueprint):
         app.register_blueprint(blueprint)
+    cors.init_app(app, settings)
+    limits.init_app(app, settings)
     return app

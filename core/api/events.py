@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import zlib
 from typing import Any
 
 import orjson
@@ -14,10 +16,49 @@ blueprint = Blueprint("events", __name__)
 
 #: Content types an event may arrive with; text/plain is what navigator.sendBeacon sends.
 ACCEPTED_CONTENT_TYPES = ("application/json", "text/plain")
+#: Content-Encoding values a body may arrive with; gzip is decompressed under the size limit.
+ACCEPTED_ENCODINGS = ("identity", "gzip", "x-gzip")
+# RFC 8259 lets a parser ignore a UTF-8 byte order mark; some clients (PowerShell) send one.
+_BOM = b"\xef\xbb\xbf"
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
 
 
 def read_json_body() -> Any:
-    """The request body parsed as JSON, or an :class:`ApiError` saying what is wrong with it."""
+    """The request body parsed as JSON, or an :class:`ApiError` saying what is wrong with it.
+
+    Refused: other content types or charsets (415), an unknown Content-Encoding (415), a body
+    over the endpoint's limit, compressed or not (413), an empty body, invalid UTF-8, invalid
+    JSON (including NaN, Infinity and numbers beyond a double), nesting deeper than the parsers
+    allow, and a key repeated in one object (400). A leading UTF-8 BOM is ignored.
+    """
+    _check_content_type()
+    body = request.get_data(cache=False)
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding in ("gzip", "x-gzip"):
+        body = _gunzip(body, request.max_content_length or len(body))
+    elif encoding != "identity":
+        raise ApiError(
+            415,
+            "unsupported_content_encoding",
+            f"Send the body uncompressed or gzip-compressed, not {encoding}.",
+            {"Content-Encoding": [f"Must be one of: {', '.join(ACCEPTED_ENCODINGS)}."]},
+        )
+    if body.startswith(_BOM):
+        body = body[len(_BOM) :]
+    if not body:
+        raise ApiError(400, "invalid_json", "The request body is empty.", {"body": ["Empty."]})
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        # orjson's messages name a position, never a piece of the body (it may hold a token).
+        raise ApiError(
+            400, "invalid_json", "The request body is not valid JSON.", {"body": [str(error)]}
+        ) from None
+    _refuse_duplicate_keys(body)
+    return payload
+
+
+def _check_content_type() -> None:
     if request.mimetype not in ACCEPTED_CONTENT_TYPES:
         raise ApiError(
             415,
@@ -33,14 +74,74 @@ def read_json_body() -> Any:
             "Events are UTF-8 JSON.",
             {"Content-Type": [f"Charset {charset} is not supported; use utf-8."]},
         )
-    body = request.get_data(cache=False)
-    if not body:
-        raise ApiError(400, "invalid_json", "The request body is empty.", {"body": ["Empty."]})
+
+
+def _gunzip(body: bytes, limit: int) -> bytes:
+    """``body`` decompressed (every gzip member), refused once it grows past ``limit`` bytes.
+
+    The limit is on the output, so a small body that inflates enormously (a zip bomb) costs
+    at most ``limit`` bytes of memory and the time to produce them.
+    """
+    parts: list[bytes] = []
+    size = 0
+    remaining = body
     try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError as error:
+        while remaining:
+            inflater = zlib.decompressobj(_GZIP_WBITS)
+            part = inflater.decompress(remaining, limit + 1 - size)
+            size += len(part)
+            if size > limit:
+                raise ApiError(
+                    413,
+                    "request_entity_too_large",
+                    "The request body is too large.",
+                    {"body": [f"More than {limit} bytes once decompressed."]},
+                )
+            if not inflater.eof:
+                raise zlib.error("truncated")
+            parts.append(part)
+            remaining = inflater.unused_data
+    except zlib.error:
         raise ApiError(
-            400, "invalid_json", "The request body is not valid JSON.", {"body": [str(error)]}
+            400,
+            "invalid_gzip",
+            "The body is not valid gzip data, as its Content-Encoding says.",
+            {"body": ["Not valid gzip data (or truncated)."]},
+        ) from None
+    return b"".join(parts)
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ApiError(
+                    400,
+                    "duplicate_key",
+                    f"The key {key!r} appears more than once in one object.",
+                    {"body": [f"Duplicate key {key!r}."]},
+                )
+            seen.add(key)
+    return value
+
+
+_DUPLICATE_FINDER = json.JSONDecoder(object_pairs_hook=_refuse_duplicates)
+
+
+def _refuse_duplicate_keys(body: bytes) -> None:
+    """Raise 400 naming a key that appears twice in one object (orjson keeps the last silently).
+
+    A second parse by the standard library, whose hook sees every object's pairs: as fast as
+    counting keys in the parsed value and comparing with the body (measured in
+    docs/security.md), and exact. The body is already known to be valid UTF-8 JSON.
+    """
+    try:
+        _DUPLICATE_FINDER.decode(body.decode())
+    except RecursionError:
+        raise ApiError(
+            400, "invalid_json", "The request body is nested too deeply.", {"body": ["Too deep."]}
         ) from None
 
 

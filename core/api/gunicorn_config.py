@@ -4,7 +4,10 @@ from core.config import Settings
 
 _settings = Settings.from_env()
 
-bind = f"{_settings.api_host}:{_settings.api_port}"
+bind = [f"{_settings.api_host}:{_settings.api_port}"]
+if _settings.ops_port:
+    # Operational endpoints answer only on this listener (core/api/ops.py).
+    bind.append(f"{_settings.ops_host}:{_settings.ops_port}")
 workers = _settings.api_workers
 threads = _settings.api_threads
 worker_class = "gthread"

@@ -1,0 +1,157 @@
+"""Per-client rate limits on the event endpoints, counted in Redis: by client IP and by user.
+
+Both are off by default (a trusted network needs none). Each counts in fixed windows of
+``rate_limit_window_s``: the IP limit counts requests, before the body is read, so floods
+cost little; the user limit counts events of a verified user, after the token is resolved,
+so a forged token never spends someone else's budget. Over a limit the answer is 429 with
+``Retry-After`` (in a batch, a 429 result for that event). When Redis fails the limits
+are skipped (fail open) for a second at a time: events matter more than limits.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis
+from flask import Flask, current_app, request
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from core.api.extension import pipeline_of, settings_of
+from core.config import Settings
+from core.errors import ApiError
+from core.identity import CircuitBreaker, Identity
+
+EXTENSION = "clickstream.rate_limiter"
+#: Blueprints whose POST requests count against the IP limit.
+LIMITED_BLUEPRINTS = frozenset({"events"})
+# After a Redis error, skip the limits this long rather than pay a timeout per request.
+_REDIS_RETRY_S = 1.0
+
+
+class RateLimiter:
+    """Fixed-window counters in Redis, one key per subject and window, expiring on their own."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        client: redis.Redis,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._prefix = f"{settings.redis_prefix}ratelimit:"
+        self._window_s = settings.rate_limit_window_s
+        self._client = client
+        self._clock = clock
+        self._breaker = CircuitBreaker(1, _REDIS_RETRY_S, monotonic, name="rate-limit Redis")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RateLimiter:
+        """A limiter with its own Redis client: short timeouts, no retries."""
+        client = redis.Redis.from_url(
+            settings.redis_url,
+            socket_timeout=settings.redis_timeout_s,
+            socket_connect_timeout=settings.redis_timeout_s,
+            retry=Retry(NoBackoff(), 0),
+        )
+        return cls(settings, client)
+
+    def retry_after(self, scope: str, subject: str, limit: int, cost: int = 1) -> int | None:
+        """Count ``cost`` for ``subject``; the seconds to wait if that passes ``limit``, else None.
+
+        One Redis round trip. None as well when Redis cannot be reached (fail open).
+        """
+        now = self._clock()
+        window = int(now // self._window_s)
+        key = f"{self._prefix}{scope}:{window}:{subject}"
+        if not self._breaker.allow():
+            return None
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.incrby(key, cost)
+            pipe.expire(key, self._window_s + 1)
+            count, _ = pipe.execute()
+        except (redis.RedisError, OSError):
+            self._breaker.record_failure()
+            return None
+        self._breaker.record_success()
+        if count <= limit:
+            return None
+        return max(1, math.ceil((window + 1) * self._window_s - now))
+
+
+def rate_limited(seconds: int, what: str) -> ApiError:
+    """The 429 answer, telling the client when to come back."""
+    return ApiError(
+        429,
+        "rate_limited",
+        f"Too many {what}; retry in {seconds} s.",
+        extra={"retry_after": seconds},
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+def client_ip(remote_addr: str | None, forwarded_for: str | None, trusted_hops: int) -> str:
+    """The client's address: the peer, or the entry ``trusted_hops`` proxies appended.
+
+    Entries left of the trusted ones were written by the client and prove nothing.
+    """
+    if trusted_hops and forwarded_for:
+        entries = [entry.strip() for entry in forwarded_for.split(",") if entry.strip()]
+        if len(entries) >= trusted_hops:
+            return entries[-trusted_hops]
+    return remote_addr or "unknown"
+
+
+class UserLimitedIdentity:
+    """An identity resolver that also counts each verified user's events against the limit.
+
+    Everything but :meth:`resolve` is the wrapped resolver's (checks, statistics).
+    """
+
+    def __init__(self, resolver: Any, limiter: RateLimiter, limit: int) -> None:
+        self._resolver = resolver
+        self._limiter = limiter
+        self._limit = limit
+
+    def resolve(self, token: str | None) -> Identity:
+        identity = self._resolver.resolve(token)
+        if identity.mode != "anonymous":
+            seconds = self._limiter.retry_after("user", identity.user_id, self._limit)
+            if seconds is not None:
+                raise rate_limited(seconds, "events from this user")
+        return identity
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._resolver, name)
+
+
+def _limit_client_ip() -> None:
+    if request.method != "POST" or request.blueprint not in LIMITED_BLUEPRINTS:
+        return
+    settings = settings_of(current_app)
+    address = client_ip(
+        request.remote_addr, request.headers.get("X-Forwarded-For"), settings.trusted_proxy_hops
+    )
+    limiter: RateLimiter = current_app.extensions[EXTENSION]
+    seconds = limiter.retry_after("ip", address, settings.rate_limit_ip_requests)
+    if seconds is not None:
+        raise rate_limited(seconds, "requests from this address")
+
+
+def init_app(app: Flask, settings: Settings, limiter: RateLimiter | None = None) -> None:
+    """Turn on the limits ``settings`` ask for; with none asked, the app is left untouched."""
+    if not (settings.rate_limit_ip_requests or settings.rate_limit_user_events):
+        return
+    limiter = limiter or RateLimiter.from_settings(settings)
+    app.extensions[EXTENSION] = limiter
+    if settings.rate_limit_ip_requests:
+        app.before_request(_limit_client_ip)
+    if settings.rate_limit_user_events:
+        pipeline = pipeline_of(app)
+        pipeline.identity = UserLimitedIdentity(
+            pipeline.identity, limiter, settings.rate_limit_user_events
+        )
