@@ -1,0 +1,28 @@
+"""A clickstream plugin: a viewer rated a movie (``rating_submitted``)."""
+
+from __future__ import annotations
+
+from core import EventType, hookimpl
+from core.ddl import load_ddl
+
+from clickstream_rating.schema import RatingSchema
+
+EXAMPLE = {
+    "movie_id": "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b",
+    "score": 9,
+    "review": "Пересматривал трижды: «Сталкер» не отпускает.",
+}
+
+
+@hookimpl
+def register_event_types() -> list[EventType]:
+    return [
+        EventType(
+            name="rating_submitted",
+            schema=RatingSchema,
+            table="ratings",
+            ddl=load_ddl(__name__),
+            example=EXAMPLE,
+            description="A viewer rated a movie from 1 to 10, optionally with a review.",
+        )
+    ]

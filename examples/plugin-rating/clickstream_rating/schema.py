@@ -1,0 +1,25 @@
+"""The ``data`` of a ``rating_submitted`` event."""
+
+from __future__ import annotations
+
+from core.fields import StrictInteger, Text
+from marshmallow import Schema, fields, validate
+
+#: Scores run from 1 to 10, as on the movie page.
+MIN_SCORE, MAX_SCORE = 1, 10
+#: Longest review, in characters (not bytes: Cyrillic takes two bytes each in UTF-8).
+MAX_REVIEW = 2000
+
+
+class RatingSchema(Schema):
+    movie_id = fields.UUID(required=True, metadata={"description": "The rated movie."})
+    score = StrictInteger(
+        required=True,
+        validate=validate.Range(min=MIN_SCORE, max=MAX_SCORE),
+        metadata={"description": f"From {MIN_SCORE} (worst) to {MAX_SCORE} (best)."},
+    )
+    review = Text(
+        max_length=MAX_REVIEW,
+        load_default=None,
+        metadata={"description": "What the viewer wrote, in any language; absent if nothing."},
+    )

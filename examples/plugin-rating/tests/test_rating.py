@@ -1,0 +1,109 @@
+"""The rating plugin on its own: its schema, its row and its table, with no service running."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from core.registry import Registry
+from core.rows import ENVELOPE_COLUMNS
+from marshmallow import ValidationError
+
+from clickstream_rating import EXAMPLE, register_event_types
+from clickstream_rating.schema import MAX_REVIEW
+
+PROJECT = Path(__file__).resolve().parents[1]
+COLUMN = re.compile(r"^\s+([a-z_][a-z0-9_]*)\s+\S", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def rating():
+    [event_type] = register_event_types()
+    return event_type
+
+
+def load(rating, **changes: Any) -> dict[str, Any]:
+    """The example with ``changes`` applied (``...`` removes a field), loaded by the schema."""
+    data = {key: value for key, value in {**EXAMPLE, **changes}.items() if value is not ...}
+    return rating.schema().load(data)
+
+
+def errors(rating, **changes: Any) -> dict[str, Any]:
+    with pytest.raises(ValidationError) as raised:
+        load(rating, **changes)
+    return raised.value.messages
+
+
+def test_the_event_type_passes_clickstreams_checks(rating) -> None:
+    registry = Registry([("clickstream_rating", [rating])])
+    assert registry.names == ["rating_submitted"]
+    assert registry["rating_submitted"].table == "ratings"
+
+
+def test_the_entry_point_names_this_module() -> None:
+    project = tomllib.loads((PROJECT / "pyproject.toml").read_text(encoding="utf-8"))
+    assert project["project"]["entry-points"]["clickstream.plugins"] == {
+        "rating": "clickstream_rating"
+    }
+
+
+@pytest.mark.parametrize("score", [1, 5, 10])
+def test_scores_from_one_to_ten_are_accepted(rating, score: int) -> None:
+    assert load(rating, score=score)["score"] == score
+
+
+@pytest.mark.parametrize("score", [0, 11, -1, 7.5, "7", True, None])
+def test_other_scores_are_refused(rating, score: object) -> None:
+    assert "score" in errors(rating, score=score)
+
+
+def test_movie_id_and_score_are_required(rating) -> None:
+    assert set(errors(rating, movie_id=..., score=...)) == {"movie_id", "score"}
+    assert "movie_id" in errors(rating, movie_id="not-a-uuid")
+
+
+def test_the_review_is_optional_and_kept_as_written(rating) -> None:
+    assert load(rating, review=...)["review"] is None
+    assert load(rating)["review"] == EXAMPLE["review"]
+
+
+def test_the_review_is_bounded_in_characters_not_bytes(rating) -> None:
+    longest = "ё" * MAX_REVIEW
+    assert load(rating, review=longest)["review"] == longest
+    assert "review" in errors(rating, review=longest + "ё")
+    assert "review" in errors(rating, review="")
+
+
+def test_unknown_fields_are_refused(rating) -> None:
+    assert "comment" in errors(rating, comment="nice")
+
+
+@pytest.mark.parametrize("review", [EXAMPLE["review"], ...])
+def test_the_row_has_exactly_the_table_columns_in_order(rating, review: object) -> None:
+    message = {
+        "event_id": str(uuid.uuid4()),
+        "event": "rating_submitted",
+        "timestamp": "2026-11-28T10:00:00.123Z",
+        "user_id": "user-42",
+        "identity": "verified",
+        "schema_version": 1,
+        "data": load(rating, review=review),
+    }
+    row = rating.row(message)
+    columns = COLUMN.findall(rating.ddl)
+    assert list(row) == columns
+    assert columns[: len(ENVELOPE_COLUMNS)] == list(ENVELOPE_COLUMNS)
+    assert row["movie_id"] == uuid.UUID(EXAMPLE["movie_id"])
+    assert row["score"] == 9
+    assert row["review"] == (None if review is ... else review)
+
+
+def test_the_table_keeps_one_row_per_event(rating) -> None:
+    ddl = rating.ddl.replace("{database}", "analytics").replace("{table}", "ratings")
+    assert ddl.startswith("CREATE TABLE IF NOT EXISTS analytics.ratings")
+    assert "ENGINE = ReplacingMergeTree" in ddl
+    assert ddl.strip().endswith("ORDER BY (movie_id, timestamp, event_id)")

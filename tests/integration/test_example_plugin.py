@@ -1,0 +1,210 @@
+"""examples/plugin-rating, pip-installed, works end to end with no change to core/ or etl/.
+
+The package goes into a virtual environment of its own (seeing the shared site-packages,
+so clickstream and its dependencies are there): installed into the shared environment,
+``rating_submitted`` would appear in every other test's app and in docs/openapi.json.
+Everything that must see the plugin therefore runs in a subprocess with that
+environment's Python, exactly as an operator would after ``pip install`` and a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pytest
+
+from core.config import Settings, env_name
+from core.plugin_manager import build_registry, make_plugin_manager
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plugin-rating"
+MOVIE = "0b7e6a52-8c1d-4f3e-9a2b-6d5c4e3f2a1b"
+
+# Runs in the plugin's environment: POSTs through the real app, prints what it answered.
+POST_EVENTS = """
+import json, sys
+from core.api import create_app
+from core.config import Settings
+
+token, movie = sys.argv[1], sys.argv[2]
+app = create_app(Settings.from_env())
+client = app.test_client()
+post = lambda body: client.post("/api/v1/events", json=body)
+answers = {
+    "anonymous": post({"event": "rating_submitted", "data": {"movie_id": movie, "score": 7}}),
+    "verified": post({"event": "rating_submitted", "token": token,
+                      "data": {"movie_id": movie, "score": 10, "review": "Шедевр, «Солярис» ёж"}}),
+    "score_11": post({"event": "rating_submitted", "data": {"movie_id": movie, "score": 11}}),
+    "unknown_field": post({"event": "rating_submitted",
+                           "data": {"movie_id": movie, "score": 5, "stars": 5}}),
+}
+spec = client.get("/openapi.json").json
+app.extensions["clickstream.pipeline"].publisher.close()
+print(json.dumps({
+    "answers": {name: [a.status_code, a.json] for name, a in answers.items()},
+    "openapi": spec,
+}))
+"""
+
+# Runs in the plugin's environment: the rows of the plugin's table.
+READ_RATINGS = """
+import json
+from core.config import Settings
+from etl.warehouse import Warehouse
+
+warehouse = Warehouse(Settings.from_env())
+with warehouse.session() as client:
+    rows = client.query(
+        "SELECT toString(event_id), toString(movie_id), score, review, user_id, identity, "
+        f"schema_version FROM {warehouse.table('ratings')} ORDER BY score"
+    ).result_rows
+print(json.dumps([list(row) for row in rows]))
+"""
+
+
+@dataclass(frozen=True)
+class PluginEnvironment:
+    python: Path
+    source: Path
+
+
+@pytest.fixture(scope="module")
+def plugin_env(tmp_path_factory) -> PluginEnvironment:
+    """A fresh virtual environment with (a copy of) examples/plugin-rating pip-installed."""
+    root = tmp_path_factory.mktemp("plugin-rating")
+    # pip builds a local project in place: a copy keeps build/, *.egg-info and caches out.
+    source = shutil.copytree(
+        EXAMPLE, root / "src", ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    )
+    venv = root / "venv"
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv],
+        check=True,
+    )
+    python = venv / "bin" / "python"
+    installed = subprocess.run(
+        [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-index",
+            "--no-deps",
+            "--no-build-isolation",
+            source,
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert installed.returncode == 0, (
+        f"pip install failed (is wheel installed? `make install`):\n{installed.stderr}"
+    )
+    return PluginEnvironment(python, source)
+
+
+def environment(settings: Settings) -> dict[str, str]:
+    """The process environment that makes ``Settings.from_env()`` return ``settings``."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("CLICKSTREAM_")}
+    for spec in fields(Settings):
+        value = getattr(settings, spec.name)
+        if isinstance(value, tuple):
+            value = ",".join(value)
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
+        env[env_name(spec.name)] = str(value)
+    return env
+
+
+def run(python: Path, *args: str, settings: Settings | None = None, cwd: Path | None = None):
+    env = environment(settings) if settings else dict(os.environ)
+    return subprocess.run(
+        [python, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
+    )
+
+
+def test_the_shared_environment_does_not_see_the_plugin() -> None:
+    assert "rating_submitted" not in build_registry(make_plugin_manager())
+
+
+def test_clickstream_plugins_lists_it_with_its_distribution(plugin_env: PluginEnvironment) -> None:
+    listed = run(plugin_env.python, "-m", "core.cli", "plugins", "--json")
+    assert listed.returncode == 0, listed.stderr
+    by_event = {entry["event"]: entry for entry in json.loads(listed.stdout)}
+    assert by_event["rating_submitted"] == {
+        "event": "rating_submitted",
+        "version": 1,
+        "table": "ratings",
+        "plugin": "clickstream_rating",
+        "distribution": "clickstream-rating",
+        "distribution_version": "0.1.0",
+    }
+    assert by_event["page_view_start"]["distribution"] == "clickstream"
+    table = run(plugin_env.python, "-m", "core.cli", "plugins")
+    [line] = [line for line in table.stdout.splitlines() if line.startswith("rating_submitted")]
+    assert line.split() == [
+        "rating_submitted",
+        "1",
+        "ratings",
+        "clickstream_rating",
+        "clickstream-rating",
+        "0.1.0",
+    ]
+
+
+def test_its_own_tests_pass_where_it_is_installed(plugin_env: PluginEnvironment) -> None:
+    tests = run(plugin_env.python, "-m", "pytest", "-q", cwd=plugin_env.source)
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert " passed" in tests.stdout
+
+
+def test_a_new_event_type_is_a_compatible_schema_change(plugin_env: PluginEnvironment) -> None:
+    checked = run(plugin_env.python, "-m", "core.cli", "schema-check")
+    assert checked.returncode == 0, checked.stdout
+    assert "rating_submitted: new event type (version 1) [ok]" in checked.stdout
+
+
+def test_a_rating_goes_from_the_api_through_kafka_into_its_table(
+    plugin_env: PluginEnvironment, live_settings: Settings, read_topic, login, tmp_path: Path
+) -> None:
+    settings = live_settings.replace(warehouse_dsn=f"chdb://{tmp_path / 'warehouse'}")
+    posted = run(
+        plugin_env.python, "-c", POST_EVENTS, login("user-rates"), MOVIE, settings=settings
+    )
+    assert posted.returncode == 0, posted.stderr
+    result = json.loads(posted.stdout)
+    answers = result["answers"]
+    assert answers["anonymous"][0] == 202
+    assert answers["verified"][0] == 202
+    assert answers["score_11"][0] == 422
+    assert "data.score" in answers["score_11"][1]["details"]
+    assert answers["unknown_field"][0] == 422
+    assert "data.stars" in answers["unknown_field"][1]["details"]
+
+    schemas = result["openapi"]["components"]["schemas"]
+    assert schemas["RatingSubmittedData"]["properties"]["score"]["maximum"] == 10
+    assert schemas["RatingSubmittedData"]["required"] == ["movie_id", "score"]
+    assert schemas["RatingSubmittedEvent"]["x-schema-version"] == 1
+
+    published = read_topic(settings.kafka_topic, 2)
+    assert [key for key, _ in published] == ["rating_submitted", "rating_submitted"]
+    assert [message["schema_version"] for _, message in published] == [1, 1]
+    assert [message["data"]["score"] for _, message in published] == [7, 10]
+
+    etl = run(plugin_env.python, "-m", "core.cli", "etl", "--once", settings=settings)
+    assert etl.returncode == 0, etl.stderr
+    counts = run(plugin_env.python, "-m", "core.cli", "report", "counts", settings=settings)
+    assert ["ratings", "2", "2"] in [line.split() for line in counts.stdout.splitlines()]
+
+    read = run(plugin_env.python, "-c", READ_RATINGS, settings=settings)
+    assert read.returncode == 0, read.stderr
+    anonymous, verified = json.loads(read.stdout)
+    assert anonymous[:2] == [answers["anonymous"][1]["event_id"], MOVIE]
+    assert anonymous[2:] == [7, None, "anonymous", "anonymous", 1]
+    assert verified[0] == answers["verified"][1]["event_id"]
+    assert verified[2:] == [10, "Шедевр, «Солярис» ёж", "user-rates", "verified", 1]
