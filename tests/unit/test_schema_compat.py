@@ -1,0 +1,236 @@
+"""Schema evolution: versions recorded with each event, breaking changes found and refused."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import orjson
+import pytest
+from marshmallow import Schema, fields, validate
+
+from core import EventType
+from core.cli import main
+from core.compat import check, compare
+from core.ddl import ENVELOPE_COLUMNS_DDL
+from core.fields import StrictInteger, Text
+from core.openapi import build_spec
+from core.pipeline import Pipeline
+from core.plugin_manager import build_registry, make_plugin_manager
+from core.registry import Registry, RegistryError
+from etl.transform import BAD_ENVELOPE, Loaded, Record, Rejected, transform
+from tests.etl_helpers import envelope
+from tests.fakes import FakeIdentity, FakePublisher
+
+DDL = f"CREATE TABLE IF NOT EXISTS {{database}}.{{table}} ({ENVELOPE_COLUMNS_DDL}) ENGINE = Memory"
+MOVIE = "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b"
+
+
+class Rating(Schema):
+    """The published shape every case below changes one thing of."""
+
+    movie_id = fields.UUID(required=True)
+    score = StrictInteger(required=True, validate=validate.Range(min=1, max=10))
+    review = Text(max_length=2000, load_default=None, allow_none=True)
+    source = fields.String(validate=validate.OneOf(["web", "tv"]), load_default=None)
+    tags = fields.Dict(keys=fields.String(), values=Text(max_length=32), load_default=dict)
+
+
+def document(*schemas: type[Schema], version: int = 1, name: str = "rating_submitted") -> dict:
+    """The OpenAPI document of one event type per schema (the first is ``name``)."""
+    event_types = [
+        EventType(
+            name=name if index == 0 else f"other_{index}",
+            schema=schema,
+            table="ratings",
+            ddl=DDL,
+            example={"movie_id": MOVIE, "score": 5, **getattr(schema, "example_changes", {})},
+            version=version if index == 0 else 1,
+        )
+        for index, schema in enumerate(schemas)
+    ]
+    return build_spec(Registry([("test", event_types)]))
+
+
+def changes_to(schema: type[Schema], version: int = 1) -> list[tuple[str, str, bool, bool]]:
+    found = compare(document(Rating), document(schema, version=version))
+    return [(c.where, c.what, c.breaking, c.refused) for c in found]
+
+
+def refused(schema: type[Schema], version: int = 1) -> list[str]:
+    return [where for where, _, _, is_refused in changes_to(schema, version) if is_refused]
+
+
+class AddedOptional(Rating):
+    watched_s = StrictInteger(load_default=None)
+
+
+class AddedRequired(Rating):
+    example_changes = {"watched_s": 1}
+    watched_s = StrictInteger(required=True)
+
+
+class Removed(Rating):
+    class Meta:
+        exclude = ("review",)
+
+
+class Retyped(Rating):
+    example_changes = {"score": "5"}
+    score = fields.String(required=True)
+
+
+class NowRequired(Rating):
+    example_changes = {"review": "ok"}
+    review = Text(max_length=2000, required=True)
+
+
+class Narrowed(Rating):
+    score = StrictInteger(required=True, validate=validate.Range(min=1, max=5))
+
+
+class Widened(Rating):
+    score = StrictInteger(required=True, validate=validate.Range(min=0, max=100))
+    review = Text(max_length=4000, load_default=None, allow_none=True)
+
+
+class ShorterText(Rating):
+    review = Text(max_length=500, load_default=None, allow_none=True)
+
+
+class EnumDropped(Rating):
+    source = fields.String(validate=validate.OneOf(["web"]), load_default=None)
+
+
+class EnumAdded(Rating):
+    source = fields.String(validate=validate.OneOf(["web", "tv", "app"]), load_default=None)
+
+
+class NestedNarrowed(Rating):
+    tags = fields.Dict(keys=fields.String(), values=Text(max_length=8), load_default=dict)
+
+
+def test_an_unchanged_schema_has_no_change() -> None:
+    assert changes_to(Rating) == []
+
+
+def test_an_added_optional_field_is_safe() -> None:
+    assert changes_to(AddedOptional) == [
+        ("rating_submitted.data.watched_s", "optional field added", False, False)
+    ]
+
+
+def test_widened_bounds_and_added_choices_are_safe() -> None:
+    assert refused(Widened) == []
+    assert refused(EnumAdded) == []
+    assert changes_to(EnumAdded)[0][1] == "values added: ['app']"
+
+
+@pytest.mark.parametrize(
+    ("schema", "where", "what"),
+    [
+        (AddedRequired, "data.watched_s", "required field added"),
+        (Removed, "data.review", "field removed"),
+        (Retyped, "data.score", "type changed from integer to string"),
+        (NowRequired, "data.review", "now required"),
+        (Narrowed, "data.score", "maximum changed from 10 to 5"),
+        (ShorterText, "data.review", "maxLength changed from 2000 to 500"),
+        (EnumDropped, "data.source", "values no longer accepted: ['tv']"),
+        (NestedNarrowed, "data.tags.*", "maxLength changed from 32 to 8"),
+    ],
+)
+def test_a_breaking_change_is_refused_unless_the_version_is_bumped(
+    schema: type[Schema], where: str, what: str
+) -> None:
+    found = changes_to(schema)
+    assert (f"rating_submitted.{where}", what, True, True) in found
+
+    bumped = changes_to(schema, version=2)
+    assert (f"rating_submitted.{where}", what, True, False) in bumped
+    assert ("rating_submitted", "version bumped from 1 to 2", False, False) in bumped
+    assert not any(is_refused for *_, is_refused in bumped)
+
+
+def test_a_version_going_back_is_refused() -> None:
+    changes = compare(document(Rating, version=3), document(Rating, version=2))
+    assert [(c.what, c.refused) for c in changes] == [("version went back from 3 to 2", True)]
+
+
+def test_a_removed_event_type_is_refused_and_a_new_one_is_safe() -> None:
+    both, one = document(Rating, AddedOptional), document(Rating)
+    [removed] = compare(both, one)
+    assert (removed.event, removed.what, removed.refused) == (
+        "other_1",
+        "event type removed: clients sending it are refused",
+        True,
+    )
+    [added] = compare(one, both)
+    assert (added.what, added.refused) == ("new event type (version 1)", False)
+
+
+def test_the_current_tree_matches_the_published_document() -> None:
+    registry = build_registry(make_plugin_manager())
+    assert [str(change) for change in check(registry) if change.refused] == []
+
+
+def test_clickstream_schema_check_exits_non_zero_on_a_breaking_change(
+    tmp_path: Path, capsys
+) -> None:
+    published = build_spec(build_registry(make_plugin_manager()))
+    data = published["components"]["schemas"]["QualityChangeData"]
+    data["properties"]["bitrate"] = {"type": "integer"}
+    path = tmp_path / "openapi.json"
+    path.write_text(json.dumps(published), encoding="utf-8")
+
+    assert main(["schema-check", "--against", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "quality_change.data.bitrate: field removed [BREAKING]" in out
+
+    del data["properties"]["bitrate"]
+    path.write_text(json.dumps(published), encoding="utf-8")
+    assert main(["schema-check", "--against", str(path)]) == 0
+
+
+@pytest.mark.parametrize("version", [0, 65536, "2", True, 1.5])
+def test_an_event_type_version_is_a_small_positive_integer(version: object) -> None:
+    event_type = EventType(
+        "rating_submitted", Rating, "ratings", DDL, {"movie_id": MOVIE, "score": 5}, version=version
+    )
+    with pytest.raises(RegistryError, match="version must be an integer"):
+        Registry([("test", [event_type])])
+
+
+def test_the_api_records_the_event_types_version_in_the_message() -> None:
+    event_type = EventType(
+        "rating_submitted", Rating, "ratings", DDL, {"movie_id": MOVIE, "score": 5}, version=3
+    )
+    pipeline = Pipeline(Registry([("test", [event_type])]), FakeIdentity(), FakePublisher())
+    prepared = pipeline.prepare(
+        {"event": "rating_submitted", "data": {"movie_id": MOVIE, "score": 7}}
+    )
+    assert orjson.loads(prepared.value)["schema_version"] == 3
+
+
+def record(message: dict) -> Record:
+    return Record("events", 0, 0, b"k", orjson.dumps(message), 0)
+
+
+def test_the_etl_stores_the_version_and_assumes_1_for_older_messages() -> None:
+    registry = build_registry(make_plugin_manager())
+    data = dict(registry["search_filter"].example)
+    older = envelope("search_filter", data, event_id=str(uuid.uuid4()))
+    newer = envelope("search_filter", data, schema_version=2)
+    outcomes = [transform(record(message), registry) for message in (older, newer)]
+    assert all(isinstance(outcome, Loaded) for outcome in outcomes)
+    assert [outcome.row["schema_version"] for outcome in outcomes] == [1, 2]
+
+
+@pytest.mark.parametrize("version", [0, "1", None, 70000])
+def test_the_etl_refuses_a_message_with_a_bad_version(version: object) -> None:
+    registry = build_registry(make_plugin_manager())
+    message = envelope("search_filter", {"query": "x"}, schema_version=version)
+    outcome = transform(record(message), registry)
+    assert isinstance(outcome, Rejected)
+    assert outcome.reason == BAD_ENVELOPE
+    assert "schema_version" in outcome.detail
