@@ -12,6 +12,7 @@ from pathlib import Path
 
 from core.compat import PUBLISHED_DOCUMENT, check, format_changes
 from core.config import ConfigError, Settings
+from core.log import configure as configure_logging
 from core.plugin_manager import build_registry, installed_event_types, make_plugin_manager
 from core.registry import Registry
 
@@ -21,16 +22,22 @@ def _registry() -> Registry:
 
 
 def _etl(settings: Settings, args: argparse.Namespace) -> int:
+    from etl.metrics import EtlMetrics
     from etl.runner import run_forever, run_pass
 
+    registry = _registry()
+    metrics = EtlMetrics(settings, registry)
+    instrumented = metrics.instrument(run_pass)
     if args.once:
         try:
-            run_pass(settings, _registry())
+            instrumented(settings, registry)
         except Exception:
             logging.getLogger("etl").exception("etl.pass_failed: nothing committed")
             return 1
         return 0
-    run_forever(settings, _registry())
+    if settings.etl_metrics_port:
+        metrics.serve()
+    run_forever(settings, registry, pass_function=instrumented)
     return 0
 
 
@@ -161,11 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    configure_logging(settings)
     return args.run(settings, args)
 
 

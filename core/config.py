@@ -174,6 +174,23 @@ class Settings:
 
     log_level: str = _setting("INFO", "Log level of the API and the ETL.")
 
+    # Logs and metrics (docs/operations.md)
+    access_log: bool = _setting(
+        True, "Log one JSON line per API request: method, route, status, duration, request id."
+    )
+    etl_metrics_port: int = _setting(
+        9464, "Port where `clickstream etl` serves Prometheus metrics; 0 turns it off."
+    )
+    etl_metrics_host: str = _setting("127.0.0.1", "Address of the ETL's metrics listener.")
+    etl_metrics_textfile: str = _setting(
+        "",
+        "File the ETL rewrites with its metrics after each pass, for node_exporter's textfile "
+        "collector (`clickstream etl --once` from cron); empty writes none.",
+    )
+    etl_quality_interval_s: float = _setting(
+        60.0, "Seconds between two refreshes of the warehouse quality figures the ETL exports."
+    )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``CLICKSTREAM_*`` variables; a bad value raises :class:`ConfigError`."""
@@ -215,9 +232,12 @@ class Settings:
             "cache_max_ttl_s",
             "cache_rejection_ttl_s",
             "spool_replay_interval_s",
+            "etl_quality_interval_s",
         ):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{env_name(name)} must be positive")
+        if not 0 <= self.etl_metrics_port <= 65535:
+            raise ConfigError(f"{env_name('etl_metrics_port')} must be a port, or 0")
         if self.spool_max_bytes < 0:
             raise ConfigError(f"{env_name('spool_max_bytes')} must be 0 or more")
         if self.auth_method.upper() not in ("GET", "POST"):

@@ -167,8 +167,9 @@ class ApiMetrics:
         self.publish_duration.observe(seconds)
 
     def watch(self, identity: Any, publisher: Any) -> None:
-        """Mirror ``identity.stats()`` and, once it exists, ``publisher.stats()``."""
-        self._sources.append(lambda: self._mirror_identity(identity))
+        """Mirror ``identity.stats()`` and ``publisher.stats()`` (stand-ins may lack them)."""
+        if callable(getattr(identity, "stats", None)):
+            self._sources.append(lambda: self._mirror_identity(identity))
         if callable(getattr(publisher, "stats", None)):
             self._sources.append(lambda: self._mirror_publisher(publisher))
 

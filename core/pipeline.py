@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from marshmallow import ValidationError
 
 from core.errors import ApiError, flatten_messages
 from core.identity import IdentityResolver, TokenRejected
+from core.log import current_request_id
 from core.message import EnvelopeSchema, build_message, encode
 from core.publisher import Publisher, PublishError
 from core.registry import Registry
@@ -27,6 +29,24 @@ class PreparedEvent:
     value: bytes
 
 
+class PipelineObserver(Protocol):
+    """What the pipeline reports as it works; ``core/metrics.py`` makes metrics of it."""
+
+    def event_done(self, event: str, status: int) -> None:
+        """One event answered: its type (or ``"unknown"``) and its status."""
+
+    def publish_done(self, seconds: float) -> None:
+        """One publish call (an event or a batch) returned after ``seconds``."""
+
+
+class _Unobserved:
+    def event_done(self, event: str, status: int) -> None:
+        pass
+
+    def publish_done(self, seconds: float) -> None:
+        pass
+
+
 class Pipeline:
     """Turns a client's parsed JSON into a published message, or an :class:`ApiError`."""
 
@@ -36,11 +56,13 @@ class Pipeline:
         identity: IdentityResolver,
         publisher: Publisher,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        observer: PipelineObserver | None = None,
     ) -> None:
         self.registry = registry
         self.identity = identity
         self.publisher = publisher
         self._clock = clock
+        self.observer = observer or _Unobserved()
 
     def prepare(self, payload: Any) -> PreparedEvent:
         """Validate and enrich one event; raises :class:`ApiError` naming the field at fault."""
@@ -72,15 +94,27 @@ class Pipeline:
                 401, "invalid_token", str(rejection), {"token": [str(rejection)]}
             ) from None
         message = build_message(event, data, identity, received_at, self.registry[event].version)
+        request_id = current_request_id()
+        if request_id is not None:
+            # The ETL logs it, so an event's log lines join up from API to warehouse.
+            message["request_id"] = request_id
         return PreparedEvent(message["event_id"], event, encode(message))
 
     def ingest(self, payload: Any) -> str:
         """Prepare one event and publish it; returns its ``event_id`` once Kafka acknowledged."""
-        prepared = self.prepare(payload)
         try:
-            self.publisher.publish(prepared.key, prepared.value)
-        except PublishError:
-            raise unavailable() from None
+            prepared = self.prepare(payload)
+            started = time.perf_counter()
+            try:
+                self.publisher.publish(prepared.key, prepared.value)
+            except PublishError:
+                raise unavailable() from None
+            finally:
+                self.observer.publish_done(time.perf_counter() - started)
+        except ApiError as error:
+            self.observer.event_done(self.event_label(payload), error.status)
+            raise
+        self.observer.event_done(prepared.key, 202)
         return prepared.event_id
 
     def ingest_batch(self, payloads: list[Any]) -> list[dict[str, Any]]:
@@ -99,12 +133,22 @@ class Pipeline:
                 continue
             results.append({"status": 202, "event_id": event.event_id})
             prepared.append((index, event))
+        started = time.perf_counter()
         outcomes = self.publisher.publish_many([(event.key, event.value) for _, event in prepared])
+        if prepared:
+            self.observer.publish_done(time.perf_counter() - started)
         for (index, _), failure in zip(prepared, outcomes, strict=True):
             if failure is not None:
                 error = unavailable()
                 results[index] = {"status": error.status, **error.to_dict()}
+        for payload, result in zip(payloads, results, strict=True):
+            self.observer.event_done(self.event_label(payload), result["status"])
         return results
+
+    def event_label(self, payload: Any) -> str:
+        """The payload's event type if it is a known one, else ``"unknown"`` (for metrics)."""
+        event = payload.get("event") if isinstance(payload, dict) else None
+        return event if isinstance(event, str) and event in self.registry else "unknown"
 
 
 def unavailable() -> ApiError:

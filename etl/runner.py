@@ -33,6 +33,7 @@ from clickhouse_connect.driver.exceptions import OperationalError
 from core.config import Settings
 from core.registry import Registry
 from etl.consume import Batch, commit, open_consumer, read_batch
+from etl.trace import log_events
 from etl.transform import INSERT_FAILED, Loaded, Record, Rejected, transform
 from etl.warehouse import MigrationNeededError, Warehouse
 
@@ -194,6 +195,7 @@ def _load(
         )
     result.rows = dict(Counter(o.table for o in inserted))
     result.dead_letters = dict(Counter(o.reason for o in rejected))
+    log_events(result.pass_id, inserted, rejected)
     if after_insert is not None:
         after_insert()
     _record_pass(client, warehouse, settings, result, "loaded", now, None)

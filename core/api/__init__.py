@@ -7,10 +7,11 @@ import logging
 import pluggy
 from flask import Flask
 
-from core.api import cors, docs, errors, events, health, limits
+from core.api import cors, docs, errors, events, health, limits, observability
 from core.api.extension import PIPELINE, SETTINGS
 from core.config import Settings
 from core.identity import IdentityResolver
+from core.metrics import ApiMetrics
 from core.pipeline import Pipeline
 from core.plugin_manager import build_registry, make_plugin_manager
 from core.publisher import Publisher
@@ -30,9 +31,13 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.max_batch_bytes)
     app.json.ensure_ascii = False
-    app.extensions[PIPELINE] = Pipeline(registry, identity, publisher or Publisher(settings))
+    metrics = ApiMetrics()
+    pipeline = Pipeline(registry, identity, publisher or Publisher(settings), observer=metrics)
+    metrics.watch(identity, pipeline.publisher)
+    app.extensions[PIPELINE] = pipeline
     app.extensions[SETTINGS] = settings
     logging.getLogger("core").setLevel(settings.log_level)
+    observability.init_app(app, metrics)
     errors.init_app(app)
     for blueprint in (events.blueprint, health.blueprint, docs.blueprint):
         app.register_blueprint(blueprint)
