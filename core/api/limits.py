@@ -142,11 +142,11 @@ def _limit_client_ip() -> None:
         raise rate_limited(seconds, "requests from this address")
 
 
-def init_app(app: Flask, settings: Settings, limiter: RateLimiter | None = None) -> None:
+def init_app(app: Flask, settings: Settings) -> None:
     """Turn on the limits ``settings`` ask for; with none asked, the app is left untouched."""
     if not (settings.rate_limit_ip_requests or settings.rate_limit_user_events):
         return
-    limiter = limiter or RateLimiter.from_settings(settings)
+    limiter = RateLimiter.from_settings(settings)
     app.extensions[EXTENSION] = limiter
     if settings.rate_limit_ip_requests:
         app.before_request(_limit_client_ip)
