@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: install services-up services-down up down demo test unit lint docs
+.PHONY: install services-up services-down up down demo test unit lint docs schema-check
 
 install:  ## Install clickstream and its test tools into the current Python
 	$(PYTHON) -m pip install -q -e '.[test]'
@@ -36,3 +36,6 @@ lint:
 docs:  ## Refresh the generated docs: docs/openapi.json and docs/configuration.md
 	$(PYTHON) -m core.openapi > docs/openapi.json
 	$(PYTHON) -m core.config > docs/configuration.md
+
+schema-check:  ## Refuse unversioned breaking changes to event schemas since docs/openapi.json
+	$(PYTHON) -m core.cli schema-check

@@ -16,23 +16,33 @@ hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
 def register_event_types() -> list[EventType]:
     """Return the event types this plugin adds to clickstream.
 
-    Each :class:`core.EventType` is one event name clients may send
-    (``{"event": name, "token": ..., "data": {...}}``) together with everything
-    the pipeline needs to handle it:
+    Each `EventType` (import it with `from core import EventType, hookimpl`) is one
+    event name clients may send, `{"event": name, "token": ..., "data": {...}}`,
+    together with everything the pipeline needs to handle it:
 
-    * ``schema``: a marshmallow schema class validating ``data``. Unknown
-      fields are refused, so list every field a client may send.
-    * ``table`` and ``ddl``: the ClickHouse table the ETL writes the event into
-      and its ``CREATE TABLE IF NOT EXISTS {database}.{table}`` statement
-      (the ETL fills in both placeholders). Ship it as ``table.sql`` beside
-      your code, start its columns with ``{envelope_columns},`` and read it
-      with :func:`core.ddl.load_ddl`, which adds the columns every table has
-      (``event_id``, ``event``, ``timestamp``, ``user_id``, ``identity``).
-      Event types of one plugin may share a table; they must then share its DDL.
-    * ``to_row``: turns an enriched message (see ``docs/message.md``) whose
-      ``data`` has been loaded by ``schema`` into a dict of column values.
-      :func:`core.rows.default_row` covers the common case.
-    * ``example``: a valid ``data`` object, shown in the OpenAPI document.
+    * `name`: the event name, lower case, digits and underscores (`rating_submitted`).
+    * `schema`: a marshmallow schema class validating `data`. Unknown fields are
+      refused, so list every field a client may send. `core.fields` has strict
+      integers and booleans and bounded text.
+    * `table` and `ddl`: the ClickHouse table the ETL writes the event into and its
+      `CREATE TABLE IF NOT EXISTS {database}.{table}` statement (the ETL fills in both
+      placeholders). Ship it as `table.sql` beside your code, start its columns with
+      `{envelope_columns},` and read it with `core.ddl.load_ddl(__name__)`, which adds
+      the columns every table has (`event_id`, `event`, `timestamp`, `user_id`,
+      `identity`, `schema_version`). Event types of one plugin may share a table;
+      they must then share its DDL.
+    * `example`: a valid `data` object, shown in the OpenAPI document; it must pass
+      `schema`.
+    * `to_row` (optional): turns an enriched message (see `docs/message.md`) whose
+      `data` has been loaded by `schema` into a dict of column values, in the
+      table's column order. The default, `core.rows.default_row`, gives the envelope
+      columns followed by one column per `data` field.
+    * `description` (optional): one sentence for people, shown in the OpenAPI document.
+    * `version` (optional, default 1): the version of `schema`, recorded with each
+      event as `schema_version`. Bump it for a breaking change (a field removed,
+      retyped or newly required, bounds narrowed); `clickstream schema-check`
+      refuses such a change without a bump.
+    * `plugin`: set by clickstream to the plugin that returned the event type; leave it.
 
     A plugin contributes all of its event types or none: an invalid one stops
     start-up. Two plugins claiming one event name stop start-up too, with a
