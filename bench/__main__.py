@@ -1,0 +1,207 @@
+"""``python -m bench`` (``make bench``): run every benchmark on the real stack, write
+docs/benchmarks.md and print its table. ``--help`` lists the knobs."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from kafka import KafkaAdminClient
+
+from bench import etl, load, profile, report, stack
+from core.config import PROJECT_ROOT, Settings
+from core.plugin_manager import build_registry, make_plugin_manager
+
+SEED_RATE = 660
+SERVERS = ("granian", "gunicorn")
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = argparse.ArgumentParser(description=__doc__)
+    options.add_argument("--port", type=int, default=8100, help="port of the API under test")
+    options.add_argument("--runs", type=int, default=3, help="runs of each figure")
+    options.add_argument("--seconds", type=float, default=10, help="length of a throughput run")
+    options.add_argument("--soak", type=float, default=60, help="length of the memory soak, s")
+    options.add_argument("--server", choices=SERVERS, default=SERVERS[0], help="server measured")
+    options.add_argument(
+        "--compare", action=argparse.BooleanOptionalAction, default=True,
+        help="also measure the other server's single-event throughput",
+    )  # fmt: skip
+    options.add_argument("--etl-messages", type=int, default=100_000, help="messages per ETL run")
+    options.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
+    args = options.parse_args(argv)
+
+    var_dir = PROJECT_ROOT / "var" / "bench"
+    logs = var_dir / "log"
+    var_dir.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="run-", dir=var_dir))
+    base = Settings.from_env()
+    results = report.Results(args=vars(args), load_before=os.getloadavg())
+    topics: list[str] = []
+
+    def fresh() -> Settings:
+        settings = stack.bench_settings(base, args.port, var_dir)
+        topics.append(settings.kafka_topic)
+        return settings
+
+    tokens = load.login_tokens(base, users=5)
+    singles, batches = load.write_bodies(work, tokens, base.max_batch_events)
+    api_url = f"http://{base.api_host}:{args.port}"
+    try:
+        say("generator ceiling against a trivial server")
+        results.ceiling = _ceiling(args.port + 1)
+
+        for kind in SERVERS if args.compare else (args.server,):
+            settings = fresh()
+            with stack.api_server(kind, settings, logs) as api:
+                say(f"{kind}: most single events per second (wrk, closed loop)")
+                load.wrk(f"{api_url}/api/v1/events", singles, 3, 64)
+                runs = [
+                    load.wrk(f"{api_url}/api/v1/events", singles, args.seconds, 64, api)
+                    for _ in range(args.runs)
+                ]
+                results.single[kind] = runs
+                if kind != args.server:
+                    continue
+                say("batches of events per second (wrk, closed loop)")
+                results.batch = [
+                    load.wrk(
+                        f"{api_url}/api/v1/events/batch",
+                        batches,
+                        args.seconds,
+                        8,
+                        api,
+                        status=200,
+                        body_must='"rejected":0',
+                    )  # fmt: skip
+                    for _ in range(args.runs)
+                ]
+                results.cost = _cost_growth(api_url, singles, api, results, args.seconds)
+                say("profile of a worker at 1,000 events/s")
+                results.profile = _profile(api_url, singles, api, work)
+
+        say(f"{SEED_RATE} events/s with the ETL schedule, and the memory soak")
+        settings = fresh()
+        with (
+            stack.api_server(args.server, settings, logs) as api,
+            stack.etl_schedule(settings, logs),
+        ):
+            results.seed = []
+            accepted = []
+            for run in range(args.runs):
+                accepted.append(work / f"accepted-{run}.txt")
+                results.seed.append(
+                    load.open_loop(
+                        f"{api_url}/api/v1/events", singles, SEED_RATE, 20, api, ids=accepted[-1]
+                    )  # fmt: skip
+                )
+            results.soak = _soak(api_url, singles, api, args.soak)
+            etl.wait_loaded(settings, timeout_s=4 * settings.etl_interval_s + 30)
+        results.etl_interval_s = settings.etl_interval_s
+        loaded = etl.loaded_at(settings)
+        results.freshness = [etl.freshness(path, loaded) for path in accepted]
+
+        say(f"ETL passes over {args.etl_messages:,} messages")
+        settings = fresh()
+        results.produce_s = etl.produce_messages(settings, args.etl_messages)
+        registry = build_registry(make_plugin_manager())
+        sizes = sorted({1000, 10_000, 50_000, args.etl_messages})
+        results.etl = {
+            size: [etl.timed_pass(settings, registry, size) for _ in range(args.runs)]
+            for size in sizes
+            if size <= args.etl_messages
+        }
+    finally:
+        _delete_topics(base, topics)
+    results.load_after = os.getloadavg()
+    text = report.markdown(results, base)
+    args.out.write_text(text)
+    print(report.table(results))
+    print(f"\nwritten to {args.out}")
+    return 0
+
+
+def say(text: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+
+def _ceiling(port: int) -> list[load.OpenLoop]:
+    server = stack.start("trivial", [sys.executable, "-m", "bench.trivial", str(port)],
+                         Settings(), PROJECT_ROOT / "var" / "bench" / "log")  # fmt: skip
+    try:
+        time.sleep(0.5)
+        empty = PROJECT_ROOT / "var" / "bench" / "empty.jsonl"
+        empty.write_text("{}\n")
+        return [
+            load.open_loop(f"http://127.0.0.1:{port}/", empty, rate, 5) for rate in (2000, 4000)
+        ]
+    finally:
+        server.stop()
+
+
+def _cost_growth(api_url, singles, api, results, seconds) -> list[load.OpenLoop]:
+    best = statistics.median(r.rate for r in results.single[results.args["server"]])
+    rates = [r for r in (100, 250, 500, 1000, 1500, 2000, 3000, 4000) if r < best * 0.9]
+    rates.append(int(best * 0.9) // 50 * 50)
+    steps = []
+    for rate in rates:
+        say(f"cost growth: {rate} events/s")
+        steps.append(load.open_loop(f"{api_url}/api/v1/events", singles, rate, seconds, api))
+    return steps
+
+
+def _profile(api_url, singles, api, work) -> dict | None:
+    worker = api.descendants()[-1]
+    box: dict = {}
+
+    def drive() -> None:
+        box["load"] = load.open_loop(f"{api_url}/api/v1/events", singles, 1000, 12, api)
+
+    driver = threading.Thread(target=drive)
+    driver.start()
+    time.sleep(2)
+    wall = profile.record(worker, 8, work / "wall.txt")
+    driver.join()
+    if wall is None:
+        return None
+    collapsed = wall.read_text()
+    return {"stages": profile.stages(collapsed), "hottest": profile.hottest(collapsed)}
+
+
+def _soak(api_url, singles, api, seconds) -> dict:
+    say(f"memory soak: {SEED_RATE} events/s for {seconds:g} s")
+    samples: list[tuple[float, list[float]]] = []
+    box: dict = {}
+
+    def drive() -> None:
+        box["load"] = load.open_loop(f"{api_url}/api/v1/events", singles, SEED_RATE, seconds, api)
+
+    driver = threading.Thread(target=drive)
+    started = time.monotonic()
+    driver.start()
+    while driver.is_alive():
+        samples.append((time.monotonic() - started, [stack.rss_mb(p) for p in api.descendants()]))
+        driver.join(timeout=max(1.0, seconds / 20))
+    return {"load": box["load"], "rss": samples, "seconds": seconds}
+
+
+def _delete_topics(settings: Settings, topics: list[str]) -> None:
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","))
+        try:
+            existing = set(admin.list_topics())
+            admin.delete_topics([t for t in topics if t in existing])
+        finally:
+            admin.close()
+    except Exception as error:  # cleaning up must not hide the figures
+        say(f"could not delete the benchmark topics {topics}: {error}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Where a request's time goes: py-spy samples of one API worker, grouped by stage."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections import Counter
+from pathlib import Path
+
+#: Stages, first match wins: (label, text that a stack frame of that stage contains).
+STAGES = (
+    ("Kafka producer I/O thread", "Sender.run "),
+    ("metrics", "prometheus_client/"),
+    ("metrics", "core/metrics.py"),
+    ("logging", "logging/__init__.py"),
+    ("identity (cache, auth)", "core/identity.py"),
+    ("Kafka send (serialize, batch)", "KafkaProducer.send "),
+    ("wait for the broker's ack", "kafka/producer/future.py"),
+    ("wait for the broker's ack", "kafka/future.py"),
+    ("publisher, other", "core/publisher.py"),
+    ("validation (marshmallow)", "marshmallow/"),
+    ("message (uuid, time, JSON)", "core/message.py"),
+    ("read body (JSON)", "read_json_body "),
+    ("pipeline, other", "core/pipeline.py"),
+    ("Flask/werkzeug", "flask/"),
+    ("Flask/werkzeug", "werkzeug/"),
+)
+
+
+def record(pid: int, seconds: float, out: Path, rate: int = 200) -> Path | None:
+    """Sample ``pid`` with py-spy into ``out`` (raw collapsed stacks); None without py-spy."""
+    if shutil.which("py-spy") is None:
+        return None
+    subprocess.run(
+        ["py-spy", "record", "-p", str(pid), "-d", str(int(seconds)), "-r", str(rate),
+         "-f", "raw", "-o", str(out), "--nonblocking"],
+        capture_output=True, check=True,
+    )  # fmt: skip
+    return out
+
+
+def stages(collapsed: str) -> list[tuple[str, float]]:
+    """Share of the samples per stage, largest first (CPU samples: idle threads are left out)."""
+    counts: Counter[str] = Counter()
+    for line in collapsed.splitlines():
+        stack, _, number = line.rpartition(" ")
+        if not stack or not number.isdigit():
+            continue
+        label = next((label for label, text in STAGES if text in stack), "server and other")
+        counts[label] += int(number)
+    total = sum(counts.values()) or 1
+    return [(label, count / total) for label, count in counts.most_common()]
+
+
+def hottest(collapsed: str, top: int = 12) -> list[tuple[str, float]]:
+    """Functions where the samples were taken (self time), largest first."""
+    counts: Counter[str] = Counter()
+    for line in collapsed.splitlines():
+        stack, _, number = line.rpartition(" ")
+        if not stack or not number.isdigit():
+            continue
+        leaf = stack.rsplit(";", 1)[-1]
+        counts[leaf.split(" (")[0] + " (" + leaf.split(" (")[-1].split(":")[0] + ")"] += int(number)
+    total = sum(counts.values()) or 1
+    return [(name, count / total) for name, count in counts.most_common(top)]

@@ -1,0 +1,311 @@
+"""docs/benchmarks.md from the figures of one ``python -m bench`` run."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.stats import Spread
+from core.config import Settings
+
+NOTES = Path(__file__).with_name("notes.md")
+
+
+@dataclass
+class Results:
+    """Everything one run measured; the benchmarks fill it in as they go."""
+
+    args: dict
+    load_before: tuple[float, float, float]
+    load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    ceiling: list = field(default_factory=list)
+    single: dict[str, list] = field(default_factory=dict)
+    batch: list = field(default_factory=list)
+    cost: list = field(default_factory=list)
+    profile: dict | None = None
+    seed: list = field(default_factory=list)
+    soak: dict = field(default_factory=dict)
+    freshness: list[dict] = field(default_factory=list)
+    etl_interval_s: float = 0.0
+    produce_s: float = 0.0
+    etl: dict[int, list] = field(default_factory=dict)
+    batch_events: int = 500
+
+
+def _spread(values) -> Spread:
+    return Spread.of(list(values))
+
+
+def _rows(results: Results, settings: Settings) -> list[tuple[str, str, str, str]]:
+    """(figure, target, measured, met) for the table of the issue."""
+    server = results.args["server"]
+    single = results.single[server]
+    single_rate = _spread(r.rate for r in single)
+    single_bad = sum(r.bad for r in single)
+    batch_rate = _spread(r.rate * settings.max_batch_events for r in results.batch)
+    batch_bad = sum(r.bad for r in results.batch)
+    p50 = _spread(r["p50_ms"] for r in results.seed)
+    p99 = _spread(r["p99_ms"] for r in results.seed)
+    p999 = _spread(r["p999_ms"] for r in results.seed)
+    seed_errors = sum(r["errors"] for r in results.seed)
+    largest = max(results.etl)
+    etl_rate = _spread(t.rows_per_s for t in results.etl[largest])
+    fresh = _spread(f["p95_s"] for f in results.freshness)
+    missing = sum(f["missing"] for f in results.freshness)
+    limit = 2 * results.etl_interval_s
+    rss_first, rss_peak, rss_last = _rss(results.soak)
+
+    def met(ok: bool) -> str:
+        return "yes" if ok else "**no**"
+
+    return [
+        (
+            "single-event POSTs sustained, 0 errors (wrk, 64 connections)",
+            ">= 5,000 /s",
+            f"{single_rate.format()} /s, {single_bad} errors",
+            met(single_rate.median >= 5000 and single_bad == 0),
+        ),
+        (
+            f"latency at {results.args.get('seed_rate', 660)} events/s, open loop, with the ETL",
+            "p50 <= 3, p99 <= 10, p99.9 <= 25 ms",
+            f"p50 {p50.format(1)}, p99 {p99.format(1)}, p99.9 {p999.format(1)} ms; "
+            f"{seed_errors} errors",
+            met(p50.median <= 3 and p99.median <= 10 and p999.median <= 25 and not seed_errors),
+        ),
+        (
+            "seed requirement: 660 events/s under 100 ms",
+            "p99 < 100 ms",
+            f"p99 {p99.format(1)} ms",
+            met(p99.median < 100 and not seed_errors),
+        ),
+        (
+            f"batched ingestion ({settings.max_batch_events} per batch, 8 connections)",
+            ">= 50,000 events/s",
+            f"{batch_rate.format()} events/s, {batch_bad} bad answers",
+            met(batch_rate.median >= 50000 and batch_bad == 0),
+        ),
+        (
+            f"ETL load into chDB (one pass of {largest:,} messages)",
+            ">= 100,000 rows/s",
+            f"{etl_rate.format()} rows/s",
+            met(etl_rate.median >= 100_000),
+        ),
+        (
+            f"freshness p95 at 660 events/s (schedule every {results.etl_interval_s:g} s)",
+            f"<= {limit:g} s",
+            f"{fresh.format(2)} s; {missing} events not loaded",
+            met(fresh.median <= limit and missing == 0),
+        ),
+        (
+            f"API RSS per worker over a {results.soak['seconds']:g} s soak at 660 events/s",
+            "<= 150 MB, flat",
+            f"{rss_first:.0f} MB at start, {rss_last:.0f} MB at end, peak {rss_peak:.0f} MB",
+            met(rss_peak <= 150 and rss_last - rss_first <= 10),
+        ),
+    ]
+
+
+def _rss(soak: dict) -> tuple[float, float, float]:
+    samples = [s for _, s in soak["rss"] if s]
+    return max(samples[0]), max(max(s) for s in samples), max(samples[-1])
+
+
+def table(results: Results, settings: Settings | None = None) -> str:
+    """The issue's table with the measured figures, as markdown."""
+    settings = settings or Settings.from_env()
+    lines = ["| figure | target | measured: median (min – max) | met |", "|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in _rows(results, settings)]
+    return "\n".join(lines)
+
+
+def _machine() -> list[str]:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    wrk = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout
+    return [
+        f"- {os.cpu_count()} cores ({cpu}), {memory_kb / 1024 / 1024:.0f} GB RAM, "
+        f"{platform.system()} {platform.release()}",
+        f"- Python {platform.python_version()}; {wrk.split(' [')[0].strip() or 'wrk'}",
+    ]
+
+
+def markdown(results: Results, settings: Settings) -> str:
+    """The whole of docs/benchmarks.md."""
+    server = results.args["server"]
+    out = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (`python -m bench`, options in `python -m bench --help`) on "
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC. Everything runs on this one machine: Kafka "
+        "(KRaft, one broker), Redis, the auth service, the API, the ETL and the load "
+        "generators. Each figure is the median of "
+        f"{results.args['runs']} runs with the smallest and largest in brackets.",
+        "",
+        "## Machine and settings",
+        "",
+        *_machine(),
+        f"- load average (1, 5, 15 min) before: {_load(results.load_before)}, after: "
+        f"{_load(results.load_after)}. Other engineers' test suites share these cores: "
+        "compare ratios within one run rather than absolute figures across runs.",
+        f"- server: {server}, {settings.api_workers} workers x {settings.api_threads} threads; "
+        f"Kafka acks=all, idempotent, linger {settings.kafka_linger_ms} ms; "
+        f"ETL every {results.etl_interval_s:g} s, at most {settings.etl_max_records:,} "
+        "messages a pass; warehouse: chDB (in-process ClickHouse).",
+        "- every 202 means the broker acknowledged the event (acks=all); the bench posts "
+        "realistic events of every type, one token in six anonymous, five users.",
+        "",
+        "## Results",
+        "",
+        table(results, settings),
+        "",
+        *_ceiling(results),
+        *_servers(results),
+        *_cost(results),
+        *_etl(results),
+        *_soak(results),
+        *_profile(results),
+    ]
+    if NOTES.exists():
+        out += ["", NOTES.read_text().strip()]
+    return "\n".join(out) + "\n"
+
+
+def _load(values: tuple[float, float, float]) -> str:
+    return ", ".join(f"{v:.1f}" for v in values)
+
+
+def _ceiling(results: Results) -> list[str]:
+    lines = [
+        "## The open-loop generator's own ceiling",
+        "",
+        "`bench/openloop.py` sends each request at its scheduled time (never waiting for "
+        "earlier answers) and measures latency from that time, so a server that falls "
+        "behind shows as latency, not as a lower rate (no coordinated omission). Against a "
+        "trivial asyncio server that answers a canned 202 (`bench/trivial.py`):",
+        "",
+        "| rate /s | achieved /s | p50 ms | p99 ms | p99.9 ms | send lag p99 ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run, rate in zip(results.ceiling, (2000, 4000), strict=False):
+        lines.append(
+            f"| {rate:,} | {run['rate']:,.0f} | {run['p50_ms']:.2f} | {run['p99_ms']:.2f} | "
+            f"{run['p999_ms']:.2f} | {run['send_lag_p99_ms']:.2f} |"
+        )
+    lines += [
+        "",
+        "Above a few thousand requests per second one Python generator process adds "
+        "latency of its own; the fixed-rate figures below stay well under that.",
+        "",
+    ]
+    return lines
+
+
+def _servers(results: Results) -> list[str]:
+    lines = [
+        "## Server: most single events per second (wrk, 2 threads, 64 connections)",
+        "",
+        "| server | events/s | errors | p50 ms | p99 ms | API cores | machine cores |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for kind, runs in results.single.items():
+        lines.append(
+            f"| {kind} | {_spread(r.rate for r in runs).format()} | {sum(r.bad for r in runs)} | "
+            f"{statistics.median(r.p50_ms for r in runs):.1f} | "
+            f"{statistics.median(r.p99_ms for r in runs):.1f} | "
+            f"{statistics.median(r.cpu_api for r in runs):.2f} | "
+            f"{statistics.median(r.cpu_machine for r in runs):.2f} |"
+        )
+    return [*lines, ""]
+
+
+def _cost(results: Results) -> list[str]:
+    lines = [
+        "## Cost growth: latency and CPU from 100 events/s to the most it takes",
+        "",
+        "Open loop, single events, one run per rate. API cores: CPU time of the server's "
+        "processes per second; machine cores: the whole machine (Kafka, Redis, the "
+        "generator and anyone else) out of "
+        f"{os.cpu_count()}.",
+        "",
+        "| rate /s | achieved /s | errors | p50 ms | p99 ms | p99.9 ms | API cores | "
+        "API CPU ms/event | machine cores |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for step in results.cost:
+        achieved = max(step["rate"], 1e-9)
+        lines.append(
+            f"| {step['requests'] / results.args['seconds']:,.0f} | {step['rate']:,.0f} | "
+            f"{step['errors']} | {step['p50_ms']:.1f} | {step['p99_ms']:.1f} | "
+            f"{step['p999_ms']:.1f} | {step.cpu_api:.2f} | {step.cpu_api / achieved * 1000:.2f} | "
+            f"{step.cpu_machine:.2f} |"
+        )
+    return [*lines, ""]
+
+
+def _etl(results: Results) -> list[str]:
+    lines = [
+        "## ETL: time of one pass against its batch size",
+        "",
+        f"Messages written straight to a fresh topic ({results.produce_s:.1f} s to produce "
+        "them), then `etl.runner.run_pass` into a fresh chDB database (tables created "
+        "beforehand), reading at most the batch size from the topic's start: Kafka read, "
+        "validation and mapping, one insert per table, deliveries, pass records, commit.",
+        "",
+        "| batch (messages) | pass seconds | rows/s |",
+        "|---|---|---|",
+    ]
+    for size, runs in sorted(results.etl.items()):
+        lines.append(
+            f"| {size:,} | {_spread(t.seconds for t in runs).format(2)} | "
+            f"{_spread(t.rows_per_s for t in runs).format()} |"
+        )
+    return [*lines, ""]
+
+
+def _soak(results: Results) -> list[str]:
+    soak = results.soak
+    run = soak["load"]
+    lines = [
+        f"## Memory soak: {soak['seconds']:g} s at 660 events/s",
+        "",
+        f"{run['ok']:,} events accepted, {run['errors']} errors; latency p50 "
+        f"{run['p50_ms']:.1f} ms, p99 {run['p99_ms']:.1f} ms, p99.9 {run['p999_ms']:.1f} ms. "
+        "RSS of each worker (MB):",
+        "",
+        "| seconds | "
+        + " | ".join(f"worker {n + 1}" for n in range(len(soak["rss"][0][1])))
+        + " |",
+        "|---" * (1 + len(soak["rss"][0][1])) + "|",
+    ]
+    step = max(1, len(soak["rss"]) // 10)
+    for at, values in soak["rss"][::step] + soak["rss"][-1:]:
+        lines.append(f"| {at:.0f} | " + " | ".join(f"{v:.1f}" for v in values) + " |")
+    return [*lines, ""]
+
+
+def _profile(results: Results) -> list[str]:
+    if not results.profile:
+        return ["## Profile", "", "py-spy is not installed: no profile.", ""]
+    lines = [
+        "## Profile: where a request's time goes",
+        "",
+        "py-spy samples (200/s, 8 s) of one worker at 1,000 events/s. Samples of threads "
+        "that py-spy sees as idle are left out; a request thread waiting for the broker's "
+        "acknowledgement on a condition variable still counts.",
+        "",
+        "| stage | share of samples |",
+        "|---|---|",
+    ]
+    lines += [f"| {label} | {share:.1%} |" for label, share in results.profile["stages"]]
+    lines += ["", "| function (where the sample was taken) | share |", "|---|---|"]
+    lines += [f"| `{name}` | {share:.1%} |" for name, share in results.profile["hottest"]]
+    return [*lines, ""]
