@@ -15,6 +15,9 @@ from core.identity import Identity
 
 #: Longest token accepted; longer ones are refused before any verification.
 MAX_TOKEN_LENGTH = 8192
+#: What a bearer token may hold: printable ASCII without spaces. Anything else cannot travel
+#: in the auth service's Authorization header, so it is refused here, not there.
+TOKEN_PATTERN = "^[!-~]+$"
 
 
 class EnvelopeSchema(Schema):
@@ -24,7 +27,10 @@ class EnvelopeSchema(Schema):
     token = fields.String(
         load_default=None,
         allow_none=True,
-        validate=validate.Length(min=1, max=MAX_TOKEN_LENGTH),
+        validate=[
+            validate.Length(min=1, max=MAX_TOKEN_LENGTH),
+            validate.Regexp(TOKEN_PATTERN, error="A token is printable ASCII without spaces."),
+        ],
         metadata={"description": "The user's JWT, or null for an anonymous user."},
     )
     data = fields.Dict(

@@ -12,7 +12,7 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
-from core.message import MAX_TOKEN_LENGTH
+from core.message import MAX_TOKEN_LENGTH, TOKEN_PATTERN
 from core.registry import Registry
 
 TITLE = "clickstream"
@@ -39,6 +39,9 @@ class ErrorSchema(Schema):
     known_events = fields.List(
         fields.String(), metadata={"description": "With `unknown_event`: the accepted names."}
     )
+    retry_after = fields.Integer(
+        metadata={"description": "With `rate_limited`: seconds to wait, as in `Retry-After`."}
+    )
 
 
 class EventResultSchema(Schema):
@@ -53,6 +56,12 @@ class EventResultSchema(Schema):
         values=fields.List(fields.String()),
         metadata={"description": "Otherwise: messages per field at fault."},
     )
+    known_events = fields.List(
+        fields.String(), metadata={"description": "With `unknown_event`: the accepted names."}
+    )
+    retry_after = fields.Integer(
+        metadata={"description": "With `rate_limited`: seconds to wait before resending it."}
+    )
 
 
 class BatchResultSchema(Schema):
@@ -66,11 +75,13 @@ class BatchResultSchema(Schema):
 
 
 ERRORS = {
-    400: "The body is not JSON, or not a JSON object.",
+    400: "The body is not JSON (invalid UTF-8, a repeated key, NaN, nesting too deep, "
+    "bad gzip), or not a JSON object.",
     401: "A token was sent and the auth service (or local verification) rejected it.",
     413: "The body is larger than the configured limit.",
     415: "Unsupported content type or charset.",
     422: "The event failed validation: unknown event, missing, unexpected or mistyped fields.",
+    429: "Over a rate limit (when configured); retry after `Retry-After` seconds.",
     503: "Kafka did not acknowledge the event; retry after `Retry-After` seconds.",
 }
 
@@ -136,7 +147,10 @@ def build_spec(registry: Registry) -> dict[str, Any]:
             "post": {
                 "summary": "Send one event",
                 "description": "Validated against its type's schema, enriched with `user_id`, "
-                "`timestamp` and `event_id`, and stored in Kafka before the 202 answer.",
+                "`timestamp` and `event_id`, and stored in Kafka before the 202 answer. "
+                "The body may also be sent as `text/plain` (what `navigator.sendBeacon` sends) "
+                "and gzip-compressed with `Content-Encoding: gzip` (the limit applies to the "
+                "decompressed size); both hold for the batch endpoint too.",
                 "operationId": "postEvent",
                 "requestBody": {
                     "required": True,
@@ -174,7 +188,15 @@ def build_spec(registry: Registry) -> dict[str, Any]:
                     "required": True,
                     "content": {
                         "application/json": {
-                            "schema": {"type": "array", "minItems": 1, "items": event_schema},
+                            "schema": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {
+                                    "description": "An event, as the body of "
+                                    "`POST /api/v1/events`; an element that is not one gets "
+                                    "an error result of its own, the others are stored."
+                                },
+                            },
                             "example": [example["value"] for example in examples.values()],
                         }
                     },
@@ -188,7 +210,7 @@ def build_spec(registry: Registry) -> dict[str, Any]:
                             }
                         },
                     },
-                    **{code: responses[code] for code in ("400", "413", "415", "422")},
+                    **{code: responses[code] for code in ("400", "413", "415", "422", "429")},
                 },
             }
         },
@@ -215,6 +237,7 @@ def _token_property() -> dict[str, Any]:
         "nullable": True,
         "minLength": 1,
         "maxLength": MAX_TOKEN_LENGTH,
+        "pattern": TOKEN_PATTERN,
         "description": "The user's JWT, or null (or absent) for an anonymous user.",
     }
 

@@ -22,7 +22,9 @@ def render(error: ApiError):
 def _http_error(error: HTTPException):
     code = (error.name or "error").lower().replace(" ", "_")
     message = {413: "The request body is too large."}.get(error.code or 0, error.description)
-    return render(ApiError(error.code or 500, code, message))
+    # Keep what werkzeug says beyond the body, such as the Allow header of a 405.
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    return render(ApiError(error.code or 500, code, message, headers=headers))
 
 
 def _unexpected(error: Exception):

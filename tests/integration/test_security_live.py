@@ -233,3 +233,16 @@ def test_gunicorn_with_its_access_log_on_never_shows_the_token(
     text = log_file.read_text(errors="replace")
     assert "POST /api/v1/events" in text, text[-2000:]
     assert_absent(secrets(tokens), "gunicorn's output", text)
+
+
+def test_tokens_that_would_break_the_auth_header_never_reach_the_service(live_settings) -> None:
+    app = create_app(live_settings)
+    client = app.test_client()
+    identity = app.extensions["clickstream.pipeline"].identity
+    for token in ["я-token", "a\nb", "a\r\nX-Injected: yes", "tab\there", "nul\x00"] * 2:
+        answer = client.post("/api/v1/events", json=click(token))
+        assert answer.status_code == 422, answer.json
+        assert "token" in answer.json["details"]
+    assert identity.stats()["auth_calls"] == 0
+    assert identity.breaker.state == "closed"
+    app.extensions["clickstream.pipeline"].publisher.close()

@@ -284,3 +284,10 @@ def test_the_decompressed_limit_is_the_endpoints_limit(client) -> None:
 def test_other_content_encodings_are_415(client, encoding) -> None:
     response = post(client, orjson.dumps(CLICK), **{"Content-Encoding": encoding})
     assert "Content-Encoding" in assert_error(response, 415)["details"]
+
+
+@pytest.mark.parametrize("token", ["я", "ä.b.c", "a\nb", "a b", "a\r\nX-Injected: 1", "\x00", "\t"])
+def test_a_token_that_cannot_be_a_bearer_token_is_422(client, token) -> None:
+    # Such a token could not travel in the auth service's Authorization header.
+    response = post(client, orjson.dumps({**CLICK, "token": token}))
+    assert "token" in assert_error(response, 422)["details"]
