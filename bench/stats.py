@@ -15,7 +15,9 @@ def percentile(values: Sequence[float], q: float) -> float:
     if not 0 < q <= 100:
         raise ValueError("q must be in (0, 100]")
     ordered = sorted(values)
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+    # Rounded first: 99.9 / 100 * 1000 is 999.0000000000001 in floating point.
+    rank = math.ceil(round(q * len(ordered) / 100, 9))
+    return ordered[max(0, rank - 1)]
 
 
 @dataclass(frozen=True)
