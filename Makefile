@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: install services-up services-down up down demo test unit lint docs schema-check
+.PHONY: install services-up services-down up down demo test unit lint docs bench schema-check
 
 install:  ## Install clickstream and its test tools into the current Python
 	$(PYTHON) -m pip install -q -e '.[test]'
@@ -13,7 +13,7 @@ services-up:  ## Start Kafka (KRaft), Redis and the reference auth service nativ
 services-down:
 	scripts/services.sh down
 
-up: services-up  ## Also run the API (gunicorn) and the ETL schedule in the background
+up: services-up  ## Also run the API (core/serve.py: granian) and the ETL schedule in the background
 	scripts/app.sh up
 
 down:  ## Stop the API, the ETL and the services
@@ -25,6 +25,10 @@ demo: install up  ## Send traffic of every event type and print what landed
 
 test: install services-up  ## The whole suite, on the real services; fails if no test ran
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+bench: install services-up  ## Benchmarks on the real stack (~10 min); writes docs/benchmarks.md
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(PYTHON) -m bench $(BENCH_ARGS)
 
 unit:  ## Only the tests that need no service
 	$(PYTHON) -m pytest tests/unit $(PYTEST_ARGS)

@@ -19,14 +19,9 @@ from core.config import PROJECT_ROOT, Settings, env_name
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def server_command(kind: str, settings: Settings) -> list[str]:
-    """The command line of a WSGI server ``kind`` serving the API with ``settings``."""
-    if kind == "gunicorn":
-        return [sys.executable, "-m", "gunicorn", "-c", "core/api/gunicorn_config.py",
-                "core.api.wsgi:app"]  # fmt: skip
-    if kind == "granian":
-        return [sys.executable, "-m", "core.api.serve"]
-    raise ValueError(f"unknown server {kind!r}")
+def server_command() -> list[str]:
+    """The command line of ``make up``'s server; ``CLICKSTREAM_API_SERVER`` picks which."""
+    return [sys.executable, "-m", "core.serve"]
 
 
 def bench_settings(base: Settings, port: int, var_dir: Path) -> Settings:
@@ -114,7 +109,8 @@ def wait_ready(process: Process, url: str, timeout_s: float = 60.0) -> None:
 @contextmanager
 def api_server(kind: str, settings: Settings, log_dir: Path) -> Iterator[Process]:
     """The API under ``kind``, ready to serve, stopped on exit."""
-    process = start(f"api-{kind}", server_command(kind, settings), settings, log_dir)
+    settings = settings.replace(api_server=kind)
+    process = start(f"api-{kind}", server_command(), settings, log_dir)
     try:
         wait_ready(process, f"http://{settings.api_host}:{settings.api_port}/health/ready")
         yield process

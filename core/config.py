@@ -47,6 +47,11 @@ class Settings:
     api_port: int = _setting(8000, "Port the API listens on.")
     api_workers: int = _setting(2, "Server worker processes (make up).")
     api_threads: int = _setting(8, "Threads per server worker (make up).")
+    api_server: str = _setting(
+        "granian",
+        "WSGI server of make up: granian (faster here, see docs/benchmarks.md) or gunicorn "
+        "(needed for a separate operational listener).",
+    )
     max_body_bytes: int = _setting(
         65536, "Largest accepted single-event body, in bytes (413 above)."
     )
@@ -240,6 +245,8 @@ class Settings:
             raise ConfigError(f"{env_name('etl_metrics_port')} must be a port, or 0")
         if self.spool_max_bytes < 0:
             raise ConfigError(f"{env_name('spool_max_bytes')} must be 0 or more")
+        if self.api_server not in ("granian", "gunicorn"):
+            raise ConfigError(f"{env_name('api_server')} must be granian or gunicorn")
         if self.auth_method.upper() not in ("GET", "POST"):
             raise ConfigError(f"{env_name('auth_method')} must be GET or POST")
         if any(algorithm.lower() == "none" for algorithm in self.jwt_algorithms):

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the API (gunicorn) and the ETL schedule in the background: app.sh up|down|status.
+# Run the API (core/serve.py: granian or gunicorn) and the ETL schedule in the background: app.sh up|down|status.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -59,7 +59,7 @@ wait_ready() {
 
 case "${1:-}" in
   up)
-    start api "$PYTHON" -m gunicorn -c core/api/gunicorn_config.py core.api.wsgi:app
+    start api "$PYTHON" -m core.serve
     wait_ready
     start etl "$PYTHON" -m core.cli etl
     ;;

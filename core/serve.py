@@ -1,0 +1,43 @@
+"""``python -m core.serve``: the API's production server, chosen by ``CLICKSTREAM_API_SERVER``.
+
+granian by default: on two cores it served this API faster, and with less CPU per event,
+than gunicorn's threads (docs/benchmarks.md). gunicorn runs with
+``core/api/gunicorn_config.py``. This module stays outside ``core.api`` so the server's
+master process never imports the application: each worker imports ``core.api.wsgi``
+itself and creates its Kafka producer on first use, so no producer crosses a fork.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from core.config import PROJECT_ROOT, Settings, env_name
+
+APP = "core.api.wsgi:app"
+
+
+def main() -> None:
+    settings = Settings.from_env()
+    if settings.api_server == "gunicorn":
+        config = str(PROJECT_ROOT / "core" / "api" / "gunicorn_config.py")
+        os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-c", config, APP])
+    if settings.ops_port:
+        # granian binds one address; the operational listener is gunicorn's second bind.
+        sys.exit(f"{env_name('ops_port')} needs {env_name('api_server')}=gunicorn")
+    from granian import Granian
+    from granian.constants import Interfaces
+
+    Granian(
+        APP,
+        address=settings.api_host,
+        port=settings.api_port,
+        interface=Interfaces.WSGI,
+        workers=settings.api_workers,
+        blocking_threads=settings.api_threads,
+        log_access=False,
+    ).serve()
+
+
+if __name__ == "__main__":
+    main()
