@@ -166,12 +166,14 @@ def _profile(api_url, singles, api, work) -> dict | None:
     driver = threading.Thread(target=drive)
     driver.start()
     time.sleep(2)
-    wall = profile.record(worker, 8, work / "wall.txt")
+    recorded = profile.record(worker, 8, work)
     driver.join()
-    if wall is None:
+    if not recorded:
         return None
-    collapsed = wall.read_text()
-    return {"stages": profile.stages(collapsed), "hottest": profile.hottest(collapsed)}
+    return {
+        kind: {"stages": profile.stages(text), "hottest": profile.hottest(text)}
+        for kind, text in recorded.items()
+    }
 
 
 def _soak(api_url, singles, api, seconds) -> dict:

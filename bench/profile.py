@@ -27,16 +27,39 @@ STAGES = (
 )
 
 
-def record(pid: int, seconds: float, out: Path, rate: int = 200) -> Path | None:
-    """Sample ``pid`` with py-spy into ``out`` (raw collapsed stacks); None without py-spy."""
+def record(pid: int, seconds: float, directory: Path, rate: int = 200) -> dict[str, str] | None:
+    """Two py-spy recordings of ``pid`` at once, as collapsed stacks: "wall" (every thread
+    py-spy does not see as idle) and "cpu" (only the thread holding the GIL). None without
+    py-spy."""
     if shutil.which("py-spy") is None:
         return None
-    subprocess.run(
-        ["py-spy", "record", "-p", str(pid), "-d", str(int(seconds)), "-r", str(rate),
-         "-f", "raw", "-o", str(out), "--nonblocking"],
-        capture_output=True, check=True,
-    )  # fmt: skip
-    return out
+    outputs = {"wall": directory / "wall.txt", "cpu": directory / "cpu.txt"}
+    runs = [
+        subprocess.Popen(
+            [
+                "py-spy",
+                "record",
+                "-p",
+                str(pid),
+                "-d",
+                str(int(seconds)),
+                "-r",
+                str(rate),
+                "-f",
+                "raw",
+                "-o",
+                str(out),
+                "--nonblocking",
+                *(["--gil"] if kind == "cpu" else []),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for kind, out in outputs.items()
+    ]
+    for run in runs:
+        run.wait()
+    return {kind: out.read_text() for kind, out in outputs.items() if out.exists()}
 
 
 def stages(collapsed: str) -> list[tuple[str, float]]:

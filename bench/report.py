@@ -298,14 +298,21 @@ def _profile(results: Results) -> list[str]:
     lines = [
         "## Profile: where a request's time goes",
         "",
-        "py-spy samples (200/s, 8 s) of one worker at 1,000 events/s. Samples of threads "
-        "that py-spy sees as idle are left out; a request thread waiting for the broker's "
-        "acknowledgement on a condition variable still counts.",
+        "py-spy samples (200/s, 8 s) of one worker at 1,000 events/s, two views at once. "
+        "*wall*: every thread py-spy does not see as idle, so a request thread waiting on "
+        "a condition variable for the broker's acknowledgement counts; *CPU*: only the "
+        "thread holding the GIL, i.e. where the worker's CPU goes.",
         "",
-        "| stage | share of samples |",
-        "|---|---|",
+        "| stage | wall | CPU |",
+        "|---|---|---|",
     ]
-    lines += [f"| {label} | {share:.1%} |" for label, share in results.profile["stages"]]
-    lines += ["", "| function (where the sample was taken) | share |", "|---|---|"]
-    lines += [f"| `{name}` | {share:.1%} |" for name, share in results.profile["hottest"]]
+    wall = dict(results.profile.get("wall", {}).get("stages", []))
+    cpu = dict(results.profile.get("cpu", {}).get("stages", []))
+    for label in sorted(set(wall) | set(cpu), key=lambda k: -cpu.get(k, 0)):
+        lines.append(f"| {label} | {wall.get(label, 0):.1%} | {cpu.get(label, 0):.1%} |")
+    for kind in ("cpu", "wall"):
+        if kind not in results.profile:
+            continue
+        lines += ["", f"| function, {kind} samples (self) | share |", "|---|---|"]
+        lines += [f"| `{n}` | {share:.1%} |" for n, share in results.profile[kind]["hottest"]]
     return [*lines, ""]
