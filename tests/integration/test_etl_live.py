@@ -50,7 +50,8 @@ class RatingPlugin:
                 ddl=(
                     "CREATE TABLE IF NOT EXISTS {database}.{table} (event_id UUID, "
                     "event LowCardinality(String), timestamp DateTime64(3, 'UTC'), "
-                    "user_id String, identity LowCardinality(String), movie_id UUID, "
+                    "user_id String, identity LowCardinality(String), "
+                    "schema_version UInt16 DEFAULT 1, movie_id UUID, "
                     "stars UInt8, comment String) ENGINE = ReplacingMergeTree "
                     "PARTITION BY toYYYYMM(timestamp) ORDER BY (movie_id, event_id)"
                 ),
