@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -55,6 +56,8 @@ class Publisher:
                     enable_idempotence=True,
                     linger_ms=self._settings.kafka_linger_ms,
                     max_block_ms=int(self._settings.kafka_ack_timeout_s * 1000),
+                    # Without it a broker that is down at start-up holds a request for 30 s.
+                    bootstrap_timeout_ms=max(1000, int(self._settings.kafka_ack_timeout_s * 1000)),
                     request_timeout_ms=max(1000, int(self._settings.kafka_ack_timeout_s * 1000)),
                     # Give up on a record about when the request stops waiting for it: a
                     # record spooled after a timeout should not also reach Kafka late.
@@ -106,7 +109,24 @@ class Publisher:
             except KafkaError as error:
                 log.warning("publish failed: %s", error)
                 results.append(PublishError(f"Kafka did not acknowledge: {error}"))
+        if any(results):
+            self._discard_producer(producer)
         return results
+
+    def _discard_producer(self, producer: KafkaProducer) -> None:
+        """Start the next send on a new producer.
+
+        After batches expired unacknowledged, kafka-python's idempotent producer can stay
+        stuck on their sequence numbers once the broker is back; a new producer id is not.
+        What the old one still holds fails and is spooled by its caller.
+        """
+        with self._lock:
+            if self._producer is not producer:
+                return
+            self._producer = None
+        # It cannot flush what failed, which is exactly what its callers spool.
+        with contextlib.suppress(KafkaError):
+            producer.close(timeout=0)
 
     def _spool(self, spools: Spools, records: list[Record]) -> PublishError | None:
         """Append to this process's spool; ``None`` once it is on disk."""
