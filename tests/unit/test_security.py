@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import runpy
+
 import orjson
 import pytest
 from flask import Blueprint
 
 from core.api import create_app, limits, ops
-from core.config import ConfigError, Settings
+from core.config import PROJECT_ROOT, ConfigError, Settings
 from core.plugin_manager import build_registry, make_plugin_manager
 from tests.fakes import FakeIdentity, FakePublisher
 
@@ -162,17 +164,14 @@ def test_ops_port_and_token_together() -> None:
 
 
 def test_the_ops_listener_is_bound_by_gunicorn(monkeypatch) -> None:
-    import importlib
-
-    from core.api import gunicorn_config
-
+    config = PROJECT_ROOT / "core" / "api" / "gunicorn_config.py"
+    for name in ("CLICKSTREAM_API_HOST", "CLICKSTREAM_API_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("CLICKSTREAM_OPS_PORT", raising=False)
+    assert runpy.run_path(str(config))["bind"] == ["127.0.0.1:8000"]
     monkeypatch.setenv("CLICKSTREAM_OPS_PORT", "9102")
     monkeypatch.setenv("CLICKSTREAM_OPS_HOST", "10.0.0.5")
-    try:
-        assert importlib.reload(gunicorn_config).bind[1:] == ["10.0.0.5:9102"]
-    finally:
-        monkeypatch.undo()
-        assert len(importlib.reload(gunicorn_config).bind) == 1
+    assert runpy.run_path(str(config))["bind"] == ["127.0.0.1:8000", "10.0.0.5:9102"]
 
 
 # Client addresses for the IP limit
