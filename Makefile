@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: install services-up services-down up down demo test unit lint docs bench schema-check
+.PHONY: install services-up services-down up down demo test unit lint docs bench schema-check reliability
 
 install:  ## Install clickstream and its test tools into the current Python
 	$(PYTHON) -m pip install -q -e '.[test]'
@@ -24,7 +24,10 @@ demo: install up  ## Send traffic of every event type and print what landed
 	$(PYTHON) scripts/demo.py
 
 test: install services-up  ## The whole suite, on the real services; fails if no test ran
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	CLICKSTREAM_TEST_SLOW=1 $(PYTHON) -m pytest $(PYTEST_ARGS)
+
+reliability: install services-up  ## Every fault scenario; rewrites the table of docs/reliability.md
+	$(PYTHON) scripts/reliability.py
 
 bench: install services-up  ## Benchmarks on the real stack (~10 min); writes docs/benchmarks.md
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)

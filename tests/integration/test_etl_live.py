@@ -25,6 +25,7 @@ from etl.reports import consumer_lag, counts_report, pageviews_report, quality_r
 from etl.runner import run_pass
 from etl.warehouse import MigrationNeededError, Warehouse, WarehouseBusyError, WarehouseError
 from tests.etl_helpers import BASE_TIME, at, create_topic, envelope, produce, query, scalar
+from tests.reliability import record
 
 pytestmark = pytest.mark.integration
 
@@ -186,6 +187,14 @@ def test_a_crash_between_insert_and_commit_loses_and_doubles_nothing(etl_setting
     [duplicates] = quality_report(etl_settings, registry).duplicates
     assert (duplicates.duplicates, duplicates.redelivered, duplicates.absorbed) == (5, 5, 5)
     assert duplicates.pending == 0
+    record(
+        "ETL killed between insert and commit",
+        sent=7,
+        accepted=7,
+        rows=count(etl_settings, "test_ratings")[1],
+        duplicates=duplicates.duplicates,
+        lost=7 - count(etl_settings, "test_ratings")[0],
+    )
 
 
 @pytest.mark.parametrize(
@@ -202,6 +211,16 @@ def test_a_pass_without_warehouse_commits_nothing_and_the_next_catches_up(
     assert consumer_lag(etl_settings) == {0: 4}
     assert run_pass(etl_settings, registry).messages == 4
     assert count(etl_settings, "test_ratings") == (4, 4)
+    events, rows = count(etl_settings, "test_ratings")
+    fault = "server down" if bad_dsn.startswith("http") else "chDB directory unusable"
+    record(
+        f"Warehouse unavailable for a pass ({fault})",
+        sent=4,
+        accepted=4,
+        rows=rows,
+        duplicates=rows - events,
+        lost=4 - events,
+    )
 
 
 def test_poison_messages_become_dead_letters_and_the_rest_loads(etl_settings, registry):
