@@ -7,7 +7,7 @@ import logging
 import pluggy
 from flask import Flask
 
-from core.api import cors, docs, errors, events, health, limits, observability
+from core.api import cors, docs, errors, events, health, limits, observability, tracker
 from core.api.extension import PIPELINE, SETTINGS
 from core.config import Settings
 from core.identity import IdentityResolver
@@ -39,7 +39,7 @@ def create_app(
     logging.getLogger("core").setLevel(settings.log_level)
     observability.init_app(app, metrics)
     errors.init_app(app)
-    for blueprint in (events.blueprint, health.blueprint, docs.blueprint):
+    for blueprint in (events.blueprint, health.blueprint, docs.blueprint, tracker.blueprint):
         app.register_blueprint(blueprint)
     cors.init_app(app, settings)
     limits.init_app(app, settings)

@@ -1,0 +1,219 @@
+"""The browser tracker in real headless Chromium: page views and clicks reach the warehouse.
+
+A page served from one origin loads ``/static/clickstream.js`` from the API on another
+origin (CORS), and the test clicks, navigates, closes a tab, then runs ETL passes.
+Needs Debian's ``chromium`` and ``chromium-driver`` (installed by ``.ci/run``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from werkzeug.serving import make_server
+
+from core.api import create_app
+from core.config import Settings
+from core.plugin_manager import build_registry, make_plugin_manager
+from etl.runner import run_pass
+from tests.etl_helpers import query
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+# Without the networking flags a closed network floods Chromium with refused connections.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+MOVIE = "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b"
+DEADLINE_S = 20.0
+
+MOVIE_PAGE = """<!doctype html>
+<meta charset="utf-8"><title>movie</title>
+<script>window.clickstreamConfig = {{getToken: () => Promise.resolve("{token}")}};</script>
+<script src="{api}/static/clickstream.js" data-page-type="movie" data-movie-id="{movie}"></script>
+<button id="play" data-clickstream-element="button" data-clickstream-id="play">Play</button>
+<a id="poster" href="/main.html" data-clickstream-element="poster"
+   data-clickstream-id="top10-card-3" data-clickstream-position="2"
+   data-clickstream-page-type="movie">Next</a>
+"""
+MAIN_PAGE = """<!doctype html>
+<meta charset="utf-8"><title>main</title>
+<script>window.clickstreamConfig = {{getToken: () => "{token}"}};</script>
+<script src="{api}/static/clickstream.js" data-page-type="main"></script>
+<p>Main page</p>
+"""
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+
+def _serve(server) -> threading.Thread:
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The web site's origin and its document root (pages are written by the test)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), partial(_QuietHandler, directory=str(tmp_path)))
+    _serve(server)
+    yield f"http://127.0.0.1:{server.server_port}", tmp_path
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def api(live_settings: Settings, site) -> Iterator[str]:
+    """The API on another origin, allowing the site's."""
+    app = create_app(live_settings.replace(cors_origins=(site[0],)))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    _serve(server)
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+    app.extensions["clickstream.pipeline"].publisher.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[webdriver.Chrome]:
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.fail("chromium is not installed: apt-get install -y chromium chromium-driver")
+    profile = tempfile.mkdtemp(prefix="clickstream-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_script_timeout(10)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)
+
+
+def _view_id(driver: webdriver.Chrome) -> str:
+    """The page's current page_view_id, once the tracker has started the view."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        view = driver.execute_script("return window.clickstream && window.clickstream.pageViewId()")
+        if view:
+            return view
+        time.sleep(0.05)
+    raise AssertionError("the tracker started no page view")
+
+
+def test_page_views_and_clicks_from_a_browser_reach_the_warehouse(
+    live_settings: Settings, site, api: str, browser: webdriver.Chrome, login
+) -> None:
+    origin, root = site
+    user = f"viewer-{uuid.uuid4().hex[:8]}"
+    token = login(user)
+    (root / "movie.html").write_text(MOVIE_PAGE.format(api=api, token=token, movie=MOVIE))
+    (root / "main.html").write_text(MAIN_PAGE.format(api=api, token=token))
+
+    browser.get(f"{origin}/movie.html")
+    movie_view = _view_id(browser)
+    browser.find_element(By.ID, "play").click()
+    tracked = browser.execute_async_script(
+        "window.clickstream.track('quality_change', "
+        "{movie_id: arguments[0], old_quality: 1080, new_quality: 720, reason: 'auto'})"
+        ".then(arguments[1]);",
+        MOVIE,
+    )
+    assert tracked["status"] == 202, tracked
+    uuid.UUID(tracked["body"]["event_id"])
+    # An application's own JSON fetch is preflighted; the API answers the preflight.
+    preflighted = browser.execute_async_script(
+        "fetch(arguments[0] + '/api/v1/events', {method: 'POST', "
+        "headers: {'Content-Type': 'application/json'}, body: JSON.stringify("
+        "{event: 'search_filter', token: null, data: {query: 'комедии'}})})"
+        ".then(r => arguments[1](r.status), e => arguments[1](String(e)));",
+        api,
+    )
+    assert preflighted == 202
+
+    # A click on a link that leaves the page: the click and the view's end still arrive.
+    browser.find_element(By.ID, "poster").click()
+    main_view = _view_id(browser)
+    assert main_view != movie_view
+
+    # A second tab, closed while its page is open.
+    first_tab = browser.current_window_handle
+    browser.switch_to.new_window("tab")
+    browser.get(f"{origin}/main.html")
+    closed_view = _view_id(browser)
+    browser.close()
+    browser.switch_to.window(first_tab)
+    browser.get("about:blank")
+
+    registry = build_registry(make_plugin_manager())
+    # Switching tabs may hide and show the first one, which ends its view and starts another:
+    # every view must be matched, and these three among them.
+    views = {movie_view: "movie", main_view: "main", closed_view: "main"}
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        run_pass(live_settings, registry)
+        matched = query(
+            live_settings,
+            "SELECT toString(page_view_id), status, page_type, user_id, duration_s "
+            "FROM {db}.page_view_durations",
+        )
+        clicks = query(
+            live_settings,
+            "SELECT element_type, element_id, page_type, toString(movie_id), position, user_id "
+            "FROM {db}.element_clicks ORDER BY element_id",
+        )
+        closed = {row[0] for row in matched if row[1] == "closed"}
+        done = closed >= set(views) and len(closed) == len(matched) and len(clicks) >= 2
+        if done or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+
+    assert {row[1] for row in matched} == {"closed"}, matched
+    by_view = {row[0]: row[2:] for row in matched}
+    assert set(by_view) >= set(views), f"views matched: {by_view}, expected: {views}"
+    for view, (page_type, view_user, duration) in by_view.items():
+        assert page_type == views.get(view, "main")
+        assert view_user == user
+        assert duration >= 0
+    assert clicks == [
+        ("button", "play", "movie", MOVIE, None, user),
+        ("poster", "top10-card-3", "movie", MOVIE, 2, user),
+    ]
+    starts = query(
+        live_settings,
+        "SELECT toString(page_view_id), url, toString(movie_id) FROM {db}.page_views "
+        "WHERE event = 'page_view_start'",
+    )
+    assert {(movie_view, f"{origin}/movie.html", MOVIE)} <= set(starts)
+    assert {view for view, url, movie in starts if url == f"{origin}/main.html"} >= {
+        main_view,
+        closed_view,
+    }
+    ends = query(
+        live_settings,
+        "SELECT visible_ms FROM {db}.page_views WHERE event = 'page_view_end'",
+    )
+    assert len(ends) == len(starts) and all(visible_ms >= 0 for (visible_ms,) in ends)
+    assert query(live_settings, "SELECT user_id FROM {db}.quality_changes") == [(user,)]
+    assert query(live_settings, "SELECT query FROM {db}.search_filters") == [("комедии",)]
