@@ -15,8 +15,11 @@ from core.config import Settings
 
 #: Blueprints whose answers carry CORS headers.
 CORS_BLUEPRINTS = frozenset({"events"})
-#: Request headers a browser may send beyond the CORS-safelisted ones.
-ALLOWED_HEADERS = "Content-Type, Content-Encoding"
+#: Request headers a browser may send beyond the CORS-safelisted ones; X-Request-ID lets a
+#: page name its request in the API's logs (docs/operations.md).
+ALLOWED_HEADERS = "Content-Type, Content-Encoding, X-Request-ID"
+#: Response headers a page's script may read.
+EXPOSED_HEADERS = "Retry-After, X-Request-ID"
 
 
 def init_app(app: Flask, settings: Settings) -> None:
@@ -38,7 +41,7 @@ def init_app(app: Flask, settings: Settings) -> None:
                 return response
         headers = response.headers
         headers["Access-Control-Allow-Origin"] = "*" if any_origin else origin
-        headers["Access-Control-Expose-Headers"] = "Retry-After"
+        headers["Access-Control-Expose-Headers"] = EXPOSED_HEADERS
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             headers["Access-Control-Allow-Methods"] = "POST"
             headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS

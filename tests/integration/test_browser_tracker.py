@@ -142,15 +142,17 @@ def test_page_views_and_clicks_from_a_browser_reach_the_warehouse(
     )
     assert tracked["status"] == 202, tracked
     uuid.UUID(tracked["body"]["event_id"])
-    # An application's own JSON fetch is preflighted; the API answers the preflight.
+    # An application's own JSON fetch, naming its request, is preflighted; the API answers
+    # the preflight and lets the page read the request id back.
     preflighted = browser.execute_async_script(
-        "fetch(arguments[0] + '/api/v1/events', {method: 'POST', "
-        "headers: {'Content-Type': 'application/json'}, body: JSON.stringify("
-        "{event: 'search_filter', token: null, data: {query: 'комедии'}})})"
-        ".then(r => arguments[1](r.status), e => arguments[1](String(e)));",
+        "fetch(arguments[0] + '/api/v1/events', {method: 'POST', headers: "
+        "{'Content-Type': 'application/json', 'X-Request-ID': 'browser-search-1'}, "
+        "body: JSON.stringify({event: 'search_filter', token: null, data: {query: 'комедии'}})})"
+        ".then(r => arguments[1]([r.status, r.headers.get('X-Request-ID')]), "
+        "e => arguments[1](String(e)));",
         api,
     )
-    assert preflighted == 202
+    assert preflighted == [202, "browser-search-1"]
 
     # A click on a link that leaves the page: the click and the view's end still arrive.
     browser.find_element(By.ID, "poster").click()
