@@ -56,7 +56,11 @@ MOVIE_PAGE = """<!doctype html>
 """
 MAIN_PAGE = """<!doctype html>
 <meta charset="utf-8"><title>main</title>
-<script>window.clickstreamConfig = {{getToken: () => "{token}"}};</script>
+<script>
+  // As on a plain-http page, where crypto.randomUUID does not exist: the tracker's fallback.
+  delete Crypto.prototype.randomUUID;
+  window.clickstreamConfig = {{getToken: () => "{token}"}};
+</script>
 <script src="{api}/static/clickstream.js" data-page-type="main"></script>
 <p>Main page</p>
 """
@@ -158,6 +162,8 @@ def test_page_views_and_clicks_from_a_browser_reach_the_warehouse(
     browser.find_element(By.ID, "poster").click()
     main_view = _view_id(browser)
     assert main_view != movie_view
+    assert browser.execute_script("return crypto.randomUUID") is None
+    assert uuid.UUID(main_view).version == 4
 
     # A second tab, closed while its page is open.
     first_tab = browser.current_window_handle

@@ -50,19 +50,29 @@
     return getToken ? getToken() : null;
   }
 
+  // A getToken that throws or rejects leaves the last token known in place: the event is
+  // still sent, rather than lost.
   async function tokenLater() {
-    lastToken = (await tokenSource()) || null;
+    try {
+      lastToken = (await tokenSource()) || null;
+    } catch (error) {
+      console.warn("clickstream: getToken failed", error);
+    }
     return lastToken;
   }
 
   function tokenNow() {
     // A page being closed cannot wait for a promise: use the token last resolved.
-    const token = tokenSource();
-    if (token && typeof token.then === "function") {
-      token.then((value) => (lastToken = value || null), () => {});
-      return lastToken;
+    try {
+      const token = tokenSource();
+      if (token && typeof token.then === "function") {
+        token.then((value) => (lastToken = value || null), () => {});
+      } else {
+        lastToken = token || null;
+      }
+    } catch (error) {
+      console.warn("clickstream: getToken failed", error);
     }
-    lastToken = token || null;
     return lastToken;
   }
 
