@@ -28,15 +28,22 @@ def main() -> None:
     from granian import Granian
     from granian.constants import Interfaces
 
-    Granian(
-        APP,
-        address=settings.api_host,
-        port=settings.api_port,
-        interface=Interfaces.WSGI,
-        workers=settings.api_workers,
-        blocking_threads=settings.api_threads,
-        log_access=False,
-    ).serve()
+    from core import multiprocess
+
+    # Workers write their metrics into one directory, so any worker's /metrics adds them up.
+    multiprocess.enable()
+    try:
+        Granian(
+            APP,
+            address=settings.api_host,
+            port=settings.api_port,
+            interface=Interfaces.WSGI,
+            workers=settings.api_workers,
+            blocking_threads=settings.api_threads,
+            log_access=False,
+        ).serve()
+    finally:
+        multiprocess.server_exited()
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
 """gunicorn settings for the API, taken from the same CLICKSTREAM_* settings as everything else."""
 
+from core import multiprocess
 from core.config import Settings
+from core.log import logconfig_dict as _logconfig_dict
 
+# Before the application (and so prometheus_client) is imported by preload_app.
+multiprocess.enable()
 _settings = Settings.from_env()
+logconfig_dict = _logconfig_dict(_settings)
 
 bind = [f"{_settings.api_host}:{_settings.api_port}"]
 if _settings.ops_port:
@@ -18,3 +23,11 @@ timeout = 30
 graceful_timeout = 20
 accesslog = None
 errorlog = "-"
+
+
+def child_exit(server, worker) -> None:
+    multiprocess.worker_exited(worker.pid)
+
+
+def on_exit(server) -> None:
+    multiprocess.server_exited()

@@ -1,5 +1,9 @@
-"""The WSGI entry point for production servers: ``gunicorn core.api.wsgi:app``."""
+"""The WSGI entry point for production servers (``python -m core.serve``)."""
 
 from core.api import create_app
+from core.config import Settings
+from core.log import configure
 
-app = create_app()
+_settings = Settings.from_env()
+configure(_settings)
+app = create_app(_settings)

@@ -174,7 +174,7 @@ def test_gunicorn_workers_add_up_in_multiprocess_mode(tmp_path):
     script = textwrap.dedent(
         """
         import os, sys
-        from core.api import multiprocess
+        from core import multiprocess
         multiprocess.enable()
         from core.metrics import ApiMetrics
         metrics = ApiMetrics()
