@@ -47,6 +47,8 @@ DEADLINE_S = 20.0
 
 MOVIE_PAGE = """<!doctype html>
 <meta charset="utf-8"><title>movie</title>
+<!-- Sized by CSS, so they can be clicked even on a machine without fonts. -->
+<style>button, a {{display: inline-block; width: 120px; height: 40px}}</style>
 <script>window.clickstreamConfig = {{getToken: () => Promise.resolve("{token}")}};</script>
 <script src="{api}/static/clickstream.js" data-page-type="movie" data-movie-id="{movie}"></script>
 <button id="play" data-clickstream-element="button" data-clickstream-id="play">Play</button>
