@@ -16,7 +16,7 @@ REGISTRY = build_registry(make_plugin_manager())
 
 def test_the_committed_document_is_not_stale() -> None:
     assert PUBLISHED.read_text(encoding="utf-8") == render(REGISTRY), (
-        "docs/openapi.json is stale: run `make openapi`"
+        "docs/openapi.json is stale: run `make docs`"
     )
 
 

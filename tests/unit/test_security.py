@@ -163,8 +163,10 @@ def test_ops_port_and_token_together() -> None:
     assert authorized.status_code == 200
 
 
-def test_the_ops_listener_is_bound_by_gunicorn(monkeypatch) -> None:
+def test_the_ops_listener_is_bound_by_gunicorn(monkeypatch, tmp_path) -> None:
     config = PROJECT_ROOT / "core" / "api" / "gunicorn_config.py"
+    # The config switches on multiprocess metrics; keep that inside this test.
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     for name in ("CLICKSTREAM_API_HOST", "CLICKSTREAM_API_PORT"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("CLICKSTREAM_OPS_PORT", raising=False)
