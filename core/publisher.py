@@ -55,6 +55,7 @@ class Publisher:
                     acks="all",
                     enable_idempotence=True,
                     linger_ms=self._settings.kafka_linger_ms,
+                    batch_size=self._settings.kafka_batch_bytes,
                     max_block_ms=int(self._settings.kafka_ack_timeout_s * 1000),
                     # Without it a broker that is down at start-up holds a request for 30 s.
                     bootstrap_timeout_ms=max(1000, int(self._settings.kafka_ack_timeout_s * 1000)),
