@@ -4,7 +4,8 @@ export PYTHON
 
 .PHONY: install services-up services-down up down demo test unit lint docs bench schema-check reliability
 
-install:  ## Install clickstream and its test tools into the current Python
+install:  ## Install missing Debian packages, then clickstream and its test tools
+	scripts/system-deps.sh run
 	$(PYTHON) -m pip install -q -e '.[test]'
 
 services-up:  ## Start Kafka (KRaft), Redis and the reference auth service natively
@@ -24,13 +25,14 @@ demo: install up  ## Send traffic of every event type and print what landed
 	$(PYTHON) scripts/demo.py
 
 test: install services-up  ## The whole suite, on the real services; fails if no test ran
+	scripts/system-deps.sh test
 	CLICKSTREAM_TEST_SLOW=1 $(PYTHON) -m pytest $(PYTEST_ARGS)
 
 reliability: install services-up  ## Every fault scenario; rewrites the table of docs/reliability.md
 	$(PYTHON) scripts/reliability.py
 
 bench: install services-up  ## Benchmarks on the real stack (~10 min); writes docs/benchmarks.md
-	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	scripts/system-deps.sh bench
 	$(PYTHON) -m bench $(BENCH_ARGS)
 
 unit:  ## Only the tests that need no service
