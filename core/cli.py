@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -25,6 +26,8 @@ def _etl(settings: Settings, args: argparse.Namespace) -> int:
     from etl.metrics import EtlMetrics
     from etl.runner import run_forever, run_pass
 
+    # Before chDB starts its threads, so they inherit it.
+    os.nice(settings.etl_nice)
     registry = _registry()
     metrics = EtlMetrics(settings, registry)
     instrumented = metrics.instrument(run_pass)

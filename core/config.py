@@ -138,6 +138,11 @@ class Settings:
         60.0, "How long a chDB user waits for another process to release the data directory."
     )
     etl_interval_s: float = _setting(5.0, "Seconds between two ETL passes.")
+    etl_nice: int = _setting(
+        10,
+        "CPU niceness of `clickstream etl` (0-19): its passes yield the cores to the API, "
+        "whose latency is the one clients see.",
+    )
     etl_group: str = _setting("clickstream-etl", "Kafka consumer group of the ETL.")
     etl_max_records: int = _setting(50000, "Most messages one ETL pass reads before it loads.")
     page_view_timeout_s: int = _setting(
@@ -253,6 +258,8 @@ class Settings:
             raise ConfigError(f"{env_name('spool_max_bytes')} must be 0 or more")
         if self.api_server not in ("granian", "gunicorn"):
             raise ConfigError(f"{env_name('api_server')} must be granian or gunicorn")
+        if not 0 <= self.etl_nice <= 19:
+            raise ConfigError(f"{env_name('etl_nice')} must be between 0 and 19")
         if self.auth_method.upper() not in ("GET", "POST"):
             raise ConfigError(f"{env_name('auth_method')} must be GET or POST")
         if any(algorithm.lower() == "none" for algorithm in self.jwt_algorithms):
