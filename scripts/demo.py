@@ -100,7 +100,12 @@ def main() -> int:
     print(reports.format_pageviews(reports.pageviews_report(settings)))
     print("\n== data quality ==")
     print(reports.format_quality(reports.quality_report(settings, registry)))
-    return 0 if loaded >= accepted else 1
+    if loaded < accepted:
+        print(
+            "\nthe ETL did not load everything in time: its log is var/log/etl.log", file=sys.stderr
+        )
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
