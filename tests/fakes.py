@@ -46,5 +46,8 @@ class FakePublisher:
     def check(self) -> dict:
         return {"ok": not self.failing, "detail": "fake"}
 
+    def close(self) -> None:
+        """Like :meth:`core.publisher.Publisher.close`; a fake holds no connection."""
+
     def check_spool(self) -> dict:
         return {"ok": False, "detail": "the fake has no spool", "depth_events": 0, "bytes": 0}

@@ -21,13 +21,13 @@ import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from werkzeug.serving import make_server
 
 from core.api import create_app
 from core.config import Settings
 from core.plugin_manager import build_registry, make_plugin_manager
 from etl.runner import run_pass
 from tests.etl_helpers import query
+from tests.servers import serve
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -92,13 +92,8 @@ def site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 @pytest.fixture
 def api(live_settings: Settings, site) -> Iterator[str]:
     """The API on another origin, allowing the site's."""
-    app = create_app(live_settings.replace(cors_origins=(site[0],)))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    _serve(server)
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    server.server_close()
-    app.extensions["clickstream.pipeline"].publisher.close()
+    with serve(create_app(live_settings.replace(cors_origins=(site[0],)))) as url:
+        yield url
 
 
 @pytest.fixture

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 import socket
 import statistics
-import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import urljoin
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from auth_service.app import create_app as create_auth_app
 from core.api import create_app
 from core.config import Settings
 from tests.reliability import load_and_count, read_event_ids, record, search_event
+from tests.servers import serve
 
 pytestmark = pytest.mark.integration
 
@@ -31,12 +30,8 @@ EVENTS = 40
 @pytest.fixture
 def own_auth_service(live_settings: Settings) -> Iterator[str]:
     """An auth service of this test's own: its verify URL."""
-    server = make_server("127.0.0.1", 0, create_auth_app(live_settings.jwt_secret), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/api/v1/auth/verify"
-    server.shutdown()
-    thread.join()
+    with serve(create_auth_app(live_settings.jwt_secret)) as url:
+        yield f"{url}/api/v1/auth/verify"
 
 
 def closed_port() -> int:

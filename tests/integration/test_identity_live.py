@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from urllib.parse import urljoin
@@ -12,11 +11,11 @@ from urllib.parse import urljoin
 import pytest
 import redis
 import requests
-from werkzeug.serving import make_server
 
 from auth_service.app import create_app
 from core.config import Settings
 from core.identity import Identity, IdentityResolver, TokenRejected
+from tests.servers import serve
 
 pytestmark = pytest.mark.integration
 
@@ -52,12 +51,8 @@ def redis_client(live: Settings) -> Iterator[redis.Redis]:
 @pytest.fixture
 def private_auth_service(settings: Settings) -> Iterator[str]:
     """An auth service of this test's own, so injected faults never reach other tests."""
-    server = make_server("127.0.0.1", 0, create_app(settings.jwt_secret), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/api/v1/auth/verify"
-    server.shutdown()
-    thread.join()
+    with serve(create_app(settings.jwt_secret)) as url:
+        yield f"{url}/api/v1/auth/verify"
 
 
 def test_verified_and_cached_under_the_hash(live, redis_client):

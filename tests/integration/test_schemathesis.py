@@ -8,17 +8,16 @@ Bounded for a shared machine: a few dozen examples per operation, a deadline per
 
 from __future__ import annotations
 
-import threading
 import uuid
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import positive_data_acceptance
-from werkzeug.serving import make_server
 
 from core.api import create_app
 from core.config import PROJECT_ROOT, Settings
+from tests.servers import serve
 
 SCHEMA = schemathesis.openapi.from_path(PROJECT_ROOT / "docs" / "openapi.json")
 
@@ -29,13 +28,8 @@ def live_api(base_settings: Settings, kafka_bootstrap, redis_url, auth_service_u
     app = create_app(
         base_settings.replace(kafka_topic=f"test-{unique}", redis_prefix=f"test:{unique}:")
     )
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
-    app.extensions["clickstream.pipeline"].publisher.close()
+    with serve(app) as url:
+        yield url
 
 
 @SCHEMA.parametrize()

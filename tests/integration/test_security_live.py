@@ -12,7 +12,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,10 +22,10 @@ import orjson
 import pytest
 import redis
 import requests
-from werkzeug.serving import make_server
 
 from core.api import create_app
 from core.config import PROJECT_ROOT, Settings, env_name
+from tests.servers import serve
 
 CLOSED_PORT_URL = "http://127.0.0.1:9/api/v1/auth/verify"
 CLOSED_REDIS = "redis://127.0.0.1:1/0"
@@ -48,16 +47,8 @@ def free_port() -> int:
 @contextmanager
 def werkzeug_server(settings: Settings) -> Iterator[str]:
     """The real app served by werkzeug in a thread; yields its base URL."""
-    app = create_app(settings)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        thread.join()
-        app.extensions["clickstream.pipeline"].publisher.close()
+    with serve(create_app(settings)) as url:
+        yield url
 
 
 def send_everything(base: str, tokens: dict[str, str]) -> list[requests.Response]:

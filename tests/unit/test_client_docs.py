@@ -5,18 +5,17 @@ from __future__ import annotations
 
 import gzip
 import re
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
 import pytest
-from werkzeug.serving import make_server
 
 from core.api import create_app
 from core.config import Settings
 from core.plugin_manager import build_registry, make_plugin_manager
 from tests.fakes import FakeIdentity, FakePublisher
+from tests.servers import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = (ROOT / "docs" / "clients.md").read_text(encoding="utf-8")
@@ -75,12 +74,8 @@ def test_every_curl_example_is_accepted_and_every_event_type_is_shown() -> None:
 def api() -> Iterator[tuple[str, FakePublisher]]:
     publisher = FakePublisher()
     app = create_app(Settings(), identity=FakeIdentity(), publisher=publisher)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", publisher
-    server.shutdown()
-    server.server_close()
+    with serve(app) as url:
+        yield url, publisher
 
 
 def test_the_python_client_sends_every_event_type_alone_and_in_a_batch(api) -> None:
