@@ -296,9 +296,9 @@ class Warehouse:
     def ensure_schema(self, client: Client, registry: Registry) -> SchemaStatus:
         """Create missing tables and views, record DDL versions, report changed DDL.
 
-        Idempotent: run at the start of every pass. A table whose recorded DDL
-        differs from its plugin's current DDL is listed in ``migrations_needed``
-        and left untouched.
+        Idempotent: run at the start of every pass. A table whose plugin's DDL now
+        only adds columns gets them; one whose DDL changed otherwise is listed in
+        ``migrations_needed`` and left untouched.
         """
         client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
         definitions = [("schema_migrations", INTERNAL_DDL["schema_migrations"])]
@@ -325,7 +325,10 @@ class Warehouse:
             elif table not in recorded:
                 records.append((table, sha, ddl, "adopt"))
             elif recorded[table] != sha:
-                needed[table] = recorded[table]
+                if self._add_columns(client, table, ddl):
+                    records.append((table, sha, ddl, "add columns"))
+                else:
+                    needed[table] = recorded[table]
         if records:
             self.record_versions(client, records)
         for table in [t for t, _ in definitions]:
@@ -337,6 +340,54 @@ class Warehouse:
         if created:
             log.info("warehouse tables created: %s", ", ".join(created))
         return SchemaStatus(created=created, migrations_needed=needed)
+
+    def _add_columns(self, client: Client, table: str, ddl: str) -> bool:
+        """Bring ``table`` to ``ddl`` if that only adds columns; False if it changes more.
+
+        Adding an optional field to an event type must not stop the ETL, so a new DDL
+        that keeps every column (name and type), the engine and the keys is applied as
+        ``ADD COLUMN``. It is compared on a throwaway table created from the new DDL.
+        """
+        probe = f"{table}__probe_{ddl_sha256(ddl, table)[:8]}"
+        client.command(render(ddl, self.database, probe))
+        try:
+            old, new = (self._shape(client, name) for name in (table, probe))
+        finally:
+            client.command(f"DROP TABLE IF EXISTS {self.table(probe)}")
+        old_columns, new_columns = old.pop("columns"), new.pop("columns")
+        kept = all(new_columns.get(name, ("",))[0] == spec[0] for name, spec in old_columns.items())
+        if old != new or not kept:
+            return False
+        previous = None
+        for name, (kind, default) in new_columns.items():
+            if name not in old_columns:
+                position = f" AFTER {previous}" if previous else " FIRST"
+                client.command(
+                    f"ALTER TABLE {self.table(table)} ADD COLUMN IF NOT EXISTS "
+                    f"{name} {kind}{f' DEFAULT {default}' if default else ''}{position}"
+                )
+                log.info("warehouse column added: %s.%s %s", table, name, kind)
+            previous = name
+        return True
+
+    def _shape(self, client: Client, table: str) -> dict:
+        """Engine, keys and columns (name -> (type, default)) of ``table``."""
+        parameters = {"db": self.database, "table": table}
+        engine, sorting, partition, primary = client.query(
+            "SELECT engine, sorting_key, partition_key, primary_key FROM system.tables "
+            "WHERE database = {db:String} AND name = {table:String}",
+            parameters=parameters,
+        ).result_rows[0]
+        columns = client.query(
+            "SELECT name, type, default_expression FROM system.columns "
+            "WHERE database = {db:String} AND table = {table:String} ORDER BY position",
+            parameters=parameters,
+        ).result_rows
+        return {
+            "engine": engine,
+            "keys": (sorting, partition, primary),
+            "columns": {name: (kind, default) for name, kind, default in columns},
+        }
 
     def recorded_versions(self, client: Client) -> dict[str, str]:
         """The DDL sha256 last recorded for each table."""

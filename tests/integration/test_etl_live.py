@@ -20,6 +20,7 @@ from marshmallow import Schema, fields
 from core import EventType, hookimpl
 from core.config import Settings, env_name
 from core.plugin_manager import build_registry, make_plugin_manager
+from core.registry import Registry
 from etl.deadletters import list_dead_letters, requeue
 from etl.reports import consumer_lag, counts_report, pageviews_report, quality_report
 from etl.runner import run_pass
@@ -436,18 +437,45 @@ def _wait_for(condition, timeout_s: float = 30.0) -> None:
         time.sleep(0.3)
 
 
+def _with_ddl(event_type: EventType, ddl: str) -> Registry:
+    """The registry of a plugin whose table definition changed to ``ddl``."""
+
+    class ChangedPlugin:
+        @hookimpl
+        def register_event_types(self) -> list[EventType]:
+            return [dataclasses.replace(event_type, ddl=ddl, plugin="")]
+
+    return build_registry(make_plugin_manager(extra_plugins=[ChangedPlugin()]))
+
+
+def test_a_ddl_that_only_adds_a_column_is_applied_without_stopping(etl_settings, registry):
+    produce(etl_settings, [rating()])
+    run_pass(etl_settings, registry)
+    rating_type = registry["test_rating"]
+    added = rating_type.ddl.replace("comment String)", "comment String, lang String DEFAULT 'ru')")
+    produce(etl_settings, [rating()])
+
+    assert run_pass(etl_settings, _with_ddl(rating_type, added)).rows == {"test_ratings": 1}
+    assert query(etl_settings, "SELECT count(), groupUniqArray(lang) FROM {db}.test_ratings") == [
+        (2, ["ru"])
+    ]
+    columns = query(
+        etl_settings,
+        "SELECT name FROM system.columns WHERE database = %(db)s AND table = 'test_ratings' "
+        "ORDER BY position",
+        db=etl_settings.warehouse_database,
+    )
+    assert [name for (name,) in columns][-2:] == ["comment", "lang"]
+    assert run_pass(etl_settings, _with_ddl(rating_type, added)).messages == 0
+
+
 def test_a_changed_ddl_stops_passes_until_its_migration_is_applied(etl_settings, registry):
     produce(etl_settings, [rating()])
     run_pass(etl_settings, registry)
     rating_type = registry["test_rating"]
-    changed = rating_type.ddl.replace("comment String)", "comment String, language String)")
-
-    class ChangedRatingPlugin:
-        @hookimpl
-        def register_event_types(self) -> list[EventType]:
-            return [dataclasses.replace(rating_type, ddl=changed, plugin="")]
-
-    changed_registry = build_registry(make_plugin_manager(extra_plugins=[ChangedRatingPlugin()]))
+    changed_registry = _with_ddl(
+        rating_type, rating_type.ddl.replace("stars UInt8", "stars UInt16")
+    )
     produce(etl_settings, [rating()])
 
     with pytest.raises(MigrationNeededError, match="test_ratings"):
@@ -458,8 +486,10 @@ def test_a_changed_ddl_stops_passes_until_its_migration_is_applied(etl_settings,
             client,
             changed_registry,
             "test_ratings",
-            "ALTER TABLE {database}.{table} ADD COLUMN IF NOT EXISTS language String",
+            "ALTER TABLE {database}.{table} MODIFY COLUMN stars UInt16",
         )
 
     assert run_pass(etl_settings, changed_registry).rows == {"test_ratings": 1}
-    assert query(etl_settings, "SELECT count(), any(language) FROM {db}.test_ratings") == [(2, "")]
+    assert query(etl_settings, "SELECT count(), toTypeName(any(stars)) FROM {db}.test_ratings") == [
+        (2, "UInt16")
+    ]
