@@ -304,14 +304,16 @@ class Warehouse:
         definitions = [("schema_migrations", INTERNAL_DDL["schema_migrations"])]
         definitions += [(t, d) for t, d in INTERNAL_DDL.items() if t != "schema_migrations"]
         definitions += [(table, et.ddl) for table, et in registry.tables().items()]
-        existing = set(
-            _first_column(
-                client.query(
-                    "SELECT name FROM system.tables WHERE database = {db:String}",
-                    parameters={"db": self.database},
-                )
-            )
-        )
+        # One look at what exists, so that an unchanged warehouse costs no DDL: settings
+        # and views are written only where they are missing or stale.
+        existing = {
+            name: (engine_full, query)
+            for name, engine_full, query in client.query(
+                "SELECT name, engine_full, create_table_query FROM system.tables "
+                "WHERE database = {db:String}",
+                parameters={"db": self.database},
+            ).result_rows
+        }
         recorded = self.recorded_versions(client) if "schema_migrations" in existing else {}
         created: list[str] = []
         needed: dict[str, str] = {}
@@ -331,12 +333,20 @@ class Warehouse:
                     needed[table] = recorded[table]
         if records:
             self.record_versions(client, records)
-        for table in [t for t, _ in definitions]:
-            self._set_dedup_window(client, table)
+        changed = {table for table, *_ in records}
+        window = f"non_replicated_deduplication_window = {int(self.dedup_window)}"
+        for table, _ in definitions:
+            if table in changed or window not in existing[table][0]:
+                self._set_dedup_window(client, table)
         for table in registry.tables():
             view = table + DEDUP_SUFFIX
-            client.command(DEDUP_VIEW.format(database=self.database, view=view, table=table))
-        self._page_view_view(client)
+            # SELECT * fixes the view's columns when it is made: remake it when they change.
+            if view not in existing or table in changed:
+                client.command(DEDUP_VIEW.format(database=self.database, view=view, table=table))
+        timeout = f"> {int(self.page_view_timeout_s)}"
+        page_view = existing.get(PAGE_VIEW_VIEW)
+        if page_view is None or PAGE_VIEW_TABLE in changed or timeout not in page_view[1]:
+            self._page_view_view(client)
         if created:
             log.info("warehouse tables created: %s", ", ".join(created))
         return SchemaStatus(created=created, migrations_needed=needed)
