@@ -50,6 +50,7 @@ class Publisher:
             return producer
         with self._lock:
             if self._producer is None or self._pid != os.getpid():
+                timeout_ms = max(1000, int(self._settings.kafka_ack_timeout_s * 1000))
                 self._producer = KafkaProducer(
                     bootstrap_servers=self._settings.kafka_bootstrap.split(","),
                     acks="all",
@@ -58,12 +59,11 @@ class Publisher:
                     batch_size=self._settings.kafka_batch_bytes,
                     max_block_ms=int(self._settings.kafka_ack_timeout_s * 1000),
                     # Without it a broker that is down at start-up holds a request for 30 s.
-                    bootstrap_timeout_ms=max(1000, int(self._settings.kafka_ack_timeout_s * 1000)),
-                    request_timeout_ms=max(1000, int(self._settings.kafka_ack_timeout_s * 1000)),
+                    bootstrap_timeout_ms=timeout_ms,
+                    request_timeout_ms=timeout_ms,
                     # Give up on a record about when the request stops waiting for it: a
                     # record spooled after a timeout should not also reach Kafka late.
-                    delivery_timeout_ms=max(1000, int(self._settings.kafka_ack_timeout_s * 1000))
-                    + self._settings.kafka_linger_ms,
+                    delivery_timeout_ms=timeout_ms + self._settings.kafka_linger_ms,
                     client_id=f"clickstream-api-{os.getpid()}",
                 )
                 self._pid = os.getpid()
