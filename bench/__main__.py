@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
 
         say(f"ETL passes over {args.etl_messages:,} messages")
         settings = fresh()
-        results.produce_s = etl.produce_messages(settings, args.etl_messages)
         registry = build_registry(make_plugin_manager())
+        results.produce_s = etl.produce_messages(settings, registry, args.etl_messages)
         sizes = sorted({1000, 10_000, 50_000, args.etl_messages})
         results.etl = {
             size: [etl.timed_pass(settings, registry, size) for _ in range(args.runs)]

@@ -21,7 +21,7 @@ from etl.runner import run_pass
 from etl.warehouse import Warehouse
 
 
-def produce_messages(settings: Settings, count: int) -> float:
+def produce_messages(settings: Settings, registry: Registry, count: int) -> float:
     """Write ``count`` messages, as the API publishes them, to the topic; seconds it took."""
     started = time.monotonic()
     producer = KafkaProducer(
@@ -33,7 +33,8 @@ def produce_messages(settings: Settings, count: int) -> float:
     now = datetime.now(UTC)
     try:
         for body in traffic.events(count, [None], seed=7):
-            message = build_message(body["event"], body["data"], ANONYMOUS, now)
+            version = registry[body["event"]].version
+            message = build_message(body["event"], body["data"], ANONYMOUS, now, version)
             producer.send(settings.kafka_topic, key=body["event"].encode(), value=encode(message))
         producer.flush(timeout=120)
     finally:

@@ -89,8 +89,7 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
     warehouse = Warehouse(settings)
     with warehouse.session() as client:
-        warehouse.migrate(client, _registry(), args.table, Path(args.file).read_text())
-    print(f"migrated {args.table}")
+        print(warehouse.migrate(client, _registry(), args.table, Path(args.file).read_text()))
     return 0
 
 

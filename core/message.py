@@ -48,7 +48,7 @@ def build_message(
     data: Mapping[str, Any],
     identity: Identity,
     received_at: datetime,
-    schema_version: int = 1,
+    schema_version: int,
 ) -> dict[str, Any]:
     """The enriched message: the token is gone; identity, server time and version are added.
 

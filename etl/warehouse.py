@@ -338,15 +338,13 @@ class Warehouse:
         for table, _ in definitions:
             if table in changed or window not in existing[table][0]:
                 self._set_dedup_window(client, table)
-        for table in registry.tables():
-            view = table + DEDUP_SUFFIX
-            # SELECT * fixes the view's columns when it is made: remake it when they change.
-            if view not in existing or table in changed:
-                client.command(DEDUP_VIEW.format(database=self.database, view=view, table=table))
         timeout = f"> {int(self.page_view_timeout_s)}"
         page_view = existing.get(PAGE_VIEW_VIEW)
-        if page_view is None or PAGE_VIEW_TABLE in changed or timeout not in page_view[1]:
-            self._page_view_view(client)
+        for table in registry.tables():
+            if table + DEDUP_SUFFIX not in existing or table in changed:
+                self._refresh_views(client, table)
+            elif table == PAGE_VIEW_TABLE and (page_view is None or timeout not in page_view[1]):
+                self._page_view_view(client)
         if created:
             log.info("warehouse tables created: %s", ", ".join(created))
         return SchemaStatus(created=created, migrations_needed=needed)
@@ -416,20 +414,59 @@ class Warehouse:
             column_names=["table_name", "ddl_sha256", "ddl", "kind", "applied_at"],
         )
 
-    def migrate(self, client: Client, registry: Registry, table: str, statements: str) -> None:
-        """Run migration ``statements`` (``;``-separated, with placeholders) on ``table``.
+    def migrate(self, client: Client, registry: Registry, table: str, statements: str) -> str:
+        """Bring ``table`` to its plugin's current DDL by running ``statements``; say what was done.
 
-        Then record the plugin's current DDL as the applied version, so the
-        table no longer counts as needing a migration.
+        ``statements`` are ``;``-separated, with ``{database}`` and ``{table}`` filled in;
+        lines starting with ``--`` are comments.
+        A migration that mentions ``{next}`` rebuilds the table: ``{next}`` is a new table
+        made from the current DDL, which the statements fill from ``{table}``; the two are
+        then swapped in one ``RENAME``, and the old table is kept as ``TABLE__before_<sha>``.
+        A table that already has the current definition is left as it is, so running a
+        migration twice is harmless. Either way the current DDL is recorded as applied.
         """
         tables = registry.tables()
         if table not in tables:
             raise WarehouseError(f"no plugin owns a table named {table!r}")
-        for statement in (s.strip() for s in statements.split(";")):
-            if statement:
-                client.command(render(statement, self.database, table))
         ddl = tables[table].ddl
+        next_table = f"{table}__next"
+        client.command(f"DROP TABLE IF EXISTS {self.table(next_table)}")
+        client.command(render(ddl, self.database, next_table))
+        rebuild = "{next}" in statements
+        try:
+            if self._shape(client, table) == self._shape(client, next_table):
+                outcome = f"{table} already has its current definition"
+            else:
+                code = "\n".join(
+                    line for line in statements.splitlines() if not line.lstrip().startswith("--")
+                )
+                for statement in (s.strip() for s in code.split(";")):
+                    if statement:
+                        client.command(
+                            render(statement, self.database, table).replace("{next}", next_table)
+                        )
+                outcome = f"migrated {table}"
+                if rebuild:
+                    previous = self.recorded_versions(client).get(table, "unrecorded")
+                    kept = f"{table}__before_{previous[:8]}"
+                    client.command(
+                        f"RENAME TABLE {self.table(table)} TO {self.table(kept)}, "
+                        f"{self.table(next_table)} TO {self.table(table)}"
+                    )
+                    outcome += f"; its previous rows are kept in {kept}"
+        finally:
+            client.command(f"DROP TABLE IF EXISTS {self.table(next_table)}")
         self.record_versions(client, [(table, ddl_sha256(ddl, table), ddl, "migration")])
+        self._refresh_views(client, table)
+        return outcome
+
+    def _refresh_views(self, client: Client, table: str) -> None:
+        """Remake the views over ``table``, whose ``SELECT *`` fixed its columns when made."""
+        client.command(
+            DEDUP_VIEW.format(database=self.database, view=table + DEDUP_SUFFIX, table=table)
+        )
+        if table == PAGE_VIEW_TABLE:
+            self._page_view_view(client)
 
     def _set_dedup_window(self, client: Client, table: str) -> None:
         # Insert deduplication tokens only work on non-replicated MergeTree tables

@@ -19,7 +19,9 @@ import traffic  # noqa: E402
 
 from core.config import Settings  # noqa: E402
 from core.plugin_manager import build_registry, make_plugin_manager  # noqa: E402
+from core.rows import ENVELOPE_COLUMNS  # noqa: E402
 from etl import reports  # noqa: E402
+from etl.warehouse import Warehouse  # noqa: E402
 
 
 def login(settings: Settings, user_id: str) -> str:
@@ -55,6 +57,25 @@ def send(api: str, bodies: list[dict], batch_size: int) -> Counter:
 
 def total_events(settings: Settings, registry) -> int:
     return sum(count.events for count in reports.counts_report(settings, registry))
+
+
+def newest_rows(settings: Settings, registry) -> str:
+    """The newest row of each event type: its user and the columns of its data fields."""
+    warehouse = Warehouse(settings)
+    lines = []
+    with warehouse.session() as client:
+        for event_type in registry:
+            result = client.query(
+                f"SELECT * FROM {warehouse.table(event_type.table)} WHERE event = %(event)s "
+                "ORDER BY timestamp DESC LIMIT 1",
+                parameters={"event": event_type.name},
+            )
+            for row in result.result_rows:
+                values = dict(zip(result.column_names, row, strict=True))
+                data = {k: v for k, v in values.items() if k not in ENVELOPE_COLUMNS}
+                shown = ", ".join(f"{k}={v!s}" for k, v in data.items() if v is not None)
+                lines.append(f"{event_type.name:<16} user_id={values['user_id']}  {shown}")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -96,6 +117,8 @@ def main() -> int:
     print(f"\nloaded {loaded} of {accepted} accepted events\n")
     print("== events per table ==")
     print(reports.format_counts(reports.counts_report(settings, registry)))
+    print("\n== the newest row of each event type (data columns, NULLs left out) ==")
+    print(newest_rows(settings, registry))
     print("\n== page views ==")
     print(reports.format_pageviews(reports.pageviews_report(settings)))
     print("\n== data quality ==")

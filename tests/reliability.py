@@ -51,8 +51,9 @@ def record(
 
 
 def search_event(sequence: int, token: str | None = None) -> dict:
-    """A ``search_filter`` event whose query carries its place in the traffic."""
-    return {"event": "search_filter", "token": token, "data": {"query": f"seq-{sequence:06d}"}}
+    """A ``search_filter`` event whose ``search_query`` carries its place in the traffic."""
+    data = {"search_query": f"seq-{sequence:06d}", "filters": ""}
+    return {"event": "search_filter", "token": token, "data": data}
 
 
 @dataclass

@@ -1,8 +1,8 @@
-"""The ``data`` of an ``element_click`` event."""
+"""The ``data`` of an ``element_click`` event: the specification's fields, then optional ones."""
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, validate
 
 from core.fields import StrictInteger, Text
 
@@ -11,8 +11,10 @@ MAX_POSITION = 100_000
 
 
 class ElementClickSchema(Schema):
+    # The specification's fields.
     element_type = Text(max_length=64, required=True)
-    element_id = Text(max_length=256, required=True)
     page_type = Text(max_length=64, required=True)
-    movie_id = fields.UUID(load_default=None)
+    # Optional details a client may add.
+    element_id = Text(max_length=256, load_default=None)
+    video_id = Text(max_length=128, load_default=None)
     position = StrictInteger(validate=validate.Range(min=0, max=MAX_POSITION), load_default=None)

@@ -1,11 +1,11 @@
 CREATE TABLE IF NOT EXISTS {database}.{table}
 (
     {envelope_columns},
-    element_type LowCardinality(String) COMMENT 'button, link, poster, banner, ...',
-    element_id String COMMENT 'client-side identifier of the element',
-    page_type LowCardinality(String) COMMENT 'page the element is on: main, movie, search, profile, ...',
-    movie_id Nullable(UUID) COMMENT 'movie behind a clicked card or poster',
-    position Nullable(UInt32) COMMENT 'rank of the element in its list, 0 = first'
+    element_type LowCardinality(String) COMMENT 'movie, category, trailer, ...',
+    page_type LowCardinality(String) COMMENT 'page the element is on: movie, category, promotion, ...',
+    element_id Nullable(String) COMMENT 'optional: client-side identifier of the element',
+    video_id Nullable(String) COMMENT 'optional: catalogue id of the video behind a clicked card',
+    position Nullable(UInt32) COMMENT 'optional: rank of the element in its list, 0 = first'
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(timestamp)

@@ -11,21 +11,10 @@ from core.rows import Row, envelope_columns
 from plugins.page_view.schema import PageViewEndSchema, PageViewStartSchema
 
 #: Both events fill one table, so each row carries every column, None where the event has none.
-DATA_COLUMNS = ("page_view_id", "page_type", "movie_id", "url", "referrer", "visible_ms")
+DATA_COLUMNS = ("page_view_id", "page_type", "video_id", "url", "referrer", "visible_ms")
 
-START_EXAMPLE = {
-    "page_view_id": "7f1d2c3b-4a5e-4f60-8172-93a4b5c6d7e8",
-    "page_type": "movie",
-    "movie_id": "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b",
-    "url": "https://cinema.example/movies/3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b",
-    "referrer": "https://cinema.example/search?q=комедии",
-}
-END_EXAMPLE = {
-    "page_view_id": "7f1d2c3b-4a5e-4f60-8172-93a4b5c6d7e8",
-    "page_type": "movie",
-    "movie_id": "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b",
-    "visible_ms": 48250,
-}
+START_EXAMPLE = {"page_view_id": "7f1d2c3b-4a5e-4f60-8172-93a4b5c6d7e8", "page_type": "movie"}
+END_EXAMPLE = {"page_view_id": "7f1d2c3b-4a5e-4f60-8172-93a4b5c6d7e8", "page_type": "movie"}
 
 
 def page_view_row(message: Mapping[str, Any]) -> Row:
@@ -46,6 +35,7 @@ def register_event_types() -> list[EventType]:
             example=START_EXAMPLE,
             to_row=page_view_row,
             description="A page was opened; its page_view_end shares the page_view_id.",
+            version=2,
         ),
         EventType(
             name="page_view_end",
@@ -55,5 +45,6 @@ def register_event_types() -> list[EventType]:
             example=END_EXAMPLE,
             to_row=page_view_row,
             description="A page was left or closed; pairs with page_view_start by page_view_id.",
+            version=2,
         ),
     ]

@@ -12,11 +12,13 @@ MAX_VISIBLE_MS = 30 * 24 * 60 * 60 * 1000
 
 
 class PageViewSchema(Schema):
-    """Fields both ends of a page view carry; ``page_view_id`` pairs them."""
+    """Both ends of a page view: the specification's two fields, then optional ones."""
 
+    # The specification's fields; the client makes page_view_id and keeps it until the page is left.
     page_view_id = fields.UUID(required=True)
     page_type = Text(max_length=64, required=True)
-    movie_id = fields.UUID(load_default=None)
+    # Optional: the catalogue id of the video the page is about.
+    video_id = Text(max_length=128, load_default=None)
 
 
 class PageViewStartSchema(PageViewSchema):

@@ -1,34 +1,29 @@
-"""The ``data`` of a ``quality_change`` event."""
+"""The ``data`` of a ``quality_change`` event: the specification's fields, then optional ones."""
 
 from __future__ import annotations
 
-from typing import Any
+from marshmallow import Schema, fields, validate
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from core.fields import StrictInteger, Text
 
-from core.fields import StrictInteger
-
-#: Video height in pixels; 8640 is 16K, beyond anything the player offers.
-MAX_QUALITY = 8640
+#: The player's quality value (video height in pixels: 480, 720, 1080, ...) fits a UInt16.
+MAX_QUALITY = 65535
 #: One day in seconds: longer than any video in the catalogue.
 MAX_POSITION_S = 24 * 60 * 60
 REASONS = ("auto", "manual")
 
 
-def _quality(**kwargs: Any) -> StrictInteger:
-    return StrictInteger(validate=validate.Range(min=1, max=MAX_QUALITY), **kwargs)
+def _quality() -> StrictInteger:
+    return StrictInteger(validate=validate.Range(min=0, max=MAX_QUALITY), required=True)
 
 
 class QualityChangeSchema(Schema):
-    movie_id = fields.UUID(required=True)
-    old_quality = _quality(required=True)
-    new_quality = _quality(required=True)
+    # The specification's fields. An unchanged quality (old == new) is data, not an error.
+    video_id = Text(max_length=128, required=True)
+    old_quality = _quality()
+    new_quality = _quality()
+    # Optional details a player may add.
     reason = fields.String(validate=validate.OneOf(REASONS), load_default=None)
     position_s = StrictInteger(
         validate=validate.Range(min=0, max=MAX_POSITION_S), load_default=None
     )
-
-    @validates_schema
-    def _changed(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if data["old_quality"] == data["new_quality"]:
-            raise ValidationError("Must differ from old_quality.", field_name="new_quality")

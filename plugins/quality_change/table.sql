@@ -1,12 +1,12 @@
 CREATE TABLE IF NOT EXISTS {database}.{table}
 (
     {envelope_columns},
-    movie_id UUID,
-    old_quality UInt16 COMMENT 'video height in pixels before the change: 480, 720, 1080, 2160, ...',
-    new_quality UInt16 COMMENT 'video height in pixels after the change',
-    reason LowCardinality(Nullable(String)) COMMENT 'auto (adaptive streaming) or manual (the viewer chose)',
-    position_s Nullable(UInt32) COMMENT 'seconds into the video when quality changed'
+    video_id String COMMENT 'catalogue id of the video',
+    old_quality UInt16 COMMENT 'quality before the change, e.g. video height in pixels: 480, 720, 1080',
+    new_quality UInt16 COMMENT 'quality after the change',
+    reason LowCardinality(Nullable(String)) COMMENT 'optional: auto (adaptive streaming) or manual (the viewer chose)',
+    position_s Nullable(UInt32) COMMENT 'optional: seconds into the video when quality changed'
 )
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(timestamp)
-ORDER BY (movie_id, timestamp, event_id)
+ORDER BY (video_id, timestamp, event_id)

@@ -6,11 +6,7 @@ from core import EventType, hookimpl
 from core.ddl import load_ddl
 from plugins.search_filter.schema import SearchFilterSchema
 
-EXAMPLE = {
-    "query": "комедии 2020",
-    "filters": {"genre": "комедия", "year": "2020", "country": "Россия"},
-    "results_count": 42,
-}
+EXAMPLE = {"search_query": "Брат 2", "filters": "genre=драма"}
 
 
 @hookimpl
@@ -22,6 +18,7 @@ def register_event_types() -> list[EventType]:
             table="search_filters",
             ddl=load_ddl(__name__),
             example=EXAMPLE,
-            description="A catalogue search by text query and/or filters, with its result count.",
+            description="A catalogue search by text query and/or filters.",
+            version=2,
         )
     ]

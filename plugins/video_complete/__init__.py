@@ -6,12 +6,7 @@ from core import EventType, hookimpl
 from core.ddl import load_ddl
 from plugins.video_complete.schema import VideoCompleteSchema
 
-EXAMPLE = {
-    "movie_id": "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b",
-    "duration_total": True,
-    "watched_s": 6480,
-    "duration_s": 6540,
-}
+EXAMPLE = {"video_id": "tt0111161", "duration_total": True}
 
 
 @hookimpl
@@ -24,5 +19,6 @@ def register_event_types() -> list[EventType]:
             ddl=load_ddl(__name__),
             example=EXAMPLE,
             description="Playback reached the end; duration_total says if all of it was watched.",
+            version=2,
         )
     ]

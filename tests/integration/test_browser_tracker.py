@@ -42,7 +42,9 @@ CHROMIUM_FLAGS = (
     "--disable-component-update",
     "--disable-sync",
 )
-MOVIE = "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b"
+# Catalogue ids of videos: opaque strings, not UUIDs.
+VIDEO = "tt0111161"
+TRAILER_VIDEO = "tt0068646"
 DEADLINE_S = 20.0
 
 MOVIE_PAGE = """<!doctype html>
@@ -50,8 +52,11 @@ MOVIE_PAGE = """<!doctype html>
 <!-- Sized by CSS, so they can be clicked even on a machine without fonts. -->
 <style>button, a {{display: inline-block; width: 120px; height: 40px}}</style>
 <script>window.clickstreamConfig = {{getToken: () => Promise.resolve("{token}")}};</script>
-<script src="{api}/static/clickstream.js" data-page-type="movie" data-movie-id="{movie}"></script>
+<script src="{api}/static/clickstream.js" data-page-type="movie" data-video-id="{video}"></script>
 <button id="play" data-clickstream-element="button" data-clickstream-id="play">Play</button>
+<!-- No id at all: sent without element_id; its own video id overrides the page's. -->
+<button class="trailer" data-clickstream-element="trailer"
+        data-clickstream-video-id="{trailer_video}">Trailer</button>
 <a id="poster" href="/main.html" data-clickstream-element="poster"
    data-clickstream-id="top10-card-3" data-clickstream-position="2"
    data-clickstream-page-type="movie">Next</a>
@@ -129,17 +134,20 @@ def test_page_views_and_clicks_from_a_browser_reach_the_warehouse(
     origin, root = site
     user = f"viewer-{uuid.uuid4().hex[:8]}"
     token = login(user)
-    (root / "movie.html").write_text(MOVIE_PAGE.format(api=api, token=token, movie=MOVIE))
+    (root / "movie.html").write_text(
+        MOVIE_PAGE.format(api=api, token=token, video=VIDEO, trailer_video=TRAILER_VIDEO)
+    )
     (root / "main.html").write_text(MAIN_PAGE.format(api=api, token=token))
 
     browser.get(f"{origin}/movie.html")
     movie_view = _view_id(browser)
     browser.find_element(By.ID, "play").click()
+    browser.find_element(By.CLASS_NAME, "trailer").click()
     tracked = browser.execute_async_script(
         "window.clickstream.track('quality_change', "
-        "{movie_id: arguments[0], old_quality: 1080, new_quality: 720, reason: 'auto'})"
+        "{video_id: arguments[0], old_quality: 1080, new_quality: 720, reason: 'auto'})"
         ".then(arguments[1]);",
-        MOVIE,
+        VIDEO,
     )
     assert tracked["status"] == 202, tracked
     uuid.UUID(tracked["body"]["event_id"])
@@ -148,7 +156,8 @@ def test_page_views_and_clicks_from_a_browser_reach_the_warehouse(
     preflighted = browser.execute_async_script(
         "fetch(arguments[0] + '/api/v1/events', {method: 'POST', headers: "
         "{'Content-Type': 'application/json', 'X-Request-ID': 'browser-search-1'}, "
-        "body: JSON.stringify({event: 'search_filter', token: null, data: {query: 'комедии'}})})"
+        "body: JSON.stringify({event: 'search_filter', token: null, "
+        "data: {search_query: 'комедии', filters: 'genre=комедия&year=2020'}})})"
         ".then(r => arguments[1]([r.status, r.headers.get('X-Request-ID')]), "
         "e => arguments[1](String(e)));",
         api,
@@ -185,11 +194,11 @@ def test_page_views_and_clicks_from_a_browser_reach_the_warehouse(
         )
         clicks = query(
             live_settings,
-            "SELECT element_type, element_id, page_type, toString(movie_id), position, user_id "
-            "FROM {db}.element_clicks ORDER BY element_id",
+            "SELECT element_type, element_id, page_type, video_id, position, user_id "
+            "FROM {db}.element_clicks ORDER BY element_id NULLS LAST",
         )
         closed = {row[0] for row in matched if row[1] == "closed"}
-        done = closed >= set(views) and len(closed) == len(matched) and len(clicks) >= 2
+        done = closed >= set(views) and len(closed) == len(matched) and len(clicks) >= 3
         if done or time.monotonic() > deadline:
             break
         time.sleep(0.2)
@@ -201,24 +210,37 @@ def test_page_views_and_clicks_from_a_browser_reach_the_warehouse(
         assert page_type == views.get(view, "main")
         assert view_user == user
         assert duration >= 0
+    # Unknown data fields are refused (422), so a click stored here carried no other field.
     assert clicks == [
-        ("button", "play", "movie", MOVIE, None, user),
-        ("poster", "top10-card-3", "movie", MOVIE, 2, user),
+        ("button", "play", "movie", VIDEO, None, user),
+        ("poster", "top10-card-3", "movie", VIDEO, 2, user),
+        ("trailer", None, "movie", TRAILER_VIDEO, None, user),
     ]
     starts = query(
         live_settings,
-        "SELECT toString(page_view_id), url, toString(movie_id) FROM {db}.page_views "
+        "SELECT toString(page_view_id), url, video_id FROM {db}.page_views "
         "WHERE event = 'page_view_start'",
     )
-    assert {(movie_view, f"{origin}/movie.html", MOVIE)} <= set(starts)
-    assert {view for view, url, movie in starts if url == f"{origin}/main.html"} >= {
-        main_view,
-        closed_view,
-    }
+    assert {(movie_view, f"{origin}/movie.html", VIDEO)} <= set(starts)
+    # A page without data-video-id sends no video_id.
+    main_starts = {view for view, url, video in starts if url == f"{origin}/main.html"}
+    assert main_starts >= {main_view, closed_view}
+    assert all(video is None for _, url, video in starts if url == f"{origin}/main.html")
     ends = query(
         live_settings,
-        "SELECT visible_ms FROM {db}.page_views WHERE event = 'page_view_end'",
+        "SELECT toString(page_view_id), video_id, visible_ms FROM {db}.page_views "
+        "WHERE event = 'page_view_end'",
     )
-    assert len(ends) == len(starts) and all(visible_ms >= 0 for (visible_ms,) in ends)
-    assert query(live_settings, "SELECT user_id FROM {db}.quality_changes") == [(user,)]
-    assert query(live_settings, "SELECT query FROM {db}.search_filters") == [("комедии",)]
+    assert len(ends) == len(starts) and all(visible_ms >= 0 for _, _, visible_ms in ends)
+    assert {(view, video) for view, video, _ in ends} >= {
+        (movie_view, VIDEO),
+        (main_view, None),
+        (closed_view, None),
+    }
+    assert query(
+        live_settings,
+        "SELECT video_id, old_quality, new_quality, reason, user_id FROM {db}.quality_changes",
+    ) == [(VIDEO, 1080, 720, "auto", user)]
+    assert query(live_settings, "SELECT search_query, filters FROM {db}.search_filters") == [
+        ("комедии", "genre=комедия&year=2020")
+    ]

@@ -24,34 +24,34 @@ def client(live_settings):
 
 def test_posted_events_reach_their_tables_with_every_value(client, live_settings, login) -> None:
     token = login("user-77")
-    movie, view = str(uuid.uuid4()), str(uuid.uuid4())
+    video, view = "tt0111161", str(uuid.uuid4())
     events = [
-        ("page_view_start", token, {"page_view_id": view, "page_type": "movie", "movie_id": movie}),
+        ("page_view_start", token, {"page_view_id": view, "page_type": "movie", "video_id": video}),
         (
             "element_click",
             None,
             {
-                "element_type": "poster",
+                "element_type": "trailer",
+                "page_type": "movie",
                 "element_id": "p-1",
-                "page_type": "main",
-                "movie_id": movie,
+                "video_id": video,
                 "position": 3,
             },
         ),
         (
             "quality_change",
             token,
-            {"movie_id": movie, "old_quality": 720, "new_quality": 1080, "reason": "manual"},
+            {"video_id": video, "old_quality": 720, "new_quality": 1080, "reason": "manual"},
         ),
         (
             "video_complete",
             token,
-            {"movie_id": movie, "duration_total": True, "watched_s": 5400, "duration_s": 5400},
+            {"video_id": video, "duration_total": True, "watched_s": 5400, "duration_s": 5400},
         ),
         (
             "search_filter",
             None,
-            {"query": "комедии «Брат» ёж", "filters": {"жанр": "комедия"}, "results_count": 12},
+            {"search_query": "комедии «Брат» ёж", "filters": "жанр=комедия", "results_count": 12},
         ),
         ("page_view_end", token, {"page_view_id": view, "page_type": "movie", "visible_ms": 1500}),
     ]
@@ -67,39 +67,41 @@ def test_posted_events_reach_their_tables_with_every_value(client, live_settings
 
     [click] = query(
         live_settings,
-        "SELECT user_id, identity, element_type, element_id, page_type, movie_id, position, "
+        "SELECT user_id, identity, element_type, element_id, page_type, video_id, position, "
         "event_id FROM {db}.element_clicks",
     )
     assert click == (
         "anonymous",
         "anonymous",
-        "poster",
+        "trailer",
         "p-1",
-        "main",
-        uuid.UUID(movie),
+        "movie",
+        video,
         3,
         ids["element_click"],
     )
     [change] = query(
         live_settings,
-        "SELECT user_id, identity, movie_id, old_quality, new_quality, reason "
+        "SELECT user_id, identity, video_id, old_quality, new_quality, reason "
         "FROM {db}.quality_changes",
     )
-    assert change == ("user-77", "verified", uuid.UUID(movie), 720, 1080, "manual")
+    assert change == ("user-77", "verified", video, 720, 1080, "manual")
     [complete] = query(
         live_settings,
-        "SELECT user_id, duration_total, watched_s, duration_s FROM {db}.video_completes",
+        "SELECT user_id, video_id, duration_total, watched_s, duration_s FROM {db}.video_completes",
     )
-    assert complete == ("user-77", True, 5400, 5400)
-    [search] = query(live_settings, "SELECT query, filters, results_count FROM {db}.search_filters")
-    assert search == ("комедии «Брат» ёж", {"жанр": "комедия"}, 12)
+    assert complete == ("user-77", video, True, 5400, 5400)
+    [search] = query(
+        live_settings, "SELECT search_query, filters, results_count FROM {db}.search_filters"
+    )
+    assert search == ("комедии «Брат» ёж", "жанр=комедия", 12)
     views = query(
         live_settings,
-        "SELECT event, page_view_id, page_type, movie_id, visible_ms, timestamp "
+        "SELECT event, page_view_id, page_type, video_id, visible_ms, timestamp "
         "FROM {db}.page_views ORDER BY timestamp",
     )
     assert [row[:5] for row in views] == [
-        ("page_view_start", uuid.UUID(view), "movie", uuid.UUID(movie), None),
+        ("page_view_start", uuid.UUID(view), "movie", video, None),
         ("page_view_end", uuid.UUID(view), "movie", None, 1500),
     ]
     stamps = [row[5].replace(tzinfo=UTC) for row in views]

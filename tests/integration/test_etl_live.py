@@ -132,15 +132,16 @@ def test_every_event_type_lands_in_its_table_with_its_values(etl_settings, regis
     search = next(m for m in messages if m["event"] == "search_filter")
     assert query(
         etl_settings,
-        "SELECT event_id, timestamp, user_id, identity, query, filters FROM {db}.search_filters",
+        "SELECT event_id, timestamp, user_id, identity, search_query, filters "
+        "FROM {db}.search_filters",
     ) == [
         (
             uuid.UUID(search["event_id"]),
             datetime.fromisoformat(search["timestamp"].replace("Z", "")),
             "user-42",
             "verified",
-            "комедии 2020",
-            {"genre": "комедия", "year": "2020", "country": "Россия"},
+            "Брат 2",
+            "genre=драма",
         )
     ]
     assert scalar(etl_settings, "SELECT stars FROM {db}.test_ratings") == 5

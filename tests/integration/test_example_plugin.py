@@ -23,7 +23,8 @@ from core.config import Settings, env_name
 from core.plugin_manager import build_registry, make_plugin_manager
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plugin-rating"
-MOVIE = "0b7e6a52-8c1d-4f3e-9a2b-6d5c4e3f2a1b"
+#: A catalogue id: an opaque string, not a UUID.
+VIDEO = "tt0069293"
 
 # Runs in the plugin's environment: POSTs through the real app, prints what it answered.
 POST_EVENTS = """
@@ -31,17 +32,17 @@ import json, sys
 from core.api import create_app
 from core.config import Settings
 
-token, movie = sys.argv[1], sys.argv[2]
+token, video = sys.argv[1], sys.argv[2]
 app = create_app(Settings.from_env())
 client = app.test_client()
 post = lambda body: client.post("/api/v1/events", json=body)
 answers = {
-    "anonymous": post({"event": "rating_submitted", "data": {"movie_id": movie, "score": 7}}),
+    "anonymous": post({"event": "rating_submitted", "data": {"video_id": video, "score": 7}}),
     "verified": post({"event": "rating_submitted", "token": token,
-                      "data": {"movie_id": movie, "score": 10, "review": "Шедевр, «Солярис» ёж"}}),
-    "score_11": post({"event": "rating_submitted", "data": {"movie_id": movie, "score": 11}}),
+                      "data": {"video_id": video, "score": 10, "review": "Шедевр, «Солярис» ёж"}}),
+    "score_11": post({"event": "rating_submitted", "data": {"video_id": video, "score": 11}}),
     "unknown_field": post({"event": "rating_submitted",
-                           "data": {"movie_id": movie, "score": 5, "stars": 5}}),
+                           "data": {"video_id": video, "score": 5, "stars": 5}}),
 }
 spec = client.get("/openapi.json").json
 app.extensions["clickstream.pipeline"].publisher.close()
@@ -60,7 +61,7 @@ from etl.warehouse import Warehouse
 warehouse = Warehouse(Settings.from_env())
 with warehouse.session() as client:
     rows = client.query(
-        "SELECT toString(event_id), toString(movie_id), score, review, user_id, identity, "
+        "SELECT toString(event_id), video_id, score, review, user_id, identity, "
         f"schema_version FROM {warehouse.table('ratings')} ORDER BY score"
     ).result_rows
 print(json.dumps([list(row) for row in rows]))
@@ -174,7 +175,7 @@ def test_a_rating_goes_from_the_api_through_kafka_into_its_table(
 ) -> None:
     settings = live_settings.replace(warehouse_dsn=f"chdb://{tmp_path / 'warehouse'}")
     posted = run(
-        plugin_env.python, "-c", POST_EVENTS, login("user-rates"), MOVIE, settings=settings
+        plugin_env.python, "-c", POST_EVENTS, login("user-rates"), VIDEO, settings=settings
     )
     assert posted.returncode == 0, posted.stderr
     result = json.loads(posted.stdout)
@@ -188,7 +189,9 @@ def test_a_rating_goes_from_the_api_through_kafka_into_its_table(
 
     schemas = result["openapi"]["components"]["schemas"]
     assert schemas["RatingSubmittedData"]["properties"]["score"]["maximum"] == 10
-    assert schemas["RatingSubmittedData"]["required"] == ["movie_id", "score"]
+    assert schemas["RatingSubmittedData"]["required"] == ["score", "video_id"]
+    video_id = schemas["RatingSubmittedData"]["properties"]["video_id"]
+    assert video_id["type"] == "string" and "format" not in video_id  # not a UUID
     assert schemas["RatingSubmittedEvent"]["x-schema-version"] == 1
 
     published = read_topic(settings.kafka_topic, 2)
@@ -204,7 +207,7 @@ def test_a_rating_goes_from_the_api_through_kafka_into_its_table(
     read = run(plugin_env.python, "-c", READ_RATINGS, settings=settings)
     assert read.returncode == 0, read.stderr
     anonymous, verified = json.loads(read.stdout)
-    assert anonymous[:2] == [answers["anonymous"][1]["event_id"], MOVIE]
+    assert anonymous[:2] == [answers["anonymous"][1]["event_id"], VIDEO]
     assert anonymous[2:] == [7, None, "anonymous", "anonymous", 1]
     assert verified[0] == answers["verified"][1]["event_id"]
     assert verified[2:] == [10, "Шедевр, «Солярис» ёж", "user-rates", "verified", 1]

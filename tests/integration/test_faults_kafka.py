@@ -292,7 +292,9 @@ def test_kafka_restarted_while_the_etl_consumes_resumes_from_committed_offsets(
     fault_settings, private_kafka
 ):
     settings = fault_settings.replace(etl_max_records=25, etl_interval_s=0.1)
-    first = [envelope("search_filter", {"query": f"a{i}"}) for i in range(150)]
+    first = [
+        envelope("search_filter", {"search_query": f"a{i}", "filters": ""}) for i in range(150)
+    ]
     produce(settings, first)
     etl = subprocess.Popen(
         [sys.executable, "-m", "core.cli", "etl"],
@@ -307,7 +309,9 @@ def test_kafka_restarted_while_the_etl_consumes_resumes_from_committed_offsets(
         private_kafka.down()
         time.sleep(2)
         private_kafka.up()
-        second = [envelope("search_filter", {"query": f"b{i}"}) for i in range(50)]
+        second = [
+            envelope("search_filter", {"search_query": f"b{i}", "filters": ""}) for i in range(50)
+        ]
         produce(settings, second)
         wait_until(lambda: consumer_lag(settings) == {0: 0}, timeout_s=120)
     finally:

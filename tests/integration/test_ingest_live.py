@@ -60,10 +60,10 @@ def test_every_seed_event_reaches_kafka_anonymous_and_logged_in(
 
 def test_cyrillic_round_trips_through_kafka(client, live_settings, read_topic) -> None:
     query = "фильмы про космос 2024 — ёжик"
-    body = {"event": "search_filter", "token": None, "data": {"query": query}}
+    body = {"event": "search_filter", "token": None, "data": {"search_query": query, "filters": ""}}
     assert client.post(URL, json=body).status_code == 202
     [(_, message)] = read_topic(live_settings.kafka_topic, 1)
-    assert message["data"]["query"] == query
+    assert message["data"]["search_query"] == query
 
 
 def _expired_token(secret: str, user_id: str) -> str:
@@ -154,4 +154,4 @@ def test_a_test_only_plugin_is_accepted_end_to_end(live_settings, read_topic) ->
 
 
 def _video_complete() -> dict:
-    return {"movie_id": str(uuid.uuid4()), "duration_total": True}
+    return {"video_id": f"tt{uuid.uuid4().int % 10**7:07d}", "duration_total": True}

@@ -39,6 +39,6 @@ def live_api(base_settings: Settings, kafka_bootstrap, redis_url, auth_service_u
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
 def test_the_live_api_answers_as_documented(case, live_api) -> None:
-    # Cross-field rules (a search has a query or a filter; a quality change changes the
-    # quality) are not expressible in the document, so a request it calls valid may be a 422.
+    # A cross-field rule (a search has a search_query or filters) is not expressible in the
+    # document, so a request it calls valid may be a 422.
     case.call_and_validate(base_url=live_api, excluded_checks=[positive_data_acceptance])

@@ -62,11 +62,11 @@ def test_no_token_means_anonymous(client, publisher) -> None:
 
 def test_cyrillic_round_trips_unchanged(client, publisher) -> None:
     query = "комедии 2020 «Брат» ёлка"
-    response = client.post(URL, json=event("search_filter", query=query))
+    response = client.post(URL, json=event("search_filter", search_query=query))
     assert response.status_code == 202, response.json
     value = publisher.sent[-1][1]
     assert query.encode() in value
-    assert orjson.loads(value)["data"]["query"] == query
+    assert orjson.loads(value)["data"]["search_query"] == query
 
 
 def test_a_rejected_token_is_401_and_never_echoed(client, publisher) -> None:
@@ -108,7 +108,10 @@ def test_unknown_event_lists_the_known_ones(client) -> None:
         (event("quality_change", old_quality="720"), "data.old_quality"),
         (event("quality_change", old_quality=720.5), "data.old_quality"),
         (event("quality_change", old_quality=True), "data.old_quality"),
-        (event("quality_change", new_quality=0), "data.new_quality"),
+        (event("quality_change", new_quality=65536), "data.new_quality"),
+        (event("quality_change", video_id=...), "data.video_id"),
+        (event("quality_change", video_id=""), "data.video_id"),
+        (event("search_filter", filters={"genre": "драма"}), "data.filters"),
         (event("quality_change", new_quality=-1080), "data.new_quality"),
         (event("video_complete", duration_total="true"), "data.duration_total"),
         (event("video_complete", duration_total=1), "data.duration_total"),
@@ -157,7 +160,7 @@ def test_a_beacon_body_sent_as_text_plain_is_accepted(client) -> None:
 
 
 def test_a_body_over_the_limit_is_413(client) -> None:
-    body = orjson.dumps(event("search_filter", query="я" * 3000))
+    body = orjson.dumps(event("search_filter", search_query="я" * 3000))
     response = client.post(URL, data=body, content_type="application/json")
     assert response.status_code == 413
     assert response.json["error"] == "request_entity_too_large"

@@ -34,14 +34,15 @@ def test_a_valid_message_becomes_its_plugins_row(registry):
     assert isinstance(outcome, Loaded)
     assert outcome.table == "search_filters"
     assert outcome.event_id == uuid.UUID(message["event_id"])
-    assert outcome.row["query"] == "комедии 2020"
+    assert outcome.row["search_query"] == "Брат 2"
+    assert outcome.row["filters"] == "genre=драма"
     assert outcome.row["user_id"] == "u-1"
     assert outcome.row["schema_version"] == 2
     assert "request_id" not in outcome.row
 
 
 def _without(key: str) -> dict:
-    message = envelope("search_filter", {"query": "x"})
+    message = envelope("search_filter", {"search_query": "x", "filters": ""})
     del message[key]
     return message
 
@@ -55,7 +56,10 @@ def _without(key: str) -> dict:
         (orjson.dumps(_without("event_id")), "missing_envelope"),
         (orjson.dumps(_without("data")), "missing_envelope"),
         (orjson.dumps(envelope("nope", {})), "unknown_event"),
-        (orjson.dumps(envelope("search_filter", {"query": 5})), "schema_invalid"),
+        (
+            orjson.dumps(envelope("search_filter", {"search_query": 5, "filters": ""})),
+            "schema_invalid",
+        ),
         (orjson.dumps(envelope("search_filter", {}, event_id="x")), "bad_envelope"),
         (
             orjson.dumps({**envelope("search_filter", {}), "timestamp": "2026-01-01"}),

@@ -229,7 +229,9 @@ def test_the_etl_stores_the_version_and_assumes_1_for_older_messages() -> None:
 @pytest.mark.parametrize("version", [0, "1", None, 70000])
 def test_the_etl_refuses_a_message_with_a_bad_version(version: object) -> None:
     registry = build_registry(make_plugin_manager())
-    message = envelope("search_filter", {"query": "x"}, schema_version=version)
+    message = envelope(
+        "search_filter", {"search_query": "x", "filters": ""}, schema_version=version
+    )
     outcome = transform(record(message), registry)
     assert isinstance(outcome, Rejected)
     assert outcome.reason == BAD_ENVELOPE

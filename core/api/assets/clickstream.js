@@ -4,12 +4,19 @@
  *
  *   <script>window.clickstreamConfig = {getToken: () => localStorage.getItem("access_token")};</script>
  *   <script src="https://events.cinema.example/static/clickstream.js" data-page-type="movie"
- *           data-movie-id="3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b" async></script>
+ *           data-video-id="tt0111161" async></script>
  *
  * A page view starts when the page is visible and ends, exactly once, when it is hidden or
- * closed; a page that becomes visible again starts a new view. Elements marked with
- * data-clickstream-element send element_click when clicked. window.clickstream offers
- * track(event, data), pageViewId() and newPageView(options) (for single-page apps).
+ * closed; a page that becomes visible again starts a new view. page_view_start and
+ * page_view_end carry page_view_id and page_type, plus video_id (the catalogue's string id,
+ * from videoId / data-video-id) when the page is about a video.
+ *
+ * Elements marked with data-clickstream-element send element_click when clicked:
+ * element_type is that attribute and page_type data-clickstream-page-type or the page's;
+ * optional element_id (data-clickstream-id, else the element's id; left out when neither),
+ * video_id (data-clickstream-video-id, else the page's) and position
+ * (data-clickstream-position). window.clickstream offers track(event, data), pageViewId()
+ * and newPageView(options) (for single-page apps: {pageType, videoId}).
  */
 (() => {
   "use strict";
@@ -29,7 +36,7 @@
 
   let page = {
     pageType: initial.pageType || attributes.pageType || "other",
-    movieId: initial.movieId || attributes.movieId || null,
+    videoId: initial.videoId || attributes.videoId || null,
   };
   let view = null;
   let lastToken = null;
@@ -118,7 +125,7 @@
 
   function pageData() {
     const data = { page_view_id: view.id, page_type: page.pageType };
-    if (page.movieId) data.movie_id = page.movieId;
+    if (page.videoId) data.video_id = page.videoId;
     return data;
   }
 
@@ -146,7 +153,7 @@
     endView();
     page = {
       pageType: (options && options.pageType) || page.pageType,
-      movieId: options && "movieId" in options ? options.movieId : null,
+      videoId: options && "videoId" in options ? options.videoId : null,
     };
     startView();
   }
@@ -158,11 +165,13 @@
     const marks = element.dataset;
     const data = {
       element_type: marks.clickstreamElement,
-      element_id: marks.clickstreamId || element.id || marks.clickstreamElement,
       page_type: marks.clickstreamPageType || page.pageType,
     };
-    const movieId = marks.clickstreamMovieId || page.movieId;
-    if (movieId) data.movie_id = movieId;
+    // element_id is optional: an element with neither attribute nor id is sent without one.
+    const elementId = marks.clickstreamId || element.id;
+    if (elementId) data.element_id = elementId;
+    const videoId = marks.clickstreamVideoId || page.videoId;
+    if (videoId) data.video_id = videoId;
     if (marks.clickstreamPosition) data.position = Number(marks.clickstreamPosition);
     track("element_click", data);
   }

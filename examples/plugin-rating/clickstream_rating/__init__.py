@@ -8,7 +8,7 @@ from core.ddl import load_ddl
 from clickstream_rating.schema import RatingSchema
 
 EXAMPLE = {
-    "movie_id": "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b",
+    "video_id": "tt0079944",
     "score": 9,
     "review": "Пересматривал трижды: «Сталкер» не отпускает.",
 }

@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from core.fields import StrictInteger, Text
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, validate
 
 #: Scores run from 1 to 10, as on the movie page.
 MIN_SCORE, MAX_SCORE = 1, 10
+#: Longest catalogue id, as the built-in event types accept it.
+MAX_VIDEO_ID = 128
 #: Longest review, in characters (not bytes: Cyrillic takes two bytes each in UTF-8).
 MAX_REVIEW = 2000
 
 
 class RatingSchema(Schema):
-    movie_id = fields.UUID(required=True, metadata={"description": "The rated movie."})
+    video_id = Text(
+        max_length=MAX_VIDEO_ID,
+        required=True,
+        metadata={"description": "The rated video: the catalogue's id, such as tt0111161."},
+    )
     score = StrictInteger(
         required=True,
         validate=validate.Range(min=MIN_SCORE, max=MAX_SCORE),

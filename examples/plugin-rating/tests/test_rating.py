@@ -14,7 +14,7 @@ from core.rows import ENVELOPE_COLUMNS
 from marshmallow import ValidationError
 
 from clickstream_rating import EXAMPLE, register_event_types
-from clickstream_rating.schema import MAX_REVIEW
+from clickstream_rating.schema import MAX_REVIEW, MAX_VIDEO_ID
 
 PROJECT = Path(__file__).resolve().parents[1]
 COLUMN = re.compile(r"^\s+([a-z_][a-z0-9_]*)\s+\S", re.MULTILINE)
@@ -61,9 +61,16 @@ def test_other_scores_are_refused(rating, score: object) -> None:
     assert "score" in errors(rating, score=score)
 
 
-def test_movie_id_and_score_are_required(rating) -> None:
-    assert set(errors(rating, movie_id=..., score=...)) == {"movie_id", "score"}
-    assert "movie_id" in errors(rating, movie_id="not-a-uuid")
+def test_video_id_and_score_are_required(rating) -> None:
+    assert set(errors(rating, video_id=..., score=...)) == {"video_id", "score"}
+
+
+def test_the_video_id_is_the_catalogues_string_id(rating) -> None:
+    # Any non-empty string up to MAX_VIDEO_ID characters: the catalogue's ids are opaque.
+    for video_id in ("tt0111161", "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b", "x" * MAX_VIDEO_ID):
+        assert load(rating, video_id=video_id)["video_id"] == video_id
+    for video_id in ("", "x" * (MAX_VIDEO_ID + 1), 111161, None, ["tt0111161"]):
+        assert "video_id" in errors(rating, video_id=video_id)
 
 
 def test_the_review_is_optional_and_kept_as_written(rating) -> None:
@@ -97,7 +104,7 @@ def test_the_row_has_exactly_the_table_columns_in_order(rating, review: object) 
     columns = COLUMN.findall(rating.ddl)
     assert list(row) == columns
     assert columns[: len(ENVELOPE_COLUMNS)] == list(ENVELOPE_COLUMNS)
-    assert row["movie_id"] == uuid.UUID(EXAMPLE["movie_id"])
+    assert row["video_id"] == EXAMPLE["video_id"] == "tt0079944"
     assert row["score"] == 9
     assert row["review"] == (None if review is ... else review)
 
@@ -106,4 +113,5 @@ def test_the_table_keeps_one_row_per_event(rating) -> None:
     ddl = rating.ddl.replace("{database}", "analytics").replace("{table}", "ratings")
     assert ddl.startswith("CREATE TABLE IF NOT EXISTS analytics.ratings")
     assert "ENGINE = ReplacingMergeTree" in ddl
-    assert ddl.strip().endswith("ORDER BY (movie_id, timestamp, event_id)")
+    assert "video_id String" in ddl
+    assert ddl.strip().endswith("ORDER BY (video_id, timestamp, event_id)")
