@@ -418,6 +418,7 @@ def _env(settings: Settings, **overrides: str) -> dict[str, str]:
         "warehouse_database": settings.warehouse_database,
         "etl_group": settings.etl_group,
         "etl_poll_timeout_s": str(settings.etl_poll_timeout_s),
+        "etl_metrics_port": "0",  # a running stack's ETL may hold the default port
         **overrides,
     }
     return {**os.environ, **{env_name(k): v for k, v in values.items()}}

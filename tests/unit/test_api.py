@@ -152,11 +152,18 @@ def test_an_unsupported_content_type_is_415(client, content_type) -> None:
     assert "Content-Type" in response.json["details"]
 
 
-def test_a_beacon_body_sent_as_text_plain_is_accepted(client) -> None:
-    response = client.post(
-        URL, data=orjson.dumps(event("element_click")), content_type="text/plain"
-    )
+def test_a_beacon_body_sent_as_text_plain_is_accepted(client, publisher) -> None:
+    body = event("element_click", token="user:7", element_id="кнопка", position=3)
+    response = client.post(URL, data=orjson.dumps(body), content_type="text/plain;charset=UTF-8")
     assert response.status_code == 202
+    key, message = sent_message(publisher)
+    assert (key, message["event_id"], message["user_id"]) == (
+        "element_click",
+        response.json["event_id"],
+        "7",
+    )
+    assert orjson.dumps(message["data"]) == orjson.dumps(body["data"])
+    assert b"user:7" not in publisher.sent[-1][1]
 
 
 def test_a_body_over_the_limit_is_413(client) -> None:

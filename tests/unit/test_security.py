@@ -96,6 +96,29 @@ def test_another_origin_gets_no_cors_headers() -> None:
         assert "Origin" in answer.headers["Vary"]
 
 
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "http://cinema.example",  # another scheme
+        "https://cinema.example:8443",  # another port
+        "https://www.cinema.example",  # a subdomain
+        "https://cinema.example.evil.example",  # the allowed origin as a prefix
+        "HTTPS://CINEMA.EXAMPLE.evil",
+        "null",  # sandboxed iframes and file:// pages
+        "",
+    ],
+)
+def test_an_origin_is_allowed_only_when_listed_exactly(origin: str) -> None:
+    client = make_client(cors_origins=(SITE, "http://localhost:3000"))
+    beacon = client.post(URL, data=CLICK, content_type="text/plain", headers={"Origin": origin})
+    assert beacon.status_code == 202  # CORS is the browser's business; the event still counts
+    for answer in (beacon, preflight(client, origin=origin)):
+        assert "Access-Control-Allow-Origin" not in answer.headers
+        assert "Access-Control-Allow-Methods" not in answer.headers
+    listed = preflight(client, origin="http://localhost:3000")
+    assert listed.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
+
+
 def test_any_origin_with_a_star() -> None:
     answer = preflight(make_client(cors_origins=("*",)), origin="https://anyone.example")
     assert answer.headers["Access-Control-Allow-Origin"] == "*"

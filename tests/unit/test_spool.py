@@ -51,6 +51,61 @@ def test_a_record_round_trips_and_a_torn_or_corrupt_tail_is_not_read() -> None:
     assert len(decode(bytes(corrupt))[0]) == 1
 
 
+class FsyncRecorder:
+    """Wraps ``os.fsync``: for each call, the file synced and its size then; slow on purpose,
+    so that an ``append`` that did not wait for its sync returns before it is recorded."""
+
+    def __init__(self, real) -> None:
+        self.real = real
+        self.synced: list[tuple[int, int]] = []
+
+    def __call__(self, fd: int) -> None:
+        status = os.fstat(fd)
+        threading.Event().wait(0.05)
+        self.real(fd)
+        self.synced.append((status.st_ino, status.st_size))
+
+
+@pytest.fixture
+def fsyncs(monkeypatch) -> FsyncRecorder:
+    recorder = FsyncRecorder(os.fsync)
+    monkeypatch.setattr(os, "fsync", recorder)
+    return recorder
+
+
+def _segment(spool_dir) -> os.stat_result:
+    [segment] = sorted(spool_dir.glob("*.seg"))
+    return segment.stat()
+
+
+def test_with_fsync_append_returns_only_once_its_bytes_are_synced(tmp_path, fsyncs) -> None:
+    spool = Spool(tmp_path / "s", max_bytes=10**6, fsync=True)
+    for round_ in range(3):
+        spool.append(records(4, start=4 * round_))
+        segment = _segment(tmp_path / "s")
+        assert (segment.st_ino, segment.st_size) in fsyncs.synced, "append returned unsynced"
+    assert len(fsyncs.synced) == 3
+
+
+def test_with_fsync_a_new_segment_and_its_name_are_synced_too(tmp_path, fsyncs) -> None:
+    spool = Spool(tmp_path / "s", max_bytes=10**6, fsync=True, segment_bytes=100)
+    spool.append(records(5))
+    first = _segment(tmp_path / "s")
+    spool.append(records(5, start=5))  # over 100 bytes: rotates to a second segment
+    directory = os.stat(tmp_path / "s")
+    synced_files = {inode for inode, _ in fsyncs.synced}
+    assert (first.st_ino, first.st_size) in fsyncs.synced
+    assert directory.st_ino in synced_files
+
+
+def test_without_fsync_append_leaves_syncing_to_the_system(tmp_path, fsyncs) -> None:
+    spool = Spool(tmp_path / "s", max_bytes=10**6, fsync=False, segment_bytes=100)
+    spool.append(records(5))
+    spool.append(records(5, start=5))
+    assert fsyncs.synced == []
+    assert drain(spool) == records(10)
+
+
 @pytest.mark.parametrize("fsync", [True, False])
 def test_records_come_back_in_order_across_segments(tmp_path, fsync) -> None:
     spool = Spool(tmp_path / "s", max_bytes=10**6, fsync=fsync, segment_bytes=200)

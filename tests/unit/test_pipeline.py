@@ -1,0 +1,100 @@
+"""The pipeline's promises on the message it builds: server time, no token, known types only.
+
+Pure logic: the identity resolver and the publisher are fakes, the clock is injected.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import orjson
+import pytest
+
+from core.errors import ApiError
+from core.pipeline import Pipeline
+from core.plugin_manager import build_registry, make_plugin_manager
+from tests.fakes import FakeIdentity, FakePublisher
+
+REGISTRY = build_registry(make_plugin_manager())
+CLICK = {
+    "event": "element_click",
+    "token": None,
+    "data": {"element_type": "trailer", "page_type": "movie"},
+}
+#: A receive time with a microsecond part and a non-UTC zone, so rounding and zones show.
+RECEIVED = datetime(2026, 11, 28, 13, 4, 5, 678901, tzinfo=timezone(timedelta(hours=3)))
+
+
+@pytest.fixture
+def publisher() -> FakePublisher:
+    return FakePublisher()
+
+
+def pipeline(publisher: FakePublisher, clock=lambda: RECEIVED) -> Pipeline:
+    return Pipeline(REGISTRY, FakeIdentity(), publisher, clock=clock)
+
+
+def published(publisher: FakePublisher) -> list[dict]:
+    return [orjson.loads(value) for _, value in publisher.sent]
+
+
+def test_the_timestamp_is_the_server_clock_at_receipt_in_utc_milliseconds(publisher) -> None:
+    pipeline(publisher).ingest(CLICK)
+    [message] = published(publisher)
+    assert message["timestamp"] == "2026-11-28T10:04:05.678Z"
+
+
+def test_each_event_of_a_batch_is_stamped_when_it_is_read(publisher) -> None:
+    moments = iter([RECEIVED, RECEIVED + timedelta(milliseconds=5)])
+    pipeline(publisher, clock=lambda: next(moments)).ingest_batch([CLICK, CLICK])
+    stamps = [message["timestamp"] for message in published(publisher)]
+    assert stamps == ["2026-11-28T10:04:05.678Z", "2026-11-28T10:04:05.683Z"]
+
+
+def test_the_real_clock_is_used_by_default(publisher) -> None:
+    before = datetime.now(UTC)
+    Pipeline(REGISTRY, FakeIdentity(), publisher).ingest(CLICK)
+    after = datetime.now(UTC)
+    [message] = published(publisher)
+    stamp = datetime.fromisoformat(message["timestamp"].replace("Z", "+00:00"))
+    assert before - timedelta(milliseconds=1) <= stamp <= after
+
+
+@pytest.mark.parametrize("where", ["envelope", "data"])
+def test_a_client_timestamp_is_refused_not_trusted(publisher, where: str) -> None:
+    body = {**CLICK, "data": dict(CLICK["data"])}
+    (body if where == "envelope" else body["data"])["timestamp"] = "2001-01-01T00:00:00.000Z"
+    with pytest.raises(ApiError) as refused:
+        pipeline(publisher).ingest(body)
+    assert refused.value.status == 422
+    field = "timestamp" if where == "envelope" else "data.timestamp"
+    assert set(refused.value.details) == {field}
+    assert publisher.sent == []
+
+
+def test_the_message_has_the_server_fields_and_not_the_token(publisher) -> None:
+    event_id = pipeline(publisher).ingest({**CLICK, "token": "user:42"})
+    [(key, value)] = publisher.sent
+    message = orjson.loads(value)
+    assert key == "element_click"
+    assert set(message) == {
+        "event_id", "event", "timestamp", "user_id", "identity", "schema_version", "data"
+    }  # fmt: skip
+    assert (message["event_id"], message["user_id"], message["identity"]) == (
+        event_id,
+        "42",
+        "verified",
+    )
+    assert message["schema_version"] == REGISTRY["element_click"].version
+    assert b"user:42" not in value
+
+
+@pytest.mark.parametrize("event", ["page_view", "Element_click", "element_click ", "rating"])
+def test_an_unknown_event_type_is_refused_alone_and_in_a_batch(publisher, event: str) -> None:
+    body = {**CLICK, "event": event}
+    with pytest.raises(ApiError) as refused:
+        pipeline(publisher).ingest(body)
+    assert (refused.value.status, refused.value.code) == (422, "unknown_event")
+    results = pipeline(publisher).ingest_batch([body, CLICK])
+    assert [result["status"] for result in results] == [422, 202]
+    assert [key for key, _ in publisher.sent] == ["element_click"]
