@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: install services-up services-down up down demo test unit lint docs bench schema-check reliability
+.PHONY: install services-up services-down up down demo test unit lint docs bench schema-check reliability mutation
 
 install:  ## Install missing Debian packages, then clickstream and its test tools
 	scripts/system-deps.sh run
@@ -42,6 +42,9 @@ bench: install services-up  ## Benchmarks on the real stack (~10 min); writes do
 
 unit:  ## Only the tests that need no service
 	$(PYTHON) -m pytest tests/conformance/test_contract.py tests/unit $(PYTEST_ARGS)
+
+mutation: install  ## Mutation testing of the promise-carrying modules (~15 min); see docs/testing.md
+	$(PYTHON) scripts/mutation.py
 
 lint:
 	$(PYTHON) -m ruff check .
