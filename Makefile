@@ -50,9 +50,8 @@ lint:
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 
-docs:  ## Refresh the generated docs: docs/openapi.json, docs/api.html and docs/configuration.md
+docs:  ## Refresh the generated docs: docs/openapi.json and docs/configuration.md
 	$(PYTHON) -m core.openapi > docs/openapi.json
-	$(PYTHON) -m core.api_docs > docs/api.html
 	$(PYTHON) -m core.config > docs/configuration.md
 
 schema-check:  ## Refuse unversioned breaking changes to event schemas since docs/openapi.json

@@ -29,6 +29,7 @@ def _etl(settings: Settings, args: argparse.Namespace) -> int:
     # Before chDB starts its threads, so they inherit it.
     os.nice(settings.etl_nice)
     registry = _registry()
+    registry.check_settings(settings)
     metrics = EtlMetrics(settings, registry)
     instrumented = metrics.instrument(run_pass)
     if args.once:
@@ -75,12 +76,13 @@ def _deadletters(settings: Settings, args: argparse.Namespace) -> int:
 def _report(settings: Settings, args: argparse.Namespace) -> int:
     from etl import reports
 
+    registry = _registry()
     if args.which == "counts":
-        print(reports.format_counts(reports.counts_report(settings, _registry())))
-    elif args.which == "pageviews":
-        print(reports.format_pageviews(reports.pageviews_report(settings)))
+        print(reports.format_counts(reports.counts_report(settings, registry)))
+    elif args.which == "quality":
+        print(reports.format_quality(reports.quality_report(settings, registry)))
     else:
-        print(reports.format_quality(reports.quality_report(settings, _registry())))
+        print(reports.format_report(reports.plugin_report(settings, registry, args.which)))
     return 0
 
 
@@ -137,7 +139,7 @@ def parser() -> argparse.ArgumentParser:
     dead.set_defaults(run=_deadletters)
 
     report = commands.add_parser("report", help="figures from the warehouse")
-    report.add_argument("which", choices=("pageviews", "quality", "counts"))
+    report.add_argument("which", choices=("counts", "quality", *sorted(_registry().reports)))
     report.set_defaults(run=_report)
 
     migrate = commands.add_parser("migrate", help="apply a table migration (docs/warehouse.md)")
@@ -167,11 +169,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = Settings.from_env()
+        configure_logging(settings)
+        return args.run(settings, args)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)
         return 2
-    configure_logging(settings)
-    return args.run(settings, args)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.registry import PluginSetting
 
 PREFIX = "CLICKSTREAM_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -145,9 +148,6 @@ class Settings:
     )
     etl_group: str = _setting("clickstream-etl", "Kafka consumer group of the ETL.")
     etl_max_records: int = _setting(50000, "Most messages one ETL pass reads before it loads.")
-    page_view_timeout_s: int = _setting(
-        1800, "A page view with a start and no end after this many seconds counts as open."
-    )
     warehouse_dedup_window: int = _setting(
         1000, "Insert blocks each event table remembers to drop a re-sent batch (per table)."
     )
@@ -206,18 +206,52 @@ class Settings:
         60.0, "Seconds between two refreshes of the warehouse quality figures the ETL exports."
     )
 
+    #: Values of the settings plugins declare (``register_settings``), by setting name: the
+    #: raw ``CLICKSTREAM_*`` text from the environment, or typed values in tests.
+    plugin_values: Mapping[str, Any] = field(default_factory=dict, metadata={"plugins": True})
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``CLICKSTREAM_*`` variables; a bad value raises :class:`ConfigError`."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
-        for spec in fields(cls):
+        for spec in core_fields():
             variable = env_name(spec.name)
             if variable in environ:
                 values[spec.name] = _parse(spec, variable, environ[variable])
+        known = {env_name(spec.name) for spec in core_fields()}
+        values["plugin_values"] = {
+            variable.removeprefix(PREFIX).lower(): raw
+            for variable, raw in environ.items()
+            if variable.startswith(PREFIX) and variable not in known
+        }
         settings = cls(**values)
         settings.validate()
         return settings
+
+    def to_env(self) -> dict[str, str]:
+        """The ``CLICKSTREAM_*`` variables that make :meth:`from_env` return these settings."""
+        env = {}
+        for spec in core_fields():
+            value = getattr(self, spec.name)
+            if isinstance(value, tuple):
+                value = ",".join(value)
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[env_name(spec.name)] = str(value)
+        for name, value in self.plugin_values.items():
+            env[env_name(name)] = str(value).lower() if isinstance(value, bool) else str(value)
+        return env
+
+    def plugin_value(self, setting: PluginSetting) -> Any:
+        """The value of a plugin's ``setting``: from the environment, else its default."""
+        raw = self.plugin_values.get(setting.name, setting.default)
+        if not isinstance(raw, str) or isinstance(setting.default, str):
+            return raw
+        try:
+            return setting.parse(raw)
+        except ValueError as error:
+            raise ConfigError(f"{env_name(setting.name)}={raw!r} is invalid: {error}") from None
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied (settings are immutable)."""
@@ -288,6 +322,11 @@ class Settings:
             raise ConfigError(f"{env_name('ops_port')} must be a free port other than the API's")
 
 
+def core_fields() -> tuple:
+    """The fields of :class:`Settings` that are clickstream's own settings."""
+    return tuple(spec for spec in fields(Settings) if not spec.metadata.get("plugins"))
+
+
 def env_name(setting: str) -> str:
     """The environment variable of ``setting``."""
     return PREFIX + setting.upper()
@@ -316,10 +355,10 @@ when this page is stale.
 """
 
 
-def describe() -> str:
+def describe(plugin_settings: Iterable[PluginSetting] = ()) -> str:
     """``docs/configuration.md``: every setting, its variable, default and meaning."""
     lines = [INTRODUCTION + "| variable | default | meaning |", "|---|---|---|"]
-    for spec in fields(Settings):
+    for spec in core_fields():
         default = spec.default
         if isinstance(default, tuple):
             default = ",".join(default)
@@ -328,8 +367,25 @@ def describe() -> str:
         if spec.name == "spool_dir":
             default = "<repo>/var/spool"
         lines.append(f"| `{env_name(spec.name)}` | `{default}` | {spec.metadata['doc']} |")
+    plugin_settings = sorted(plugin_settings, key=lambda setting: setting.name)
+    if plugin_settings:
+        lines += [
+            "",
+            "## Settings of plugins",
+            "",
+            "Declared by the installed plugins (`register_settings`), read the same way.",
+            "",
+            "| variable | default | meaning | plugin |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| `{env_name(s.name)}` | `{s.default}` | {s.doc} | `{s.plugin.split(' ')[0]}` |"
+            for s in plugin_settings
+        ]
     return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
-    print(describe(), end="")
+    from core.plugin_manager import build_registry, make_plugin_manager
+
+    print(describe(build_registry(make_plugin_manager()).settings.values()), end="")

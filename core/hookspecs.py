@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pluggy
 
-from core.registry import EventType
+from core.registry import EventType, PluginSetting, Report, View
 
 PROJECT_NAME = "clickstream"
 
@@ -47,4 +47,46 @@ def register_event_types() -> list[EventType]:
     A plugin contributes all of its event types or none: an invalid one stops
     start-up. Two plugins claiming one event name stop start-up too, with a
     message naming both.
+    """
+
+
+@hookspec
+def register_settings() -> list[PluginSetting]:
+    """Return the settings this plugin reads.
+
+    Each `PluginSetting(name, default, doc)` (from `core`) is read, like clickstream's own
+    settings, from the environment variable `CLICKSTREAM_<NAME>` and parsed to the type
+    of `default` (int, float, str or bool); a bad value stops start-up with a message
+    naming the variable. `docs/configuration.md` lists them with the plugin's name.
+    Read its value with `settings.plugin_value(setting)` (`settings` is the `Settings`
+    the API or the ETL runs with); a view's query may also use it as `{name}`. Names are
+    lower case, digits and underscores, and unique across plugins.
+    """
+
+
+@hookspec
+def register_views() -> list[View]:
+    """Return the SQL views this plugin adds over its tables.
+
+    Each `View(name, query, tables, description)` (from `core`) becomes
+    `CREATE OR REPLACE VIEW {database}.{name} AS {query}`, made by the ETL once every
+    table in `tables` (event tables of registered event types) exists, and made again
+    when one of them changes or when the query changes (a query's `{setting}` placeholders
+    are filled from the plugin's settings, so a changed setting takes effect at the next
+    pass). In `query`, `{database}` is the warehouse database. A view that cannot be made
+    is logged and retried; it never stops loading.
+    """
+
+
+@hookspec
+def register_reports() -> list[Report]:
+    """Return the reports this plugin adds.
+
+    Each `Report(name, description, query, figures, needs)` (from `core`) is printed by
+    `clickstream report NAME`: the rows of `query` as a table, then its figures. `figures`
+    (optional) is a query returning one row whose columns are named numbers (say `open`,
+    `timed_out`); the quality report lists them and the ETL exports each as the metric
+    `clickstream_report_figure{report, figure}`. Both queries may use `{database}`.
+    `needs` names the tables or views the report reads: while one is missing, the report
+    is empty and its figures are not exported. `counts` and `quality` are taken.
     """

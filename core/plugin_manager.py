@@ -38,13 +38,27 @@ def make_plugin_manager(
 
 
 def build_registry(manager: pluggy.PluginManager) -> Registry:
-    """Collect every plugin's event types into one :class:`Registry`."""
+    """Collect every plugin's contributions into one :class:`Registry`."""
+    return Registry(
+        _by_plugin(manager, "register_event_types"),
+        settings=_by_plugin(manager, "register_settings"),
+        views=_by_plugin(manager, "register_views"),
+        reports=_by_plugin(manager, "register_reports"),
+    )
+
+
+def _by_plugin(manager: pluggy.PluginManager, hook: str, **kwargs: object) -> list:
+    """``(plugin name, its results)`` for each plugin implementing ``hook``, called through
+    pluggy one plugin at a time, so that a conflict can name the plugins involved."""
     distributions = {id(plugin): dist for plugin, dist in manager.list_plugin_distinfo()}
+    everyone = manager.get_plugins()
     contributions = []
-    for impl in manager.hook.register_event_types.get_hookimpls():
+    for impl in getattr(manager.hook, hook).get_hookimpls():
+        others = [plugin for plugin in everyone if plugin is not impl.plugin]
+        results = manager.subset_hook_caller(hook, remove_plugins=others)(**kwargs)
         name = describe_plugin(impl.plugin, distributions.get(id(impl.plugin)))
-        contributions.append((name, impl.function() or []))
-    return Registry(contributions)
+        contributions.append((name, [item for result in results for item in result or []]))
+    return contributions
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,25 @@
-"""Event types contributed by plugins, collected once at start-up."""
+"""What plugins contribute (event types, settings, views, reports), collected once at start-up."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from marshmallow import Schema, ValidationError
 
 from core.rows import ENVELOPE_COLUMNS, Row, default_row
 
+if TYPE_CHECKING:
+    from core.config import Settings
+
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+SETTING_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+REPORT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+#: Reports of clickstream itself (etl/reports.py); a plugin's report cannot take these names.
+BUILT_IN_REPORTS = frozenset({"counts", "quality"})
 #: The ``schema_version`` column is a UInt16.
 MAX_VERSION = 65535
 
@@ -74,19 +81,116 @@ class EventType:
             raise RegistryError(f"{where}: its example is invalid: {error.messages}") from None
 
 
+def is_select(sql: object) -> bool:
+    """Whether ``sql`` is one query (``SELECT`` or ``WITH``), after any ``--`` comment lines."""
+    if not isinstance(sql, str):
+        return False
+    lines = [line.strip() for line in sql.splitlines()]
+    code = [line for line in lines if line and not line.startswith("--")]
+    return bool(code) and code[0].upper().startswith(("SELECT", "WITH"))
+
+
+@dataclass(frozen=True)
+class PluginSetting:
+    """A setting a plugin reads, from ``CLICKSTREAM_<NAME>`` like every other setting."""
+
+    name: str
+    default: int | float | str | bool
+    doc: str
+    plugin: str = field(default="", compare=False)
+
+    def parse(self, raw: str) -> int | float | str | bool:
+        """``raw`` as the type of the default; raises ``ValueError`` if it is not one."""
+        kind = type(self.default)
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError("expected true or false")
+            return lowered in ("1", "true", "yes", "on")
+        return kind(raw)
+
+    def check(self) -> None:
+        where = f"setting {self.name!r} of plugin {self.plugin or '?'}"
+        if not isinstance(self.name, str) or not SETTING_NAME.match(self.name):
+            raise RegistryError(f"{where}: the name must match {SETTING_NAME.pattern}")
+        if not isinstance(self.default, int | float | str | bool):
+            raise RegistryError(f"{where}: the default must be an int, float, str or bool")
+
+
+@dataclass(frozen=True)
+class View:
+    """A SQL view over a plugin's tables, which the ETL creates and keeps current."""
+
+    name: str
+    query: str
+    tables: tuple[str, ...]
+    description: str = ""
+    plugin: str = field(default="", compare=False)
+
+    def check(self, tables: Iterable[str]) -> None:
+        where = f"view {self.name!r} of plugin {self.plugin or '?'}"
+        if not isinstance(self.name, str) or not TABLE_NAME.match(self.name):
+            raise RegistryError(f"{where}: the name must match {TABLE_NAME.pattern}")
+        if not is_select(self.query):
+            raise RegistryError(f"{where}: query must be a SELECT (the ETL makes the view of it)")
+        unknown = sorted(set(self.tables) - set(tables))
+        if not self.tables or unknown:
+            raise RegistryError(
+                f"{where}: tables must name the event tables it reads; unknown: {unknown}"
+            )
+
+
+@dataclass(frozen=True)
+class Report:
+    """A report over the warehouse: ``clickstream report NAME`` prints it, the ETL exports
+    its figures as metrics, and the quality report lists them."""
+
+    name: str
+    description: str
+    query: str
+    figures: str = ""
+    needs: tuple[str, ...] = ()
+    plugin: str = field(default="", compare=False)
+
+    def check(self) -> None:
+        where = f"report {self.name!r} of plugin {self.plugin or '?'}"
+        if not isinstance(self.name, str) or not REPORT_NAME.match(self.name):
+            raise RegistryError(f"{where}: the name must match {REPORT_NAME.pattern}")
+        if self.name in BUILT_IN_REPORTS:
+            raise RegistryError(f"{where}: {self.name!r} is a built-in report")
+        for label, sql in (("query", self.query), ("figures", self.figures)):
+            if sql and not is_select(sql):
+                raise RegistryError(f"{where}: {label} must be a SELECT")
+        if not self.query:
+            raise RegistryError(f"{where}: query is required")
+
+
 class Registry:
     """The event types of all plugins, by name; refuses conflicting claims."""
 
-    def __init__(self, contributions: Iterable[tuple[str, Iterable[EventType]]]) -> None:
+    def __init__(
+        self,
+        contributions: Iterable[tuple[str, Iterable[EventType]]],
+        *,
+        views: Iterable[tuple[str, Iterable[View]]] = (),
+        reports: Iterable[tuple[str, Iterable[Report]]] = (),
+        settings: Iterable[tuple[str, Iterable[PluginSetting]]] = (),
+    ) -> None:
         self._types: dict[str, EventType] = {}
         self._schemas: dict[str, Schema] = {}
         tables: dict[str, EventType] = {}
         for plugin, event_types in contributions:
-            staged = [_owned(event_type, plugin) for event_type in event_types]
+            staged = [_owned(event_type, plugin, EventType) for event_type in event_types]
             for event_type in staged:
                 event_type.check()
             for event_type in staged:
                 self._add(event_type, tables)
+        #: Settings plugins read, by name (docs/configuration.md lists them).
+        self.settings: dict[str, PluginSetting] = _unique(settings, PluginSetting, "setting")
+        #: Views over event tables, by name, which the ETL keeps current.
+        self.views: dict[str, View] = _unique(views, View, "view", self.tables())
+        #: Reports of plugins, by name (beside the built-in ones).
+        self.reports: dict[str, Report] = _unique(reports, Report, "report")
 
     def _add(self, event_type: EventType, tables: dict[str, EventType]) -> None:
         claimed = self._types.get(event_type.name)
@@ -107,6 +211,11 @@ class Registry:
         tables.setdefault(event_type.table, event_type)
         self._types[event_type.name] = event_type
         self._schemas[event_type.name] = event_type.schema()
+
+    def check_settings(self, settings: Settings) -> None:
+        """Parse every plugin setting's value now, so a bad one stops start-up."""
+        for setting in self.settings.values():
+            settings.plugin_value(setting)
 
     def __contains__(self, name: object) -> bool:
         return name in self._types
@@ -136,7 +245,23 @@ class Registry:
         return by_table
 
 
-def _owned(event_type: EventType, plugin: str) -> EventType:
-    if not isinstance(event_type, EventType):
-        raise RegistryError(f"plugin {plugin} returned {event_type!r}, not an EventType")
-    return replace(event_type, plugin=plugin)
+def _owned(contribution, plugin: str, kind: type):
+    if not isinstance(contribution, kind):
+        raise RegistryError(f"plugin {plugin} returned {contribution!r}, not a {kind.__name__}")
+    return replace(contribution, plugin=plugin)
+
+
+def _unique(contributions, kind: type, what: str, *check_args) -> dict:
+    """Each plugin's contributions of ``kind``, checked, by name; a name claimed twice stops."""
+    found: dict = {}
+    for plugin, items in contributions:
+        for item in [_owned(item, plugin, kind) for item in items]:
+            item.check(*check_args)
+            claimed = found.get(item.name)
+            if claimed is not None:
+                raise RegistryError(
+                    f"{what} {item.name!r} is claimed by two plugins: "
+                    f"{claimed.plugin} and {item.plugin}"
+                )
+            found[item.name] = item
+    return found

@@ -123,11 +123,11 @@ class EtlMetrics:
             "Dead letters not re-queued yet.",
             registry=r,
         )
-        self.page_views = Gauge(
-            "clickstream_warehouse_unmatched_page_views",
-            "Page views that are not closed pairs: open, timed_out (start without end "
-            "past the timeout), orphan_end (end without start).",
-            ["status"],
+        self.report_figures = Gauge(
+            "clickstream_report_figure",
+            "A figure of a plugin's report (`clickstream report NAME`), e.g. "
+            'report="pageviews", figure="timed_out".',
+            ["report", "figure"],
             registry=r,
         )
         self.quality_at = Gauge(
@@ -199,9 +199,9 @@ class EtlMetrics:
         self.redelivered.set(sum(d.redelivered for d in report.duplicates))
         self.gaps.set(report.missing_offsets)
         self.waiting_dead_letters.set(report.dead_letters)
-        self.page_views.labels("open").set(report.open_page_views)
-        self.page_views.labels("timed_out").set(report.timed_out_page_views)
-        self.page_views.labels("orphan_end").set(report.orphan_page_view_ends)
+        for name, figures in report.figures.items():
+            for figure, value in figures.items():
+                self.report_figures.labels(name, figure).set(value)
         if report.newest_event is not None:
             self._newest_event = report.newest_event.timestamp()
             self.newest_event.set(self._newest_event)

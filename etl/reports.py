@@ -1,4 +1,4 @@
-"""Figures about the warehouse: table counts, page-view durations, data quality.
+"""Figures about the warehouse: table counts, data quality, and the reports of plugins.
 
 Each ``*_report`` function returns data (for tests and metrics); ``format_*`` turns
 it into the text ``clickstream report`` prints.
@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from clickhouse_connect.driver.client import Client
 
 from core.config import Settings
-from core.registry import Registry
+from core.registry import Registry, Report
 from etl.consume import committed_offsets, end_offsets, open_consumer
-from etl.warehouse import PAGE_VIEW_VIEW, Warehouse
+from etl.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -30,23 +30,17 @@ class TableCount:
 
 
 @dataclass(frozen=True)
-class PageTypeDurations:
-    """Closed page views of one page type: how many, and their duration in seconds."""
+class ReportResult:
+    """What a plugin's report found: its table, and its named figures.
 
-    page_type: str
-    count: int
-    median_s: float
-    p90_s: float
+    ``available`` is False while a table or view the report needs does not exist yet.
+    """
 
-
-@dataclass
-class PageViewReport:
-    """Durations by page type, and page views that are not closed pairs."""
-
-    by_page_type: list[PageTypeDurations] = field(default_factory=list)
-    open: int = 0
-    timed_out: int = 0
-    orphan_ends: int = 0
+    report: Report
+    columns: list[str] = field(default_factory=list)
+    rows: list[tuple] = field(default_factory=list)
+    figures: dict[str, float] = field(default_factory=dict)
+    available: bool = True
 
 
 @dataclass(frozen=True)
@@ -85,13 +79,12 @@ class OffsetGap:
 
 @dataclass
 class QualityReport:
-    """Duplicates, gaps, unmatched page views, lag and freshness."""
+    """Duplicates, gaps, lag, freshness, and the figures of plugins' reports."""
 
     duplicates: list[DuplicateHour] = field(default_factory=list)
     gaps: list[OffsetGap] = field(default_factory=list)
-    open_page_views: int = 0
-    timed_out_page_views: int = 0
-    orphan_page_view_ends: int = 0
+    #: Report name -> figure -> value, for each plugin report with figures.
+    figures: dict[str, dict[str, float]] = field(default_factory=dict)
     lag: dict[int, int] | None = None
     newest_event: datetime | None = None
     freshness_s: float | None = None
@@ -123,26 +116,23 @@ def counts_report(settings: Settings, registry: Registry) -> list[TableCount]:
     return result
 
 
-def pageviews_report(settings: Settings) -> PageViewReport:
-    """Closed page views' durations by page type, and open / timed-out / orphan counts."""
+def plugin_report(settings: Settings, registry: Registry, name: str) -> ReportResult:
+    """The plugin report called ``name``: its rows and figures."""
     warehouse = Warehouse(settings)
-    report = PageViewReport()
     with warehouse.session() as client:
-        if not warehouse.has_table(client, PAGE_VIEW_VIEW):
-            return report
-        view = warehouse.table(PAGE_VIEW_VIEW)
-        for page_type, count, median, p90 in client.query(
-            f"SELECT page_type, count(), quantile(0.5)(duration_s), quantile(0.9)(duration_s) "
-            f"FROM {view} WHERE status = 'closed' GROUP BY page_type ORDER BY page_type"
-        ).result_rows:
-            report.by_page_type.append(PageTypeDurations(page_type, count, median, p90))
-        statuses = dict(
-            client.query(f"SELECT status, count() FROM {view} GROUP BY status").result_rows
-        )
-    report.open = statuses.get("open", 0)
-    report.timed_out = statuses.get("timed_out", 0)
-    report.orphan_ends = statuses.get("orphan_end", 0)
-    return report
+        return _run(client, warehouse, registry.reports[name])
+
+
+def _run(client: Client, warehouse: Warehouse, report: Report) -> ReportResult:
+    if not all(warehouse.has_table(client, name) for name in report.needs):
+        return ReportResult(report, available=False)
+    result = client.query(report.query.replace("{database}", warehouse.database))
+    figures: dict[str, float] = {}
+    if report.figures:
+        answer = client.query(report.figures.replace("{database}", warehouse.database))
+        if answer.result_rows:
+            figures = dict(zip(answer.column_names, answer.result_rows[0], strict=True))
+    return ReportResult(report, list(result.column_names), list(result.result_rows), figures)
 
 
 def quality_report(
@@ -169,13 +159,11 @@ def quality_report(
             f" (SELECT maxIf(updated_at, status = 'loaded') FROM {warehouse.table('etl_passes')}),"
             f" (SELECT count() FROM {warehouse.table('dead_letters')} FINAL WHERE requeued = 0)"
         ).result_rows[0]
-        pageviews = (
-            pageviews_report(settings) if warehouse.has_table(client, PAGE_VIEW_VIEW) else None
-        )
-    if pageviews is not None:
-        report.open_page_views = pageviews.open
-        report.timed_out_page_views = pageviews.timed_out
-        report.orphan_page_view_ends = pageviews.orphan_ends
+        for plugin_report in registry.reports.values():
+            if plugin_report.figures:
+                found = _run(client, warehouse, plugin_report)
+                if found.available:
+                    report.figures[plugin_report.name] = found.figures
     report.dead_letters = dead
     epoch = datetime.fromtimestamp(0, UTC)
     if newest is not None and _utc(newest) > epoch:
@@ -249,17 +237,29 @@ def format_counts(counts: list[TableCount]) -> str:
     return "\n".join(lines)
 
 
-def format_pageviews(report: PageViewReport) -> str:
-    lines = [f"{'page type':<16} {'count':>7} {'median s':>10} {'p90 s':>10}"]
-    lines += [
-        f"{d.page_type:<16} {d.count:>7} {d.median_s:>10.1f} {d.p90_s:>10.1f}"
-        for d in report.by_page_type
+def format_report(result: ReportResult) -> str:
+    """A plugin report as text: its rows as an aligned table, then its figures."""
+    if not result.available:
+        missing = ", ".join(result.report.needs)
+        return f"{result.report.name}: nothing to report yet ({missing} missing)"
+    cells = [result.columns] + [[_cell(value) for value in row] for row in result.rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(result.columns))]
+    lines = [
+        "  ".join(
+            cell.ljust(width) if i == 0 else cell.rjust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in cells
     ]
-    lines.append(
-        f"open: {report.open}  timed out (start, no end): {report.timed_out}  "
-        f"orphan ends (end, no start): {report.orphan_ends}"
-    )
+    if result.figures:
+        lines.append("  ".join(f"{name}: {_cell(value)}" for name, value in result.figures.items()))
     return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return "" if value is None else str(value)
 
 
 def format_quality(report: QualityReport) -> str:
@@ -277,10 +277,8 @@ def format_quality(report: QualityReport) -> str:
         f"  {g.topic}[{g.partition}] offsets {g.start}..{g.stop - 1} ({g.missing} missing)"
         for g in report.gaps
     ]
-    lines.append(
-        f"page views: open {report.open_page_views}, start without end past the timeout "
-        f"{report.timed_out_page_views}, end without start {report.orphan_page_view_ends}"
-    )
+    for name, figures in report.figures.items():
+        lines.append(f"{name}: " + ", ".join(f"{k} {_cell(v)}" for k, v in figures.items()))
     lag = "unknown (Kafka unreachable)" if report.lag is None else str(report.total_lag)
     lines.append(f"consumer lag (messages waiting): {lag}")
     if report.freshness_s is None:

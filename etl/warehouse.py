@@ -23,7 +23,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from core.config import Settings
-from core.registry import Registry
+from core.registry import Registry, View
 
 log = logging.getLogger(__name__)
 
@@ -113,39 +113,8 @@ ORDER BY (consumer_group, topic, partition, planned_at)
 DEDUP_VIEW = "CREATE OR REPLACE VIEW {database}.{view} AS SELECT * FROM {database}.{table} FINAL"
 DEDUP_SUFFIX = "_dedup"
 
-PAGE_VIEW_TABLE = "page_views"
-PAGE_VIEW_VIEW = "page_view_durations"
-PAGE_VIEW_COLUMNS = {"event", "page_view_id", "page_type", "user_id", "timestamp"}
-PAGE_VIEW_DDL = """
-CREATE OR REPLACE VIEW {database}.page_view_durations AS
-SELECT
-    page_view_id,
-    user_id,
-    page_type,
-    if(has_start, started, NULL) AS started_at,
-    if(has_end, ended, NULL) AS ended_at,
-    if(has_start AND has_end, dateDiff('millisecond', started, ended) / 1000, NULL) AS duration_s,
-    multiIf(
-        has_start AND has_end, 'closed',
-        has_end, 'orphan_end',
-        dateDiff('second', started, now64(3)) > {timeout}, 'timed_out',
-        'open'
-    ) AS status
-FROM (
-    SELECT
-        page_view_id,
-        if(countIf(event = 'page_view_start') > 0,
-           anyIf(user_id, event = 'page_view_start'), any(user_id)) AS user_id,
-        if(countIf(event = 'page_view_start') > 0,
-           anyIf(page_type, event = 'page_view_start'), any(page_type)) AS page_type,
-        countIf(event = 'page_view_start') > 0 AS has_start,
-        countIf(event = 'page_view_end') > 0 AS has_end,
-        minIf(timestamp, event = 'page_view_start') AS started,
-        maxIf(timestamp, event = 'page_view_end') AS ended
-    FROM {database}.page_views FINAL
-    GROUP BY page_view_id
-)
-"""
+#: The comment a view of a plugin carries: which version of its query it was made from.
+VIEW_VERSION = "clickstream view {sha}"
 
 
 class WarehouseError(RuntimeError):
@@ -197,7 +166,7 @@ class Warehouse:
         self.database = settings.warehouse_database
         self.lock_timeout_s = settings.warehouse_lock_timeout_s
         self.dedup_window = settings.warehouse_dedup_window
-        self.page_view_timeout_s = settings.page_view_timeout_s
+        self.settings = settings
 
     @property
     def embedded(self) -> bool:
@@ -307,10 +276,9 @@ class Warehouse:
         # One look at what exists, so that an unchanged warehouse costs no DDL: settings
         # and views are written only where they are missing or stale.
         existing = {
-            name: (engine_full, query)
-            for name, engine_full, query in client.query(
-                "SELECT name, engine_full, create_table_query FROM system.tables "
-                "WHERE database = {db:String}",
+            name: (engine_full, comment)
+            for name, engine_full, comment in client.query(
+                "SELECT name, engine_full, comment FROM system.tables WHERE database = {db:String}",
                 parameters={"db": self.database},
             ).result_rows
         }
@@ -338,13 +306,15 @@ class Warehouse:
         for table, _ in definitions:
             if table in changed or window not in existing[table][0]:
                 self._set_dedup_window(client, table)
-        timeout = f"> {int(self.page_view_timeout_s)}"
-        page_view = existing.get(PAGE_VIEW_VIEW)
         for table in registry.tables():
             if table + DEDUP_SUFFIX not in existing or table in changed:
-                self._refresh_views(client, table)
-            elif table == PAGE_VIEW_TABLE and (page_view is None or timeout not in page_view[1]):
-                self._page_view_view(client)
+                self._dedup_view(client, table)
+        for view in registry.views.values():
+            if needed.keys() & set(view.tables):
+                continue  # over a table of the old shape; made once it is migrated
+            current = existing.get(view.name, ("", ""))[1]
+            if current != self.view_version(view, registry) or changed & set(view.tables):
+                self._make_view(client, view, registry)
         if created:
             log.info("warehouse tables created: %s", ", ".join(created))
         return SchemaStatus(created=created, migrations_needed=needed)
@@ -457,16 +427,45 @@ class Warehouse:
         finally:
             client.command(f"DROP TABLE IF EXISTS {self.table(next_table)}")
         self.record_versions(client, [(table, ddl_sha256(ddl, table), ddl, "migration")])
-        self._refresh_views(client, table)
+        self._refresh_views(client, registry, table)
         return outcome
 
-    def _refresh_views(self, client: Client, table: str) -> None:
-        """Remake the views over ``table``, whose ``SELECT *`` fixed its columns when made."""
+    def _refresh_views(self, client: Client, registry: Registry, table: str) -> None:
+        """Remake the views over ``table``: its ``SELECT *`` dedup view fixed its columns."""
+        self._dedup_view(client, table)
+        for view in registry.views.values():
+            if table in view.tables:
+                self._make_view(client, view, registry)
+
+    def _dedup_view(self, client: Client, table: str) -> None:
         client.command(
             DEDUP_VIEW.format(database=self.database, view=table + DEDUP_SUFFIX, table=table)
         )
-        if table == PAGE_VIEW_TABLE:
-            self._page_view_view(client)
+
+    def view_query(self, view: View, registry: Registry) -> str:
+        """``view``'s query with ``{database}`` and its plugin's ``{setting}`` values filled in."""
+        query = view.query.replace("{database}", self.database)
+        for setting in registry.settings.values():
+            value = self.settings.plugin_value(setting)
+            query = query.replace("{" + setting.name + "}", str(value))
+        return query
+
+    def view_version(self, view: View, registry: Registry) -> str:
+        """The comment ``view`` carries once made from its current query."""
+        sha = hashlib.sha256(self.view_query(view, registry).encode()).hexdigest()[:16]
+        return VIEW_VERSION.format(sha=sha)
+
+    def _make_view(self, client: Client, view: View, registry: Registry) -> None:
+        statement = (
+            f"CREATE OR REPLACE VIEW {self.table(view.name)} AS "
+            f"{self.view_query(view, registry)} COMMENT '{self.view_version(view, registry)}'"
+        )
+        try:
+            client.command(statement)
+        except Exception as error:  # a plugin's SQL: logged and retried, loading goes on
+            log.warning(
+                "warehouse.view_failed view=%s plugin=%s error=%s", view.name, view.plugin, error
+            )
 
     def _set_dedup_window(self, client: Client, table: str) -> None:
         # Insert deduplication tokens only work on non-replicated MergeTree tables
@@ -482,23 +481,6 @@ class Warehouse:
             client.command(
                 f"ALTER TABLE {self.table(table)} MODIFY SETTING "
                 f"non_replicated_deduplication_window = {int(self.dedup_window)}"
-            )
-
-    def _page_view_view(self, client: Client) -> None:
-        columns = set(
-            _first_column(
-                client.query(
-                    "SELECT name FROM system.columns WHERE database = {db:String} "
-                    "AND table = {t:String}",
-                    parameters={"db": self.database, "t": PAGE_VIEW_TABLE},
-                )
-            )
-        )
-        if columns >= PAGE_VIEW_COLUMNS:
-            client.command(
-                PAGE_VIEW_DDL.replace("{database}", self.database).replace(
-                    "{timeout}", str(int(self.page_view_timeout_s))
-                )
             )
 
     def has_table(self, client: Client, name: str) -> bool:

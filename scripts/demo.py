@@ -120,7 +120,7 @@ def main() -> int:
     print("\n== the newest row of each event type (data columns, NULLs left out) ==")
     print(newest_rows(settings, registry))
     print("\n== page views ==")
-    print(reports.format_pageviews(reports.pageviews_report(settings)))
+    print(reports.format_report(reports.plugin_report(settings, registry, "pageviews")))
     print("\n== data quality ==")
     print(reports.format_quality(reports.quality_report(settings, registry)))
     if loaded < accepted:

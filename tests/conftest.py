@@ -8,8 +8,12 @@ prefix and warehouse database, so tests never see each other's data.
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
@@ -134,3 +138,38 @@ def login(auth_service_url: str):
         return answer.json()["token"]
 
     return issue
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+# Without the networking flags a closed network floods Chromium with refused connections.
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    """Headless Chromium through selenium, with a profile of its own."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.fail("chromium is not installed: apt-get install -y chromium chromium-driver")
+    profile = tempfile.mkdtemp(prefix="clickstream-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    driver.set_script_timeout(10)
+    yield driver
+    driver.quit()
+    shutil.rmtree(profile, ignore_errors=True)

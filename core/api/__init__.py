@@ -27,6 +27,7 @@ def create_app(
     """Build the API. Everything it uses comes from ``settings`` and the installed plugins."""
     settings = settings or Settings.from_env()
     registry = build_registry(plugin_manager or make_plugin_manager())
+    registry.check_settings(settings)
     identity = identity or IdentityResolver.from_settings(settings)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.max_batch_bytes)
@@ -39,7 +40,13 @@ def create_app(
     logging.getLogger("core").setLevel(settings.log_level)
     observability.init_app(app, metrics)
     errors.init_app(app)
-    for blueprint in (events.blueprint, health.blueprint, docs.blueprint, tracker.blueprint):
+    for blueprint in (
+        events.blueprint,
+        health.blueprint,
+        docs.blueprint,
+        docs.reference,
+        tracker.blueprint,
+    ):
         app.register_blueprint(blueprint)
     cors.init_app(app, settings)
     limits.init_app(app, settings)

@@ -1,20 +1,33 @@
-"""Built-in plugin: page views, as a start and an end event paired by ``page_view_id``."""
+"""Built-in plugin: page views, as a start and an end event paired by ``page_view_id``.
+
+Besides its two event types it ships, through the hooks any plugin can implement, the
+``page_view_durations`` view that pairs them, the ``pageviews`` report and its setting.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib.resources import files
 from typing import Any
 
-from core import EventType, hookimpl
+from core import EventType, PluginSetting, Report, View, hookimpl
 from core.ddl import load_ddl
 from core.rows import Row, envelope_columns
 from plugins.page_view.schema import PageViewEndSchema, PageViewStartSchema
 
+TABLE = "page_views"
+DURATIONS = "page_view_durations"
 #: Both events fill one table, so each row carries every column, None where the event has none.
 DATA_COLUMNS = ("page_view_id", "page_type", "video_id", "url", "referrer", "visible_ms")
 
 START_EXAMPLE = {"page_view_id": "7f1d2c3b-4a5e-4f60-8172-93a4b5c6d7e8", "page_type": "movie"}
 END_EXAMPLE = {"page_view_id": "7f1d2c3b-4a5e-4f60-8172-93a4b5c6d7e8", "page_type": "movie"}
+
+TIMEOUT = PluginSetting(
+    "page_view_timeout_s",
+    1800,
+    "A page view with a start and no end after this many seconds counts as timed out.",
+)
 
 
 def page_view_row(message: Mapping[str, Any]) -> Row:
@@ -30,7 +43,7 @@ def register_event_types() -> list[EventType]:
         EventType(
             name="page_view_start",
             schema=PageViewStartSchema,
-            table="page_views",
+            table=TABLE,
             ddl=ddl,
             example=START_EXAMPLE,
             to_row=page_view_row,
@@ -40,11 +53,52 @@ def register_event_types() -> list[EventType]:
         EventType(
             name="page_view_end",
             schema=PageViewEndSchema,
-            table="page_views",
+            table=TABLE,
             ddl=ddl,
             example=END_EXAMPLE,
             to_row=page_view_row,
             description="A page was left or closed; pairs with page_view_start by page_view_id.",
             version=2,
         ),
+    ]
+
+
+@hookimpl
+def register_settings() -> list[PluginSetting]:
+    return [TIMEOUT]
+
+
+@hookimpl
+def register_views() -> list[View]:
+    return [
+        View(
+            name=DURATIONS,
+            query=files(__name__).joinpath("durations.sql").read_text(encoding="utf-8"),
+            tables=(TABLE,),
+            description="One row per page view: its start and end paired, duration, status.",
+        )
+    ]
+
+
+@hookimpl
+def register_reports() -> list[Report]:
+    durations = "{database}." + DURATIONS
+    return [
+        Report(
+            name="pageviews",
+            description="Closed page views' durations by page type, and the unmatched ones.",
+            query=(
+                "SELECT page_type AS `page type`, count() AS count, "
+                "round(quantile(0.5)(duration_s), 1) AS `median s`, "
+                "round(quantile(0.9)(duration_s), 1) AS `p90 s` "
+                f"FROM {durations} WHERE status = 'closed' GROUP BY page_type ORDER BY page_type"
+            ),
+            figures=(
+                "SELECT countIf(status = 'open') AS open, "
+                "countIf(status = 'timed_out') AS timed_out, "
+                "countIf(status = 'orphan_end') AS orphan_end "
+                f"FROM {durations}"
+            ),
+            needs=(DURATIONS,),
+        )
     ]

@@ -7,8 +7,6 @@ Needs Debian's ``chromium`` and ``chromium-driver`` (installed by ``.ci/run``).
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -19,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 from core.api import create_app
@@ -29,19 +26,6 @@ from etl.runner import run_pass
 from tests.etl_helpers import query
 from tests.servers import serve
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-# Without the networking flags a closed network floods Chromium with refused connections.
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-)
 # Catalogue ids of videos: opaque strings, not UUIDs.
 VIDEO = "tt0111161"
 TRAILER_VIDEO = "tt0068646"
@@ -99,22 +83,6 @@ def api(live_settings: Settings, site) -> Iterator[str]:
     """The API on another origin, allowing the site's."""
     with serve(create_app(live_settings.replace(cors_origins=(site[0],)))) as url:
         yield url
-
-
-@pytest.fixture
-def browser() -> Iterator[webdriver.Chrome]:
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        pytest.fail("chromium is not installed: apt-get install -y chromium chromium-driver")
-    profile = tempfile.mkdtemp(prefix="clickstream-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_script_timeout(10)
-    yield driver
-    driver.quit()
-    shutil.rmtree(profile, ignore_errors=True)
 
 
 def _view_id(driver: webdriver.Chrome) -> str:

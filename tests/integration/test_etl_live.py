@@ -22,7 +22,7 @@ from core.config import Settings, env_name
 from core.plugin_manager import build_registry, make_plugin_manager
 from core.registry import Registry
 from etl.deadletters import list_dead_letters, requeue
-from etl.reports import consumer_lag, counts_report, pageviews_report, quality_report
+from etl.reports import consumer_lag, counts_report, plugin_report, quality_report
 from etl.runner import run_pass
 from etl.warehouse import MigrationNeededError, Warehouse, WarehouseBusyError, WarehouseError
 from tests.etl_helpers import BASE_TIME, at, create_topic, envelope, produce, query, scalar
@@ -96,7 +96,7 @@ def registry():
 )
 def etl_settings(request, settings: Settings, kafka_bootstrap: str) -> Settings:
     """Per-test settings with a fresh one-partition topic, on chDB or on a server."""
-    settings = settings.replace(etl_poll_timeout_s=0.2, page_view_timeout_s=60)
+    settings = settings.replace(etl_poll_timeout_s=0.2, plugin_values={"page_view_timeout_s": "60"})
     if request.param == "server":
         settings = settings.replace(warehouse_dsn=SERVER_DSN)
     create_topic(settings)
@@ -300,11 +300,15 @@ def test_page_views_are_paired_with_durations_and_orphans_reported(etl_settings,
     )
     run_pass(etl_settings, registry)
 
-    report = pageviews_report(etl_settings)
+    report = plugin_report(etl_settings, registry, "pageviews")
 
-    durations = {d.page_type: (d.count, d.median_s, d.p90_s) for d in report.by_page_type}
-    assert durations == {"movie": (3, 20.0, pytest.approx(28.0)), "main": (1, 4.5, 4.5)}
-    assert (report.open, report.timed_out, report.orphan_ends) == (1, 1, 1)
+    assert report.columns == ["page type", "count", "median s", "p90 s"]
+    durations = {page_type: tuple(rest) for page_type, *rest in report.rows}
+    assert durations == {"movie": (3, 20.0, 28.0), "main": (1, 4.5, 4.5)}
+    assert report.figures == {"open": 1, "timed_out": 1, "orphan_end": 1}
+    assert quality_report(etl_settings, registry, with_lag=False).figures == {
+        "pageviews": report.figures
+    }
     orphan = query(
         etl_settings,
         "SELECT page_type, started_at, duration_s FROM {db}.page_view_durations "

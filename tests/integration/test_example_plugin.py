@@ -14,13 +14,14 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from core.config import Settings, env_name
+from core.config import Settings
 from core.plugin_manager import build_registry, make_plugin_manager
+from tests.servers import subprocess_env
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plugin-rating"
 #: A catalogue id: an opaque string, not a UUID.
@@ -109,21 +110,8 @@ def plugin_env(tmp_path_factory) -> PluginEnvironment:
     return PluginEnvironment(python, source)
 
 
-def environment(settings: Settings) -> dict[str, str]:
-    """The process environment that makes ``Settings.from_env()`` return ``settings``."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("CLICKSTREAM_")}
-    for spec in fields(Settings):
-        value = getattr(settings, spec.name)
-        if isinstance(value, tuple):
-            value = ",".join(value)
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        env[env_name(spec.name)] = str(value)
-    return env
-
-
 def run(python: Path, *args: str, settings: Settings | None = None, cwd: Path | None = None):
-    env = environment(settings) if settings else dict(os.environ)
+    env = subprocess_env(settings) if settings else dict(os.environ)
     return subprocess.run(
         [python, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
     )

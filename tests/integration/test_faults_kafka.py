@@ -7,7 +7,6 @@ API runs as a real gunicorn server in a subprocess, so ``kill -9`` kills a real 
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import signal
 import socket
@@ -20,10 +19,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from core.config import PROJECT_ROOT, Settings, env_name
+from core.config import PROJECT_ROOT, Settings
 from etl.reports import consumer_lag
 from tests.etl_helpers import create_topic, envelope, produce, query
 from tests.reliability import Traffic, load_and_count, read_event_ids, record
+from tests.servers import subprocess_env
 
 pytestmark = pytest.mark.integration
 
@@ -90,25 +90,13 @@ def fault_settings(settings: Settings, private_kafka, redis_url, auth_service_ur
     return settings
 
 
-def settings_env(settings: Settings, **overrides: object) -> dict[str, str]:
-    """The environment that gives a subprocess exactly ``settings``."""
-    env = dict(os.environ)
-    for spec in dataclasses.fields(Settings):
-        value = overrides.get(spec.name, getattr(settings, spec.name))
-        if isinstance(value, tuple):
-            value = ",".join(value)
-        env[env_name(spec.name)] = str(value).lower() if isinstance(value, bool) else str(value)
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    return env
-
-
 class ApiServer:
     """gunicorn serving the API in a process group of its own."""
 
     def __init__(self, settings: Settings, workers: int, log: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = settings_env(settings, api_port=self.port, api_workers=workers, ops_port=0)
+        env = subprocess_env(settings, api_port=self.port, api_workers=workers, ops_port=0)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "core/api/gunicorn_config.py"]
             + ["core.api.wsgi:app"],
@@ -305,7 +293,7 @@ def test_kafka_restarted_while_the_etl_consumes_resumes_from_committed_offsets(
     etl = subprocess.Popen(
         [sys.executable, "-m", "core.cli", "etl"],
         cwd=PROJECT_ROOT,
-        env=settings_env(settings, etl_metrics_port=0),
+        env=subprocess_env(settings, etl_metrics_port=0),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -8,14 +8,12 @@ caplog) and gunicorn in a subprocess with its access log on (its output searched
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import fields
 
 import jwt
 import orjson
@@ -24,8 +22,8 @@ import redis
 import requests
 
 from core.api import create_app
-from core.config import PROJECT_ROOT, Settings, env_name
-from tests.servers import serve
+from core.config import PROJECT_ROOT, Settings
+from tests.servers import serve, subprocess_env
 
 CLOSED_PORT_URL = "http://127.0.0.1:9/api/v1/auth/verify"
 CLOSED_REDIS = "redis://127.0.0.1:1/0"
@@ -174,16 +172,6 @@ def test_the_token_never_reaches_a_log_an_answer_redis_or_kafka(
     assert_absent(values, "Kafka", repr(messages))
 
 
-def _environment(settings: Settings) -> dict[str, str]:
-    environ = {
-        key: value for key, value in os.environ.items() if not key.startswith("CLICKSTREAM_")
-    }
-    for spec in fields(Settings):
-        value = getattr(settings, spec.name)
-        environ[env_name(spec.name)] = ",".join(value) if isinstance(value, tuple) else str(value)
-    return environ
-
-
 def test_gunicorn_with_its_access_log_on_never_shows_the_token(
     live_settings, tokens, tmp_path
 ) -> None:
@@ -205,7 +193,7 @@ def test_gunicorn_with_its_access_log_on_never_shows_the_token(
                 "core.api.wsgi:app",
             ],
             cwd=PROJECT_ROOT,
-            env=_environment(settings),
+            env=subprocess_env(settings),
             stdout=output,
             stderr=subprocess.STDOUT,
         )

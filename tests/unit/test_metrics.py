@@ -237,7 +237,7 @@ def test_quality_figures_and_freshness_come_from_the_quality_report():
         QualityReport(
             duplicates=[DuplicateHour("element_click", hour, 10, 3, 1, 1, 2)],
             gaps=[OffsetGap("events", 0, 5, 9)],
-            timed_out_page_views=2,
+            figures={"pageviews": {"open": 1, "timed_out": 2}},
             newest_event=datetime.fromtimestamp(now[0] - 30, UTC),
             dead_letters=4,
         )
@@ -249,7 +249,8 @@ def test_quality_figures_and_freshness_come_from_the_quality_report():
     assert value(text, "clickstream_warehouse_redelivered_events") == 1
     assert value(text, "clickstream_warehouse_missing_offsets") == 4
     assert value(text, "clickstream_warehouse_dead_letters_waiting") == 4
-    assert value(text, "clickstream_warehouse_unmatched_page_views", status="timed_out") == 2
+    assert value(text, "clickstream_report_figure", report="pageviews", figure="timed_out") == 2
+    assert value(text, "clickstream_report_figure", report="pageviews", figure="open") == 1
     assert value(text, "clickstream_etl_freshness_seconds") == 45.0
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 from marshmallow import Schema
 
-from core import EventType, hookimpl
+from core import EventType, PluginSetting, Report, View, hookimpl
+from core.config import ConfigError, Settings
 from core.ddl import ENVELOPE_COLUMNS_DDL
 from core.fields import Text
 from core.plugin_manager import build_registry, make_plugin_manager
@@ -97,3 +99,118 @@ def test_two_plugins_cannot_share_a_table() -> None:
 def test_one_plugins_event_types_may_share_a_table_with_one_ddl() -> None:
     registry = registry_of(plugin(note_type(), note_type("note_edited")))
     assert set(registry.tables()) == {"notes"}
+
+
+# Settings, views and reports: the hooks beside register_event_types
+
+
+def contributing(*, settings=(), views=(), reports=(), event_types=()) -> object:
+    class Plugin:
+        __qualname__ = f"Plugin{next(PLUGIN_NUMBERS)}"
+
+        @hookimpl
+        def register_event_types(self):
+            return list(event_types)
+
+        @hookimpl
+        def register_settings(self):
+            return list(settings)
+
+        @hookimpl
+        def register_views(self):
+            return list(views)
+
+        @hookimpl
+        def register_reports(self):
+            return list(reports)
+
+    return Plugin()
+
+
+NOTES_VIEW = View("note_lengths", "SELECT length(text) AS n FROM {database}.notes", ("notes",))
+NOTES_REPORT = Report("notes", "Notes by length.", "SELECT 1 AS one", "SELECT 2 AS two")
+LIMIT = PluginSetting("note_limit", 10, "Longest note.")
+
+
+def test_settings_views_and_reports_are_collected_with_their_plugin() -> None:
+    owner = contributing(
+        event_types=[note_type()], settings=[LIMIT], views=[NOTES_VIEW], reports=[NOTES_REPORT]
+    )
+    registry = registry_of(owner)
+    assert list(registry.settings) == ["note_limit"]
+    assert list(registry.views) == ["note_lengths"]
+    assert list(registry.reports) == ["notes"]
+    assert registry.views["note_lengths"].plugin == registry["note_added"].plugin != ""
+    assert registry.settings["note_limit"].plugin == registry["note_added"].plugin
+
+
+@pytest.mark.parametrize(
+    ("kind", "first", "second"),
+    [
+        ("settings", LIMIT, PluginSetting("note_limit", 20, "Another.")),
+        ("reports", NOTES_REPORT, Report("notes", "Again.", "SELECT 3")),
+    ],
+)
+def test_two_plugins_claiming_one_name_stop_start_up_naming_both(kind, first, second) -> None:
+    one, two = contributing(**{kind: [first]}), contributing(**{kind: [second]})
+    with pytest.raises(RegistryError, match="claimed by two plugins") as refused:
+        registry_of(one, two)
+    assert type(one).__qualname__ in str(refused.value)
+    assert type(two).__qualname__ in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("contribution", "complaint"),
+    [
+        ({"views": [View("lengths", "DROP TABLE x", ("notes",))]}, "must be a SELECT"),
+        ({"views": [View("lengths", "SELECT 1", ("elsewhere",))]}, "unknown: ['elsewhere']"),
+        ({"views": [View("Bad-Name", "SELECT 1", ("notes",))]}, "the name must match"),
+        ({"reports": [Report("quality", "Mine.", "SELECT 1")]}, "is a built-in report"),
+        ({"reports": [Report("mine", "Mine.", "SELECT 1", figures="ALTER x")]}, "figures must"),
+        ({"settings": [PluginSetting("Limit", 1, "x")]}, "the name must match"),
+        ({"settings": [PluginSetting("limit", [1], "x")]}, "must be an int, float, str or bool"),
+        ({"settings": ["note_limit"]}, "not a PluginSetting"),
+    ],
+)
+def test_an_invalid_contribution_stops_start_up(contribution, complaint) -> None:
+    with pytest.raises(RegistryError, match=re.escape(complaint)):
+        registry_of(contributing(event_types=[note_type()], **contribution))
+
+
+def test_a_query_may_start_with_comments() -> None:
+    view = View("lengths", "-- why\n\n  -- and how\nWITH 1 AS one SELECT one", ("notes",))
+    assert registry_of(contributing(event_types=[note_type()], views=[view])).views
+
+
+@pytest.mark.parametrize(
+    ("default", "raw", "value"),
+    [
+        (10, "25", 25),
+        (1.5, "0.25", 0.25),
+        (False, "yes", True),
+        (True, "off", False),
+        ("a", "b", "b"),
+    ],
+)
+def test_a_plugin_setting_is_read_from_its_variable_as_its_defaults_type(default, raw, value):
+    setting = PluginSetting("note_limit", default, "x")
+    settings = Settings.from_env({"CLICKSTREAM_NOTE_LIMIT": raw})
+    assert settings.plugin_value(setting) == value
+    assert Settings.from_env({}).plugin_value(setting) == default
+    assert Settings.from_env(settings.to_env()).plugin_value(setting) == value
+
+
+def test_a_bad_plugin_setting_stops_start_up_naming_its_variable() -> None:
+    registry = registry_of(contributing(settings=[LIMIT]))
+    settings = Settings.from_env({"CLICKSTREAM_NOTE_LIMIT": "ten"})
+    with pytest.raises(ConfigError, match="CLICKSTREAM_NOTE_LIMIT='ten' is invalid"):
+        registry.check_settings(settings)
+    registry.check_settings(Settings.from_env({"CLICKSTREAM_NOTE_LIMIT": "12"}))
+
+
+def test_the_built_in_page_view_plugin_uses_only_these_hooks() -> None:
+    registry = build_registry(make_plugin_manager())
+    page_views = registry["page_view_start"].plugin
+    assert registry.settings["page_view_timeout_s"].plugin == page_views
+    assert registry.views["page_view_durations"].plugin == page_views
+    assert registry.reports["pageviews"].plugin == page_views
