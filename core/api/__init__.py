@@ -8,7 +8,7 @@ import pluggy
 from flask import Flask
 
 from core.api import cors, docs, errors, events, health, limits, observability, tracker
-from core.api.extension import PIPELINE, SETTINGS
+from core.api.extension import IDENTITY, METRICS, PIPELINE, RATE_LIMITER, SETTINGS
 from core.config import Settings
 from core.identity import IdentityResolver
 from core.metrics import ApiMetrics
@@ -29,16 +29,29 @@ def create_app(
     registry = build_registry(plugin_manager or make_plugin_manager())
     registry.check_settings(settings)
     identity = identity or IdentityResolver.from_settings(settings)
+    limiter = limits.limiter_for(settings)
+    metrics = ApiMetrics()
+    pipeline = Pipeline(
+        registry,
+        limits.limit_users(identity, limiter, settings),
+        publisher or Publisher(settings),
+        observer=metrics,
+    )
+    metrics.watch(identity, pipeline.publisher)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.max_batch_bytes)
     app.json.ensure_ascii = False
-    metrics = ApiMetrics()
-    pipeline = Pipeline(registry, identity, publisher or Publisher(settings), observer=metrics)
-    metrics.watch(identity, pipeline.publisher)
-    app.extensions[PIPELINE] = pipeline
-    app.extensions[SETTINGS] = settings
+    app.extensions.update(
+        {
+            PIPELINE: pipeline,
+            SETTINGS: settings,
+            IDENTITY: identity,
+            METRICS: metrics,
+            RATE_LIMITER: limiter,
+        }
+    )
     logging.getLogger("core").setLevel(settings.log_level)
-    observability.init_app(app, metrics)
+    observability.init_app(app)
     errors.init_app(app)
     for blueprint in (
         events.blueprint,

@@ -1,14 +1,27 @@
-"""Where the application keeps its resources: ``app.extensions``, never module globals."""
+"""Where the application keeps its resources: ``app.extensions``, never module globals.
+
+Every key is here, and :func:`core.api.create_app` attaches every resource, once.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from flask import Flask
 
 from core.config import Settings
+from core.identity import IdentityResolver
 from core.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from core.api.limits import RateLimiter
+    from core.metrics import ApiMetrics
 
 PIPELINE = "clickstream.pipeline"
 SETTINGS = "clickstream.settings"
+IDENTITY = "clickstream.identity"
+METRICS = "clickstream.metrics"
+RATE_LIMITER = "clickstream.rate_limiter"
 
 
 def pipeline_of(app: Flask) -> Pipeline:
@@ -19,3 +32,18 @@ def pipeline_of(app: Flask) -> Pipeline:
 def settings_of(app: Flask) -> Settings:
     """The settings an application was built with."""
     return app.extensions[SETTINGS]
+
+
+def identity_of(app: Flask) -> IdentityResolver:
+    """The identity resolver (its checks and statistics), without any rate limit around it."""
+    return app.extensions[IDENTITY]
+
+
+def metrics_of(app: Flask) -> ApiMetrics:
+    """The metrics an application records into."""
+    return app.extensions[METRICS]
+
+
+def rate_limiter_of(app: Flask) -> RateLimiter | None:
+    """The rate limiter, or None when no limit is set."""
+    return app.extensions[RATE_LIMITER]

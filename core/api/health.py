@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app
 
-from core.api.extension import pipeline_of
+from core.api.extension import identity_of, pipeline_of
 
 blueprint = Blueprint("health", __name__)
 
@@ -22,11 +22,11 @@ def ready():
     503 when neither Kafka nor the spool can take an event. Redis and the auth service
     have fallbacks and never make the API unready.
     """
-    pipeline = pipeline_of(current_app)
+    pipeline, identity = pipeline_of(current_app), identity_of(current_app)
     checks = {
         "kafka": pipeline.publisher.check(),
-        "redis": pipeline.identity.check_cache(),
-        "auth_service": pipeline.identity.check_auth_service(),
+        "redis": identity.check_cache(),
+        "auth_service": identity.check_auth_service(),
     }
     spool = pipeline.publisher.check_spool()
     if checks["kafka"]["ok"] and not spool["depth_events"]:

@@ -13,19 +13,17 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
 
 import redis
 from flask import Flask, current_app, request
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from core.api.extension import pipeline_of, settings_of
+from core.api.extension import rate_limiter_of, settings_of
 from core.config import Settings
 from core.errors import ApiError
-from core.identity import CircuitBreaker, Identity
+from core.identity import CircuitBreaker, Identity, IdentityResolver
 
-EXTENSION = "clickstream.rate_limiter"
 #: Blueprints whose POST requests count against the IP limit.
 LIMITED_BLUEPRINTS = frozenset({"events"})
 # After a Redis error, skip the limits this long rather than pay a timeout per request.
@@ -107,12 +105,10 @@ def client_ip(remote_addr: str | None, forwarded_for: str | None, trusted_hops: 
 
 
 class UserLimitedIdentity:
-    """An identity resolver that also counts each verified user's events against the limit.
+    """Resolves identities with ``resolver``, then counts each verified user's events against
+    the limit: what the pipeline resolves with when a user limit is set."""
 
-    Everything but :meth:`resolve` is the wrapped resolver's (checks, statistics).
-    """
-
-    def __init__(self, resolver: Any, limiter: RateLimiter, limit: int) -> None:
+    def __init__(self, resolver: IdentityResolver, limiter: RateLimiter, limit: int) -> None:
         self._resolver = resolver
         self._limiter = limiter
         self._limit = limit
@@ -125,9 +121,6 @@ class UserLimitedIdentity:
                 raise rate_limited(seconds, "events from this user")
         return identity
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._resolver, name)
-
 
 def _limit_client_ip() -> None:
     if request.method != "POST" or request.blueprint not in LIMITED_BLUEPRINTS:
@@ -136,22 +129,30 @@ def _limit_client_ip() -> None:
     address = client_ip(
         request.remote_addr, request.headers.get("X-Forwarded-For"), settings.trusted_proxy_hops
     )
-    limiter: RateLimiter = current_app.extensions[EXTENSION]
-    seconds = limiter.retry_after("ip", address, settings.rate_limit_ip_requests)
+    seconds = rate_limiter_of(current_app).retry_after(
+        "ip", address, settings.rate_limit_ip_requests
+    )
     if seconds is not None:
         raise rate_limited(seconds, "requests from this address")
 
 
+def limiter_for(settings: Settings) -> RateLimiter | None:
+    """The rate limiter ``settings`` ask for, or None when no limit is set."""
+    if settings.rate_limit_ip_requests or settings.rate_limit_user_events:
+        return RateLimiter.from_settings(settings)
+    return None
+
+
+def limit_users(
+    identity: IdentityResolver, limiter: RateLimiter | None, settings: Settings
+) -> IdentityResolver | UserLimitedIdentity:
+    """``identity``, counting verified users' events when a user limit is set."""
+    if limiter is None or not settings.rate_limit_user_events:
+        return identity
+    return UserLimitedIdentity(identity, limiter, settings.rate_limit_user_events)
+
+
 def init_app(app: Flask, settings: Settings) -> None:
-    """Turn on the limits ``settings`` ask for; with none asked, the app is left untouched."""
-    if not (settings.rate_limit_ip_requests or settings.rate_limit_user_events):
-        return
-    limiter = RateLimiter.from_settings(settings)
-    app.extensions[EXTENSION] = limiter
+    """Count requests per client address when an IP limit is set; else leave the app as is."""
     if settings.rate_limit_ip_requests:
         app.before_request(_limit_client_ip)
-    if settings.rate_limit_user_events:
-        pipeline = pipeline_of(app)
-        pipeline.identity = UserLimitedIdentity(
-            pipeline.identity, limiter, settings.rate_limit_user_events
-        )

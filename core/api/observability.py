@@ -13,21 +13,14 @@ import time
 from flask import Blueprint, Flask, Response, current_app, g, request
 
 from core.api import ops
-from core.api.extension import settings_of
+from core.api.extension import metrics_of, settings_of
 from core.log import bind_request_id, unbind_request_id
-from core.metrics import ApiMetrics
 
 REQUEST_ID_HEADER = "X-Request-ID"
-METRICS = "clickstream.metrics"
 
 log = logging.getLogger("core.api.access")
 
 blueprint = ops.protect(Blueprint("metrics", __name__))
-
-
-def metrics_of(app: Flask) -> ApiMetrics:
-    """The metrics an application records into."""
-    return app.extensions[METRICS]
 
 
 @blueprint.get("/metrics")
@@ -70,9 +63,8 @@ def _teardown(_error: BaseException | None) -> None:
     unbind_request_id()
 
 
-def init_app(app: Flask, metrics: ApiMetrics) -> None:
+def init_app(app: Flask) -> None:
     """Install the hooks first, so that they time and count every other hook's work."""
-    app.extensions[METRICS] = metrics
     app.before_request_funcs.setdefault(None, []).insert(0, _start)
     app.after_request(_finish)
     app.teardown_request(_teardown)

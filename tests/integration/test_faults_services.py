@@ -18,6 +18,7 @@ import requests
 
 from auth_service.app import create_app as create_auth_app
 from core.api import create_app
+from core.api.extension import identity_of
 from core.config import Settings
 from tests.reliability import load_and_count, read_event_ids, record, search_event
 from tests.servers import serve
@@ -58,7 +59,7 @@ def send(settings: Settings, tokens: list[str]) -> tuple[list[str], list[float],
             latencies.append(time.perf_counter() - started)
             assert response.status_code == 202, response.json
             accepted.append(response.json["event_id"])
-        return accepted, latencies, app.extensions["clickstream.pipeline"].identity.stats()
+        return accepted, latencies, identity_of(app).stats()
     finally:
         app.extensions["clickstream.pipeline"].publisher.close()
 

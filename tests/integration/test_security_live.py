@@ -22,6 +22,7 @@ import redis
 import requests
 
 from core.api import create_app
+from core.api.extension import identity_of
 from core.config import PROJECT_ROOT, Settings
 from tests.servers import serve, subprocess_env
 
@@ -217,7 +218,7 @@ def test_gunicorn_with_its_access_log_on_never_shows_the_token(
 def test_tokens_that_would_break_the_auth_header_never_reach_the_service(live_settings) -> None:
     app = create_app(live_settings)
     client = app.test_client()
-    identity = app.extensions["clickstream.pipeline"].identity
+    identity = identity_of(app)
     for token in ["я-token", "a\nb", "a\r\nX-Injected: yes", "tab\there", "nul\x00"] * 2:
         answer = client.post("/api/v1/events", json=click(token))
         assert answer.status_code == 422, answer.json

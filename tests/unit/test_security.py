@@ -9,6 +9,7 @@ import pytest
 from flask import Blueprint
 
 from core.api import create_app, limits, ops
+from core.api.extension import identity_of, pipeline_of, rate_limiter_of
 from core.config import PROJECT_ROOT, ConfigError, Settings
 from core.plugin_manager import build_registry, make_plugin_manager
 from tests.fakes import FakeIdentity, FakePublisher
@@ -220,9 +221,19 @@ def test_client_ip(remote, forwarded, hops, expected) -> None:
 
 
 def test_limits_off_leave_the_app_untouched() -> None:
-    client = make_client()
-    assert limits.EXTENSION not in client.application.extensions
-    assert isinstance(client.application.extensions["clickstream.pipeline"].identity, FakeIdentity)
+    app = make_client().application
+    assert rate_limiter_of(app) is None
+    assert isinstance(pipeline_of(app).identity, FakeIdentity)
+    assert app.before_request_funcs.get(None, []).count(limits._limit_client_ip) == 0
+
+
+def test_a_user_limit_wraps_the_resolver_and_the_probes_still_see_the_resolver() -> None:
+    client = make_client(rate_limit_user_events=5)
+    app = client.application
+    assert isinstance(pipeline_of(app).identity, limits.UserLimitedIdentity)
+    assert isinstance(identity_of(app), FakeIdentity)
+    ready = client.get("/health/ready").json
+    assert ready["checks"]["redis"] == {"ok": True, "detail": "fake"}
 
 
 # Settings
