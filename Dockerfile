@@ -29,4 +29,4 @@ RUN pip install --no-deps . \
 
 USER clickstream
 EXPOSE 8000 8001
-CMD ["gunicorn", "-c", "core/api/gunicorn_config.py", "core.api.wsgi:app"]
+CMD ["gunicorn", "-c", "core/serve/gunicorn_config.py", "core.serve.wsgi:app"]

@@ -14,7 +14,7 @@ services-up:  ## Start Kafka (KRaft), Redis and the reference auth service nativ
 services-down:
 	scripts/services.sh down
 
-up: services-up  ## Also run the API (core/serve.py: granian) and the ETL schedule in the background
+up: services-up  ## Also run the API (core/serve/__main__.py: granian) and the ETL schedule in the background
 	scripts/app.sh up
 
 down:  ## Stop the API, the ETL and the services
@@ -51,8 +51,8 @@ lint:
 	$(PYTHON) -m ruff format --check .
 
 docs:  ## Refresh the generated docs: docs/openapi.json and docs/configuration.md
-	$(PYTHON) -m core.openapi > docs/openapi.json
+	$(PYTHON) -m core.api.openapi > docs/openapi.json
 	$(PYTHON) -m core.config > docs/configuration.md
 
 schema-check:  ## Refuse unversioned breaking changes to event schemas since docs/openapi.json
-	$(PYTHON) -m core.cli schema-check
+	$(PYTHON) -m etl.cli schema-check

@@ -16,7 +16,7 @@ from kafka import KafkaAdminClient
 
 from bench import etl, load, profile, report, stack
 from core.config import PROJECT_ROOT, Settings
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.host.plugin_manager import build_registry, make_plugin_manager
 
 SEED_RATE = 660
 SERVERS = ("granian", "gunicorn")

@@ -14,9 +14,9 @@ from kafka.structs import TopicPartition
 from bench.load import traffic
 from bench.stats import percentile
 from core.config import Settings
-from core.identity import ANONYMOUS
+from core.host.registry import Registry
+from core.ingest.identity import ANONYMOUS
 from core.message import build_message, encode
-from core.registry import Registry
 from etl.runner import run_pass
 from etl.warehouse import Warehouse
 

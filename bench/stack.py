@@ -121,7 +121,7 @@ def api_server(kind: str, settings: Settings, log_dir: Path) -> Iterator[Process
 @contextmanager
 def etl_schedule(settings: Settings, log_dir: Path) -> Iterator[Process]:
     """``clickstream etl`` (the schedule of ``make up``), stopped on exit."""
-    process = start("etl", [sys.executable, "-m", "core.cli", "etl"], settings, log_dir)
+    process = start("etl", [sys.executable, "-m", "etl.cli", "etl"], settings, log_dir)
     try:
         yield process
     finally:

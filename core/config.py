@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from core.registry import PluginSetting
+    from core.host.registry import PluginSetting
 
 PREFIX = "CLICKSTREAM_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -386,6 +386,6 @@ def describe(plugin_settings: Iterable[PluginSetting] = ()) -> str:
 
 
 if __name__ == "__main__":
-    from core.plugin_manager import build_registry, make_plugin_manager
+    from core.host.plugin_manager import build_registry, make_plugin_manager
 
     print(describe(build_registry(make_plugin_manager()).settings.values()), end="")

@@ -10,8 +10,8 @@ from typing import Any
 import orjson
 from marshmallow import Schema, fields, validate
 
-from core.fields import Text
-from core.identity import Identity
+from core.host.fields import Text
+from core.ingest.identity import Identity
 
 #: Longest token accepted; longer ones are refused before any verification.
 MAX_TOKEN_LENGTH = 8192

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, writ
 from prometheus_client.exposition import start_http_server
 
 from core.config import Settings
-from core.registry import Registry
+from core.host.registry import Registry
 from etl.reports import QualityReport, consumer_lag, quality_report
 from etl.runner import PassResult
 

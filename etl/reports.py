@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from clickhouse_connect.driver.client import Client
 
 from core.config import Settings
-from core.registry import Registry, Report
+from core.host.registry import Registry, Report
 from etl.consume import committed_offsets, end_offsets, open_consumer
 from etl.warehouse import Warehouse
 

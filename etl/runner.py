@@ -31,7 +31,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import OperationalError
 
 from core.config import Settings
-from core.registry import Registry
+from core.host.registry import Registry
 from etl.consume import Batch, commit, open_consumer, read_batch
 from etl.trace import log_events
 from etl.transform import INSERT_FAILED, Loaded, Record, Rejected, transform

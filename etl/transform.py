@@ -10,7 +10,7 @@ from uuid import UUID
 import orjson
 from marshmallow import ValidationError
 
-from core.registry import MAX_VERSION, Registry
+from core.host.registry import MAX_VERSION, Registry
 from core.rows import FIRST_SCHEMA_VERSION, Row
 
 #: Envelope keys the ETL needs; ``schema_version`` is optional (older messages lack it),

@@ -23,7 +23,7 @@ import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
 from core.config import Settings
-from core.registry import Registry, View
+from core.host.registry import Registry, View
 
 log = logging.getLogger(__name__)
 

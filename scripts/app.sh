@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the API (core/serve.py: granian or gunicorn) and the ETL schedule in the background: app.sh up|down|status.
+# Run the API (core/serve/__main__.py: granian or gunicorn) and the ETL schedule in the background: app.sh up|down|status.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -61,7 +61,7 @@ case "${1:-}" in
   up)
     start api "$PYTHON" -m core.serve
     wait_ready
-    start etl "$PYTHON" -m core.cli etl
+    start etl "$PYTHON" -m etl.cli etl
     ;;
   down)
     stop etl

@@ -13,9 +13,9 @@ import threading
 import time
 
 from core.api import create_app, observability
+from core.api.metrics import ApiMetrics
 from core.config import Settings
 from core.log import JsonFormatter
-from core.metrics import ApiMetrics
 from tests.fakes import FakeIdentity, FakePublisher
 
 REQUESTS = 2000

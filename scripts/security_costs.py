@@ -21,7 +21,7 @@ from core.api import create_app  # noqa: E402
 from core.api.events import _refuse_duplicate_keys  # noqa: E402
 from core.api.limits import RateLimiter  # noqa: E402
 from core.config import Settings  # noqa: E402
-from core.plugin_manager import build_registry, make_plugin_manager  # noqa: E402
+from core.host.plugin_manager import build_registry, make_plugin_manager  # noqa: E402
 from tests.fakes import FakeIdentity, FakePublisher  # noqa: E402
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.identity import Identity, TokenRejected
-from core.publisher import PublishError
+from core.ingest.identity import Identity, TokenRejected
+from core.ingest.publisher import PublishError
 
 
 class FakeIdentity:
@@ -47,7 +47,7 @@ class FakePublisher:
         return {"ok": not self.failing, "detail": "fake"}
 
     def close(self) -> None:
-        """Like :meth:`core.publisher.Publisher.close`; a fake holds no connection."""
+        """Like :meth:`core.ingest.publisher.Publisher.close`; a fake holds no connection."""
 
     def check_spool(self) -> dict:
         return {"ok": False, "detail": "the fake has no spool", "depth_events": 0, "bytes": 0}

@@ -18,7 +18,7 @@ import requests
 from kafka import KafkaConsumer
 
 from core.config import Settings
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.host.plugin_manager import build_registry, make_plugin_manager
 from etl.runner import run_pass
 from tests.etl_helpers import query
 

@@ -9,12 +9,12 @@ from flask import Flask
 
 from core.api import cors, docs, errors, events, health, limits, observability, tracker
 from core.api.extension import IDENTITY, METRICS, PIPELINE, RATE_LIMITER, SETTINGS
+from core.api.metrics import ApiMetrics
 from core.config import Settings
-from core.identity import IdentityResolver
-from core.metrics import ApiMetrics
-from core.pipeline import Pipeline
-from core.plugin_manager import build_registry, make_plugin_manager
-from core.publisher import Publisher
+from core.host.plugin_manager import build_registry, make_plugin_manager
+from core.ingest.identity import IdentityResolver
+from core.ingest.pipeline import Pipeline
+from core.ingest.publisher import Publisher
 
 
 def create_app(

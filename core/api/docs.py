@@ -8,7 +8,7 @@ from flask import Blueprint, current_app
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from core.api.extension import pipeline_of
-from core.openapi import build_spec
+from core.api.openapi import build_spec
 
 blueprint = Blueprint("docs", __name__)
 

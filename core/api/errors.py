@@ -7,7 +7,7 @@ import logging
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
-from core.errors import ApiError
+from core.ingest.errors import ApiError
 
 log = logging.getLogger(__name__)
 

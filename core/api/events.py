@@ -10,7 +10,7 @@ import orjson
 from flask import Blueprint, current_app, request
 
 from core.api.extension import pipeline_of, settings_of
-from core.errors import ApiError
+from core.ingest.errors import ApiError
 
 blueprint = Blueprint("events", __name__)
 

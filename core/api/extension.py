@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING
 from flask import Flask
 
 from core.config import Settings
-from core.identity import IdentityResolver
-from core.pipeline import Pipeline
+from core.ingest.identity import IdentityResolver
+from core.ingest.pipeline import Pipeline
 
 if TYPE_CHECKING:
     from core.api.limits import RateLimiter
-    from core.metrics import ApiMetrics
+    from core.api.metrics import ApiMetrics
 
 PIPELINE = "clickstream.pipeline"
 SETTINGS = "clickstream.settings"

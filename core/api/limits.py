@@ -21,8 +21,8 @@ from redis.retry import Retry
 
 from core.api.extension import rate_limiter_of, settings_of
 from core.config import Settings
-from core.errors import ApiError
-from core.identity import CircuitBreaker, Identity, IdentityResolver
+from core.ingest.errors import ApiError
+from core.ingest.identity import CircuitBreaker, Identity, IdentityResolver
 
 #: Blueprints whose POST requests count against the IP limit.
 LIMITED_BLUEPRINTS = frozenset({"events"})

@@ -24,7 +24,7 @@ import hmac
 from flask import Blueprint, current_app, request
 
 from core.api.extension import settings_of
-from core.errors import ApiError
+from core.ingest.errors import ApiError
 
 
 def protect(blueprint: Blueprint) -> Blueprint:

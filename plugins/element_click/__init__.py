@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core import EventType, hookimpl
-from core.ddl import load_ddl
+from core.host.ddl import load_ddl
 from plugins.element_click.schema import ElementClickSchema
 
 EXAMPLE = {"element_type": "trailer", "page_type": "movie"}

@@ -11,7 +11,7 @@ from importlib.resources import files
 from typing import Any
 
 from core import EventType, PluginSetting, Report, View, hookimpl
-from core.ddl import load_ddl
+from core.host.ddl import load_ddl
 from core.rows import Row, envelope_columns
 from plugins.page_view.schema import PageViewEndSchema, PageViewStartSchema
 

@@ -15,7 +15,7 @@ from marshmallow import fields
 
 from core.api import create_app
 from core.config import Settings
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.host.plugin_manager import build_registry, make_plugin_manager
 from tests.conformance.specification import CONTRACT, EXAMPLES, WRONG_TYPE, with_token
 from tests.fakes import FakeIdentity, FakePublisher
 

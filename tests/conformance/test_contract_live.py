@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from core.api import create_app
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.host.plugin_manager import build_registry, make_plugin_manager
 from etl.runner import run_pass
 from tests.conformance.specification import CONTRACT, EXAMPLES, with_token
 from tests.etl_helpers import query

@@ -21,7 +21,7 @@ from selenium.webdriver.common.by import By
 
 from core.api import create_app
 from core.config import Settings
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.host.plugin_manager import build_registry, make_plugin_manager
 from etl.runner import run_pass
 from tests.etl_helpers import query
 from tests.servers import serve

@@ -19,8 +19,8 @@ from marshmallow import Schema, fields
 
 from core import EventType, hookimpl
 from core.config import Settings, env_name
-from core.plugin_manager import build_registry, make_plugin_manager
-from core.registry import Registry
+from core.host.plugin_manager import build_registry, make_plugin_manager
+from core.host.registry import Registry
 from etl.deadletters import list_dead_letters, requeue
 from etl.reports import consumer_lag, counts_report, plugin_report, quality_report
 from etl.runner import run_pass
@@ -165,7 +165,7 @@ def test_a_crash_between_insert_and_commit_loses_and_doubles_nothing(etl_setting
         """
         import os, signal
         from core.config import Settings
-        from core.plugin_manager import build_registry, make_plugin_manager
+        from core.host.plugin_manager import build_registry, make_plugin_manager
         from etl.runner import run_pass
         from tests.integration.test_etl_live import RatingPlugin
         registry = build_registry(make_plugin_manager(extra_plugins=[RatingPlugin()]))
@@ -389,7 +389,7 @@ def test_the_etl_command_runs_on_schedule_and_stops_on_sigterm(etl_settings, reg
     produce(etl_settings, [envelope("search_filter", dict(search.example)) for _ in range(3)])
     env = _env(etl_settings, etl_interval_s="0.5")
     etl = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "etl"], env=env, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "etl.cli", "etl"], env=env, stderr=subprocess.PIPE, text=True
     )
     try:
         _wait_for(lambda: consumer_lag(etl_settings) == {0: 0})
@@ -403,7 +403,7 @@ def test_the_etl_command_runs_on_schedule_and_stops_on_sigterm(etl_settings, reg
     assert "etl.stopped" in stderr
     assert count(etl_settings, "search_filters") == (4, 4)
     failing = subprocess.run(
-        [sys.executable, "-m", "core.cli", "etl", "--once"],
+        [sys.executable, "-m", "etl.cli", "etl", "--once"],
         env={**env, env_name("warehouse_dsn"): "http://127.0.0.1:9/"},
         capture_output=True,
     )

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from core.config import Settings
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.host.plugin_manager import build_registry, make_plugin_manager
 from tests.servers import subprocess_env
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plugin-rating"
@@ -122,7 +122,7 @@ def test_the_shared_environment_does_not_see_the_plugin() -> None:
 
 
 def test_clickstream_plugins_lists_it_with_its_distribution(plugin_env: PluginEnvironment) -> None:
-    listed = run(plugin_env.python, "-m", "core.cli", "plugins", "--json")
+    listed = run(plugin_env.python, "-m", "etl.cli", "plugins", "--json")
     assert listed.returncode == 0, listed.stderr
     by_event = {entry["event"]: entry for entry in json.loads(listed.stdout)}
     assert by_event["rating_submitted"] == {
@@ -134,7 +134,7 @@ def test_clickstream_plugins_lists_it_with_its_distribution(plugin_env: PluginEn
         "distribution_version": "0.1.0",
     }
     assert by_event["page_view_start"]["distribution"] == "clickstream"
-    table = run(plugin_env.python, "-m", "core.cli", "plugins")
+    table = run(plugin_env.python, "-m", "etl.cli", "plugins")
     [line] = [line for line in table.stdout.splitlines() if line.startswith("rating_submitted")]
     assert line.split() == [
         "rating_submitted",
@@ -153,7 +153,7 @@ def test_its_own_tests_pass_where_it_is_installed(plugin_env: PluginEnvironment)
 
 
 def test_a_new_event_type_is_a_compatible_schema_change(plugin_env: PluginEnvironment) -> None:
-    checked = run(plugin_env.python, "-m", "core.cli", "schema-check")
+    checked = run(plugin_env.python, "-m", "etl.cli", "schema-check")
     assert checked.returncode == 0, checked.stdout
     assert "rating_submitted: new event type (version 1) [ok]" in checked.stdout
 
@@ -187,9 +187,9 @@ def test_a_rating_goes_from_the_api_through_kafka_into_its_table(
     assert [message["schema_version"] for _, message in published] == [1, 1]
     assert [message["data"]["score"] for _, message in published] == [7, 10]
 
-    etl = run(plugin_env.python, "-m", "core.cli", "etl", "--once", settings=settings)
+    etl = run(plugin_env.python, "-m", "etl.cli", "etl", "--once", settings=settings)
     assert etl.returncode == 0, etl.stderr
-    counts = run(plugin_env.python, "-m", "core.cli", "report", "counts", settings=settings)
+    counts = run(plugin_env.python, "-m", "etl.cli", "report", "counts", settings=settings)
     assert ["ratings", "2", "2"] in [line.split() for line in counts.stdout.splitlines()]
 
     read = run(plugin_env.python, "-c", READ_RATINGS, settings=settings)

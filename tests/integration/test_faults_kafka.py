@@ -98,8 +98,8 @@ class ApiServer:
         self.url = f"http://127.0.0.1:{self.port}"
         env = subprocess_env(settings, api_port=self.port, api_workers=workers, ops_port=0)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "core/api/gunicorn_config.py"]
-            + ["core.api.wsgi:app"],
+            [sys.executable, "-m", "gunicorn", "-c", "core/serve/gunicorn_config.py"]
+            + ["core.serve.wsgi:app"],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -291,7 +291,7 @@ def test_kafka_restarted_while_the_etl_consumes_resumes_from_committed_offsets(
     ]
     produce(settings, first)
     etl = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "etl"],
+        [sys.executable, "-m", "etl.cli", "etl"],
         cwd=PROJECT_ROOT,
         env=subprocess_env(settings, etl_metrics_port=0),
         stdout=subprocess.DEVNULL,

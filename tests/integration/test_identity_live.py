@@ -14,7 +14,7 @@ import requests
 
 from auth_service.app import create_app
 from core.config import Settings
-from core.identity import Identity, IdentityResolver, TokenRejected
+from core.ingest.identity import Identity, IdentityResolver, TokenRejected
 from tests.servers import serve
 
 pytestmark = pytest.mark.integration

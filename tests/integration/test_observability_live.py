@@ -18,8 +18,8 @@ import requests
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.api import create_app
+from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.log import logconfig_dict
-from core.plugin_manager import build_registry, make_plugin_manager
 from etl.metrics import EtlMetrics
 from etl.runner import run_pass
 
@@ -144,8 +144,8 @@ def test_under_gunicorn_workers_add_up_and_one_request_id_joins_api_and_etl_logs
     }
     api_log = (tmp_path / "api.log").open("w")
     api = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", "core/api/gunicorn_config.py"]
-        + ["--log-config-json", str(log_config), "core.api.wsgi:app"],
+        [sys.executable, "-m", "gunicorn", "-c", "core/serve/gunicorn_config.py"]
+        + ["--log-config-json", str(log_config), "core.serve.wsgi:app"],
         cwd=ROOT,
         env=env,
         stderr=api_log,
@@ -177,7 +177,7 @@ def test_under_gunicorn_workers_add_up_and_one_request_id_joins_api_and_etl_logs
             )
 
         etl = subprocess.Popen(
-            [sys.executable, "-m", "core.cli", "etl"],
+            [sys.executable, "-m", "etl.cli", "etl"],
             cwd=ROOT,
             env={**env, "CLICKSTREAM_LOG_LEVEL": "DEBUG"},
             stderr=subprocess.PIPE,

@@ -8,7 +8,7 @@ import pytest
 import redis
 
 from core.api import create_app, limits
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.host.plugin_manager import build_registry, make_plugin_manager
 
 URL = "/api/v1/events"
 BATCH = "/api/v1/events/batch"

@@ -6,9 +6,9 @@ import json
 import re
 
 from core.api import create_app
+from core.api.openapi import build_spec
 from core.config import Settings
-from core.openapi import build_spec
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.host.plugin_manager import build_registry, make_plugin_manager
 from tests.fakes import FakeIdentity, FakePublisher
 
 ASSET = re.compile(r'(?:src|href)="([^"]+)"')

@@ -10,9 +10,9 @@ import pytest
 
 from core.api import create_app
 from core.config import Settings
-from core.fields import MAX_TEXT
+from core.host.fields import MAX_TEXT
+from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.message import MAX_TOKEN_LENGTH
-from core.plugin_manager import build_registry, make_plugin_manager
 from tests.fakes import FakeIdentity, FakePublisher
 
 URL = "/api/v1/events"

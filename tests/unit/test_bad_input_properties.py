@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from core.api import create_app
 from core.config import Settings
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.host.plugin_manager import build_registry, make_plugin_manager
 from tests.fakes import FakeIdentity, FakePublisher
 
 URL = "/api/v1/events"

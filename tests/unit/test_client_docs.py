@@ -13,7 +13,7 @@ import pytest
 
 from core.api import create_app
 from core.config import Settings
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.host.plugin_manager import build_registry, make_plugin_manager
 from tests.fakes import FakeIdentity, FakePublisher
 from tests.servers import serve
 

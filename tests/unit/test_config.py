@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.config import ConfigError, Settings, describe
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.host.plugin_manager import build_registry, make_plugin_manager
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 

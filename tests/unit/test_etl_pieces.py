@@ -7,8 +7,8 @@ import uuid
 import orjson
 import pytest
 
-from core.cli import parser
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.host.plugin_manager import build_registry, make_plugin_manager
+from etl.cli import parser
 from etl.consume import PartitionRead, _settle
 from etl.runner import insert_token
 from etl.transform import Loaded, Record, Rejected, transform

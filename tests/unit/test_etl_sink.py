@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 import etl.runner
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.host.plugin_manager import build_registry, make_plugin_manager
 from etl.consume import Batch, PartitionRead
 from etl.runner import insert_token, run_pass
 from etl.transform import Record

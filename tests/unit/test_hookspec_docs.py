@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from core import hookspecs
-from core.hookspecs import PROJECT_NAME
-from core.plugin_manager import make_plugin_manager
-from core.registry import EventType
+from core.host import hookspecs
+from core.host.hookspecs import PROJECT_NAME
+from core.host.plugin_manager import make_plugin_manager
+from core.host.registry import EventType
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "writing-plugins.md"

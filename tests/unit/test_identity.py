@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from core.config import ConfigError, Settings
-from core.identity import (
+from core.ingest.identity import (
     ANONYMOUS,
     CircuitBreaker,
     Identity,
@@ -377,10 +377,12 @@ def test_outage_warnings_at_most_every_30_s_per_dependency(base, clock, caplog):
 
     def warnings() -> int:
         return sum(
-            1 for r in caplog.records if r.name == "core.identity" and r.levelno == logging.WARNING
+            1
+            for r in caplog.records
+            if r.name == "core.ingest.identity" and r.levelno == logging.WARNING
         )
 
-    with caplog.at_level(logging.WARNING, logger="core.identity"):
+    with caplog.at_level(logging.WARNING, logger="core.ingest.identity"):
         assert resolver.resolve(token) == Identity("u1", "degraded")
         first = warnings()
         for _ in range(2):

@@ -12,8 +12,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.api import create_app
+from core.api.metrics import ApiMetrics
 from core.config import Settings
-from core.metrics import ApiMetrics
 from etl.metrics import EtlMetrics
 from etl.reports import DuplicateHour, OffsetGap, QualityReport
 from etl.runner import PassResult
@@ -174,9 +174,9 @@ def test_gunicorn_workers_add_up_in_multiprocess_mode(tmp_path):
     script = textwrap.dedent(
         """
         import os, sys
-        from core import multiprocess
+        from core.serve import multiprocess
         multiprocess.enable()
-        from core.metrics import ApiMetrics
+        from core.api.metrics import ApiMetrics
         metrics = ApiMetrics()
         pid = os.fork()
         for _ in range(2 if pid == 0 else 1):

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import yaml
 
+from core.api.metrics import ApiMetrics
 from core.config import Settings
-from core.metrics import ApiMetrics
 from etl.metrics import EtlMetrics
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"

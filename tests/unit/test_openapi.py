@@ -7,8 +7,8 @@ from pathlib import Path
 
 from openapi_spec_validator import validate
 
-from core.openapi import build_spec, render
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.api.openapi import build_spec, render
+from core.host.plugin_manager import build_registry, make_plugin_manager
 
 PUBLISHED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 REGISTRY = build_registry(make_plugin_manager())

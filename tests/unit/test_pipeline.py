@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta, timezone
 import orjson
 import pytest
 
-from core.errors import ApiError
-from core.pipeline import Pipeline
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.host.plugin_manager import build_registry, make_plugin_manager
+from core.ingest.errors import ApiError
+from core.ingest.pipeline import Pipeline
 from tests.fakes import FakeIdentity, FakePublisher
 
 REGISTRY = build_registry(make_plugin_manager())

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from marshmallow import ValidationError
 
-from core.plugin_manager import build_registry, make_plugin_manager
-from core.registry import EventType, Registry
+from core.host.plugin_manager import build_registry, make_plugin_manager
+from core.host.registry import EventType, Registry
 from core.rows import ENVELOPE_COLUMNS
 
 EVENTS = (

@@ -9,9 +9,9 @@ import threading
 import pytest
 from kafka.errors import KafkaTimeoutError
 
-import core.publisher
+import core.ingest.publisher
 from core.config import Settings
-from core.publisher import Publisher, PublishError
+from core.ingest.publisher import Publisher, PublishError
 
 
 class Acknowledgement:
@@ -58,7 +58,7 @@ class RecordingProducer:
 @pytest.fixture
 def producers(monkeypatch) -> list[RecordingProducer]:
     RecordingProducer.made = []
-    monkeypatch.setattr(core.publisher, "KafkaProducer", RecordingProducer)
+    monkeypatch.setattr(core.ingest.publisher, "KafkaProducer", RecordingProducer)
     return RecordingProducer.made
 
 

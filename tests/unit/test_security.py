@@ -11,7 +11,7 @@ from flask import Blueprint
 from core.api import create_app, limits, ops
 from core.api.extension import identity_of, pipeline_of, rate_limiter_of
 from core.config import PROJECT_ROOT, ConfigError, Settings
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.host.plugin_manager import build_registry, make_plugin_manager
 from tests.fakes import FakeIdentity, FakePublisher
 
 URL = "/api/v1/events"
@@ -188,7 +188,7 @@ def test_ops_port_and_token_together() -> None:
 
 
 def test_the_ops_listener_is_bound_by_gunicorn(monkeypatch, tmp_path) -> None:
-    config = PROJECT_ROOT / "core" / "api" / "gunicorn_config.py"
+    config = PROJECT_ROOT / "core" / "serve" / "gunicorn_config.py"
     # The config switches on multiprocess metrics; keep that inside this test.
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     for name in ("CLICKSTREAM_API_HOST", "CLICKSTREAM_API_PORT"):

@@ -11,7 +11,7 @@ import threading
 import pytest
 
 from core.config import Settings
-from core.spool import (
+from core.ingest.spool import (
     CURSOR_FILE,
     Record,
     Spool,
@@ -186,7 +186,7 @@ def test_the_spool_of_a_killed_process_is_adopted_and_only_then(tmp_path) -> Non
     script = textwrap.dedent(
         f"""
         import os, signal, sys
-        from core.spool import Record, Spool
+        from core.ingest.spool import Record, Spool
         spool = Spool({str(root / "dead")!r}, max_bytes=10**6, fsync=True)
         spool.append([Record("t", "k", b"%d" % i) for i in range(5)])
         print("spooled", flush=True)

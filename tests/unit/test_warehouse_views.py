@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from core import EventType, PluginSetting, Report, View, hookimpl
-from core.ddl import ENVELOPE_COLUMNS_DDL
-from core.plugin_manager import build_registry, make_plugin_manager
+from core.host.ddl import ENVELOPE_COLUMNS_DDL
+from core.host.plugin_manager import build_registry, make_plugin_manager
 from etl.reports import format_report, plugin_report, quality_report
 from etl.warehouse import Warehouse
 from tests.etl_helpers import query
@@ -121,7 +121,7 @@ def test_a_plugin_report_prints_its_rows_and_figures(settings) -> None:
 
 @pytest.mark.parametrize("name", ["counts", "quality", "notes"])
 def test_the_cli_offers_built_in_and_plugin_reports(monkeypatch, name) -> None:
-    import core.cli
+    import etl.cli
 
-    monkeypatch.setattr(core.cli, "_registry", lambda: registry_with(LONG_NOTES))
-    assert core.cli.parser().parse_args(["report", name]).which == name
+    monkeypatch.setattr(etl.cli, "_registry", lambda: registry_with(LONG_NOTES))
+    assert etl.cli.parser().parse_args(["report", name]).which == name

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core import EventType, hookimpl
-from core.ddl import load_ddl
+from core.host.ddl import load_ddl
 
 from clickstream_rating.schema import RatingSchema
 

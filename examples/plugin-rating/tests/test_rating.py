@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from core.registry import Registry
+from core.host.registry import Registry
 from core.rows import ENVELOPE_COLUMNS
 from marshmallow import ValidationError
 

@@ -2,8 +2,8 @@
 
 granian by default: on two cores it served this API faster, and with less CPU per event,
 than gunicorn's threads (docs/benchmarks.md). gunicorn runs with
-``core/api/gunicorn_config.py``. This module stays outside ``core.api`` so the server's
-master process never imports the application: each worker imports ``core.api.wsgi``
+``core/serve/gunicorn_config.py``. This module stays outside ``core.api`` so the server's
+master process never imports the application: each worker imports ``core.serve.wsgi``
 itself and creates its Kafka producer on first use, so no producer crosses a fork.
 """
 
@@ -14,13 +14,13 @@ import sys
 
 from core.config import PROJECT_ROOT, Settings, env_name
 
-APP = "core.api.wsgi:app"
+APP = "core.serve.wsgi:app"
 
 
 def main() -> None:
     settings = Settings.from_env()
     if settings.api_server == "gunicorn":
-        config = str(PROJECT_ROOT / "core" / "api" / "gunicorn_config.py")
+        config = str(PROJECT_ROOT / "core" / "serve" / "gunicorn_config.py")
         os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-c", config, APP])
     if settings.ops_port:
         # granian binds one address; the operational listener is gunicorn's second bind.
@@ -28,7 +28,7 @@ def main() -> None:
     from granian import Granian
     from granian.constants import Interfaces
 
-    from core import multiprocess
+    from core.serve import multiprocess
 
     # Workers write their metrics into one directory, so any worker's /metrics adds them up.
     multiprocess.enable()

@@ -8,9 +8,9 @@ from types import ModuleType
 
 import pluggy
 
-from core import hookspecs
-from core.hookspecs import PROJECT_NAME
-from core.registry import Registry, RegistryError
+from core.host import hookspecs
+from core.host.hookspecs import PROJECT_NAME
+from core.host.registry import Registry, RegistryError
 
 #: Entry-point group under which plugin packages (built-in ones too) announce themselves.
 ENTRY_POINT_GROUP = "clickstream.plugins"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pluggy
 
-from core.registry import EventType, PluginSetting, Report, View
+from core.host.registry import EventType, PluginSetting, Report, View
 
 PROJECT_NAME = "clickstream"
 
@@ -22,12 +22,12 @@ def register_event_types() -> list[EventType]:
 
     * `name`: the event name, lower case, digits and underscores (`rating_submitted`).
     * `schema`: a marshmallow schema class validating `data`. Unknown fields are
-      refused, so list every field a client may send. `core.fields` has strict
+      refused, so list every field a client may send. `core.host.fields` has strict
       integers and booleans and bounded text.
     * `table` and `ddl`: the ClickHouse table the ETL writes the event into and its
       `CREATE TABLE IF NOT EXISTS {database}.{table}` statement (the ETL fills in both
       placeholders). Ship it as `table.sql` beside your code, start its columns with
-      `{envelope_columns},` and read it with `core.ddl.load_ddl(__name__)`, which adds
+      `{envelope_columns},` and read it with `core.host.ddl.load_ddl(__name__)`, which adds
       the columns every table has (`event_id`, `event`, `timestamp`, `user_id`,
       `identity`, `schema_version`). Event types of one plugin may share a table;
       they must then share its DDL.

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from core.compat import PUBLISHED_DOCUMENT, check, format_changes
+from core.api.compat import PUBLISHED_DOCUMENT, check, format_changes
 from core.config import ConfigError, Settings
+from core.host.plugin_manager import build_registry, installed_event_types, make_plugin_manager
+from core.host.registry import Registry
 from core.log import configure as configure_logging
-from core.plugin_manager import build_registry, installed_event_types, make_plugin_manager
-from core.registry import Registry
 
 
 def _registry() -> Registry:

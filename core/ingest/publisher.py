@@ -12,7 +12,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
 from core.config import Settings
-from core.spool import Record, SpoolFullError, Spools
+from core.ingest.spool import Record, SpoolFullError, Spools
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,7 @@ class Publisher:
     Creating it on first use, and again after a fork, means a server's workers
     never share the producer (and its sockets and threads) of their parent.
 
-    What Kafka does not acknowledge goes to the process's disk spool (core/spool.py),
+    What Kafka does not acknowledge goes to the process's disk spool (core/ingest/spool.py),
     and while the spool holds anything new messages join it, so that each key keeps its
     order; a replayer thread sends the spool to Kafka once the broker is back.
     """

@@ -2,7 +2,7 @@
 
 gunicorn's workers share one listening socket, so a scrape reaches one worker at
 random; each worker therefore writes its metrics to files in one directory and a
-scrape adds them all up. For ``core/api/gunicorn_config.py``: call :func:`enable`
+scrape adds them all up. For ``core/serve/gunicorn_config.py``: call :func:`enable`
 at import (before the application, hence prometheus_client, is imported),
 :func:`worker_exited` from gunicorn's ``child_exit`` hook and :func:`server_exited`
 from its ``on_exit`` hook.

@@ -65,7 +65,7 @@ class EventType:
         if missing:
             raise RegistryError(
                 f"{where}: ddl lacks the envelope columns {missing}: start the columns "
-                "with {envelope_columns} (core.ddl.load_ddl fills it in)"
+                "with {envelope_columns} (core.host.ddl.load_ddl fills it in)"
             )
         if (
             isinstance(self.version, bool)

@@ -1,8 +1,8 @@
 """gunicorn settings for the API, taken from the same CLICKSTREAM_* settings as everything else."""
 
-from core import multiprocess
 from core.config import Settings
 from core.log import logconfig_dict as _logconfig_dict
+from core.serve import multiprocess
 
 # Before the application (and so prometheus_client) is imported by preload_app.
 multiprocess.enable()

@@ -10,12 +10,12 @@ from typing import Any, Protocol
 
 from marshmallow import ValidationError
 
-from core.errors import ApiError, flatten_messages
-from core.identity import IdentityResolver, TokenRejected
+from core.host.registry import Registry
+from core.ingest.errors import ApiError, flatten_messages
+from core.ingest.identity import IdentityResolver, TokenRejected
+from core.ingest.publisher import Publisher, PublishError
 from core.log import current_request_id
 from core.message import EnvelopeSchema, build_message, encode
-from core.publisher import Publisher, PublishError
-from core.registry import Registry
 
 _ENVELOPE = EnvelopeSchema()
 
@@ -30,7 +30,7 @@ class PreparedEvent:
 
 
 class PipelineObserver(Protocol):
-    """What the pipeline reports as it works; ``core/metrics.py`` makes metrics of it."""
+    """What the pipeline reports as it works; ``core/api/metrics.py`` makes metrics of it."""
 
     def event_done(self, event: str, status: int) -> None:
         """One event answered: its type (or ``"unknown"``) and its status."""

@@ -1,6 +1,6 @@
 """The OpenAPI document, generated with apispec from the installed plugins' schemas.
 
-``python -m core.openapi > docs/openapi.json`` refreshes the published copy.
+``python -m core.api.openapi > docs/openapi.json`` refreshes the published copy.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
+from core.host.registry import Registry
 from core.message import MAX_TOKEN_LENGTH, TOKEN_PATTERN
-from core.registry import Registry
 
 TITLE = "clickstream"
 VERSION = "1.0.0"
@@ -248,6 +248,6 @@ def render(registry: Registry) -> str:
 
 
 if __name__ == "__main__":
-    from core.plugin_manager import build_registry, make_plugin_manager
+    from core.host.plugin_manager import build_registry, make_plugin_manager
 
     print(render(build_registry(make_plugin_manager())), end="")

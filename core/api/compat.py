@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.api.openapi import VERSION_KEY, build_spec
 from core.config import PROJECT_ROOT
-from core.openapi import VERSION_KEY, build_spec
-from core.registry import Registry
+from core.host.registry import Registry
 
 #: The document the published schemas are read from, unless told otherwise.
 PUBLISHED_DOCUMENT = PROJECT_ROOT / "docs" / "openapi.json"

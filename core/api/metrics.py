@@ -2,7 +2,7 @@
 
 One :class:`ApiMetrics` per application (kept in ``app.extensions``). Under gunicorn,
 each worker counts in its own memory-mapped files (prometheus_client's multiprocess
-mode, switched on by ``core/multiprocess.py``) and a scrape of any worker adds
+mode, switched on by ``core/serve/multiprocess.py``) and a scrape of any worker adds
 them up. The identity resolver and the publisher keep their own counters; they are
 copied into metrics by :meth:`ApiMetrics.sync`, at scrape time in the worker that
 answers the scrape, and every few seconds in every worker, since a scrape reaches

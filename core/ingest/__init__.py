@@ -1,0 +1,1 @@
+"""Ingest: an event from the HTTP body to Kafka (validate, identify, enrich, publish)."""
