@@ -11,6 +11,8 @@ import logging
 import logging.config
 import os
 import re
+import threading
+from collections.abc import Callable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
@@ -110,3 +112,29 @@ def logconfig_dict(settings: Settings) -> dict[str, Any]:
 def configure(settings: Settings) -> None:
     """Send every log line of this process to stderr as JSON, at ``settings.log_level``."""
     logging.config.dictConfig(logconfig_dict(settings))
+
+
+class RateLimitedWarning:
+    """Logs a warning at most once per interval per topic, counting what was suppressed."""
+
+    def __init__(self, logger: logging.Logger, every_s: float, clock: Callable[[], float]) -> None:
+        self._log = logger
+        self._every_s = every_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def __call__(self, topic: str, message: str, *args: object) -> None:
+        now = self._clock()
+        with self._lock:
+            last = self._last.get(topic)
+            if last is not None and now - last < self._every_s:
+                self._suppressed[topic] = self._suppressed.get(topic, 0) + 1
+                return
+            self._last[topic] = now
+            suppressed = self._suppressed.pop(topic, 0)
+        if suppressed:
+            message += " (%d similar warnings suppressed)"
+            args = (*args, suppressed)
+        self._log.warning(message, *args)

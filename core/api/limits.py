@@ -16,18 +16,15 @@ from collections.abc import Callable
 
 import redis
 from flask import Flask, current_app, request
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from core.api.extension import rate_limiter_of, settings_of
 from core.config import Settings
+from core.ingest import redis_link
 from core.ingest.errors import ApiError
-from core.ingest.identity import CircuitBreaker, Identity, IdentityResolver
+from core.ingest.identity import Identity, IdentityResolver
 
 #: Blueprints whose POST requests count against the IP limit.
 LIMITED_BLUEPRINTS = frozenset({"events"})
-# After a Redis error, skip the limits this long rather than pay a timeout per request.
-_REDIS_RETRY_S = 1.0
 
 
 class RateLimiter:
@@ -44,18 +41,12 @@ class RateLimiter:
         self._window_s = settings.rate_limit_window_s
         self._client = client
         self._clock = clock
-        self._breaker = CircuitBreaker(1, _REDIS_RETRY_S, monotonic, name="rate-limit Redis")
+        self._breaker = redis_link.breaker("rate-limit Redis", monotonic)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> RateLimiter:
         """A limiter with its own Redis client: short timeouts, no retries."""
-        client = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout_s,
-            socket_connect_timeout=settings.redis_timeout_s,
-            retry=Retry(NoBackoff(), 0),
-        )
-        return cls(settings, client)
+        return cls(settings, redis_link.connect(settings))
 
     def retry_after(self, scope: str, subject: str, limit: int, cost: int = 1) -> int | None:
         """Count ``cost`` for ``subject``; the seconds to wait if that passes ``limit``, else None.

@@ -7,12 +7,10 @@ The contract with the auth service, the caching rules and the fallback are descr
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,22 +21,21 @@ import redis
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 from requests.adapters import HTTPAdapter
 
 from core.config import ConfigError, Settings, env_name
+from core.ingest import redis_link
+from core.ingest.breaker import CircuitBreaker
+from core.ingest.token_cache import CachedAnswer, LocalCache
+from core.log import RateLimitedWarning
 
 log = logging.getLogger(__name__)
 
 Mode = Literal["anonymous", "verified", "degraded"]
-BreakerState = Literal["closed", "open", "half_open"]
 
 _ASYMMETRIC_PREFIXES = ("RS", "PS", "ES")
 # A readiness probe must answer fast even when the auth service hangs.
 _PROBE_TIMEOUT_S = 1.0
-# After a Redis error, skip the cache this long instead of paying a timeout per event.
-_REDIS_RETRY_S = 1.0
 _WARN_EVERY_S = 30.0
 
 
@@ -63,147 +60,6 @@ class TokenRejected(Exception):  # noqa: N818 - reads as an outcome, like StopIt
 
 class _AuthUnavailableError(Exception):
     """The auth service gave no usable answer; the message never contains the token."""
-
-
-@dataclass(frozen=True)
-class _Entry:
-    """A cached answer of the auth service: a user id or a rejection, valid until ``until``."""
-
-    until: float
-    user_id: str | None = None
-    rejected: str | None = None
-
-    def to_json(self) -> str:
-        if self.user_id is not None:
-            return json.dumps({"user_id": self.user_id, "until": self.until})
-        return json.dumps({"rejected": self.rejected, "until": self.until})
-
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> _Entry | None:
-        try:
-            value = json.loads(raw)
-            until = float(value["until"])
-        except (ValueError, TypeError, KeyError):
-            return None
-        if isinstance(value.get("user_id"), str):
-            return cls(until, user_id=value["user_id"])
-        if isinstance(value.get("rejected"), str):
-            return cls(until, rejected=value["rejected"])
-        return None
-
-    def answer(self) -> Identity:
-        if self.user_id is None:
-            raise TokenRejected(self.rejected or "token rejected")
-        return Identity(self.user_id, "verified")
-
-
-class CircuitBreaker:
-    """Stops calling a failing dependency for a while, then lets one trial call through.
-
-    closed: every call goes through. After ``failures`` consecutive failures it opens:
-    no call goes through for ``reset_s``. Then it is half-open: the first caller gets
-    the trial call, the others are refused until the trial succeeds (closed) or
-    fails (open again).
-    """
-
-    def __init__(
-        self,
-        failures: int,
-        reset_s: float,
-        clock: Callable[[], float] = time.monotonic,
-        name: str = "auth service",
-    ) -> None:
-        self.name = name
-        self._failures_to_open = max(1, failures)
-        self._reset_s = reset_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._failures = 0
-        self._opened_at: float | None = None
-        self._trial_running = False
-
-    @property
-    def state(self) -> BreakerState:
-        with self._lock:
-            return self._state()
-
-    def _state(self) -> BreakerState:
-        if self._opened_at is None:
-            return "closed"
-        if self._trial_running or self._clock() - self._opened_at >= self._reset_s:
-            return "half_open"
-        return "open"
-
-    def allow(self) -> bool:
-        """Whether the caller may call the dependency now; a True must be followed by a record."""
-        with self._lock:
-            state = self._state()
-            if state == "closed":
-                return True
-            if state == "half_open" and not self._trial_running:
-                self._trial_running = True
-                return True
-            return False
-
-    def record_success(self) -> None:
-        with self._lock:
-            if self._opened_at is not None:
-                log.info("%s answers again: circuit breaker closed", self.name)
-            self._failures = 0
-            self._opened_at = None
-            self._trial_running = False
-
-    def record_failure(self) -> None:
-        with self._lock:
-            self._failures += 1
-            reopening = self._trial_running
-            self._trial_running = False
-            if reopening:
-                self._opened_at = self._clock()
-                # A long outage would otherwise log one line per failed trial.
-                log.debug("%s still failing: circuit breaker open again", self.name)
-            elif self._opened_at is None and self._failures >= self._failures_to_open:
-                self._opened_at = self._clock()
-                log.warning(
-                    "%s circuit breaker open for %.1f s after %d consecutive failures",
-                    self.name,
-                    self._reset_s,
-                    self._failures,
-                )
-
-
-class _LocalCache:
-    """A bounded in-process LRU of cache entries, so hot tokens skip the Redis round trip."""
-
-    def __init__(self, size: int, max_ttl_s: float, clock: Callable[[], float]) -> None:
-        self._size = size
-        self._max_ttl_s = max_ttl_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
-
-    def get(self, digest: str) -> _Entry | None:
-        with self._lock:
-            entry = self._entries.get(digest)
-            if entry is None:
-                return None
-            if entry.until <= self._clock():
-                del self._entries[digest]
-                return None
-            self._entries.move_to_end(digest)
-            return entry
-
-    def put(self, digest: str, entry: _Entry) -> None:
-        if self._size <= 0:
-            return
-        # Bounding the local lifetime keeps processes from serving an answer long after an
-        # operator removed it from Redis.
-        until = min(entry.until, self._clock() + self._max_ttl_s)
-        with self._lock:
-            self._entries[digest] = _Entry(until, entry.user_id, entry.rejected)
-            self._entries.move_to_end(digest)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
 
 
 class _Stats:
@@ -237,31 +93,6 @@ class _Stats:
             return dict(self._counts)
 
 
-class _RateLimitedWarning:
-    """Logs a warning at most once per interval per topic, counting what was suppressed."""
-
-    def __init__(self, every_s: float, clock: Callable[[], float]) -> None:
-        self._every_s = every_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._last: dict[str, float] = {}
-        self._suppressed: dict[str, int] = {}
-
-    def __call__(self, topic: str, message: str, *args: object) -> None:
-        now = self._clock()
-        with self._lock:
-            last = self._last.get(topic)
-            if last is not None and now - last < self._every_s:
-                self._suppressed[topic] = self._suppressed.get(topic, 0) + 1
-                return
-            self._last[topic] = now
-            suppressed = self._suppressed.pop(topic, 0)
-        if suppressed:
-            message += " (%d similar warnings suppressed)"
-            args = (*args, suppressed)
-        log.warning(message, *args)
-
-
 class IdentityResolver:
     """Turns a client's token into an :class:`Identity`; one per process, shared by threads."""
 
@@ -283,11 +114,10 @@ class IdentityResolver:
         self.breaker = CircuitBreaker(
             settings.auth_breaker_failures, settings.auth_breaker_reset_s, monotonic
         )
-        # One failure is enough: a down Redis costs every event a timeout otherwise.
-        self._redis_breaker = CircuitBreaker(1, _REDIS_RETRY_S, monotonic, name="Redis")
-        self._local = _LocalCache(settings.cache_local_size, settings.cache_local_ttl_s, clock)
+        self._redis_breaker = redis_link.breaker("Redis", monotonic)
+        self._local = LocalCache(settings.cache_local_size, settings.cache_local_ttl_s, clock)
         self._stats = _Stats()
-        self._warn = _RateLimitedWarning(_WARN_EVERY_S, monotonic)
+        self._warn = RateLimitedWarning(log, _WARN_EVERY_S, monotonic)
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> IdentityResolver:
@@ -295,13 +125,7 @@ class IdentityResolver:
 
         ``options`` are the keyword-only arguments of the constructor.
         """
-        client = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=settings.redis_timeout_s,
-            socket_connect_timeout=settings.redis_timeout_s,
-            retry=Retry(NoBackoff(), 0),
-        )
-        return cls(settings, client, **options)
+        return cls(settings, redis_link.connect(settings), **options)
 
     def resolve(self, token: str | None) -> Identity:
         """The identity behind ``token``; raises :class:`TokenRejected` when it is refused."""
@@ -324,7 +148,7 @@ class IdentityResolver:
 
         entry = self._cached(digest)
         if entry is not None:
-            return entry.answer()
+            return _answer(entry)
 
         if not self.breaker.allow():
             self._stats.add("breaker_short_circuits")
@@ -341,7 +165,7 @@ class IdentityResolver:
             raise
         self.breaker.record_success()
         self._store(digest, entry)
-        return entry.answer()
+        return _answer(entry)
 
     def cache_key(self, token: str) -> str:
         """The Redis key of ``token``'s cached answer: a hash, never the token itself."""
@@ -352,13 +176,13 @@ class IdentityResolver:
 
     # Cache
 
-    def _cached(self, digest: str) -> _Entry | None:
+    def _cached(self, digest: str) -> CachedAnswer | None:
         entry = self._local.get(digest)
         if entry is not None:
             self._stats.add("cache_hits_local")
             return entry
         raw = self._redis_call(lambda client: client.get(self._redis_key(digest)))
-        entry = _Entry.from_json(raw) if raw is not None else None
+        entry = CachedAnswer.from_json(raw) if raw is not None else None
         if entry is None or entry.until <= self._clock():
             self._stats.add("cache_misses")
             return None
@@ -366,7 +190,7 @@ class IdentityResolver:
         self._local.put(digest, entry)
         return entry
 
-    def _store(self, digest: str, entry: _Entry) -> None:
+    def _store(self, digest: str, entry: CachedAnswer) -> None:
         ttl = entry.until - self._clock()
         if ttl <= 0:
             return
@@ -392,7 +216,7 @@ class IdentityResolver:
 
     # Auth service
 
-    def _ask_service(self, token: str) -> _Entry:
+    def _ask_service(self, token: str) -> CachedAnswer:
         settings = self._settings
         self._stats.add("auth_calls")
         try:
@@ -408,7 +232,7 @@ class IdentityResolver:
             raise _AuthUnavailableError(_name(error)) from None
         now = self._clock()
         if response.status_code in (401, 403):
-            return _Entry(now + settings.cache_rejection_ttl_s, rejected="token rejected")
+            return CachedAnswer(now + settings.cache_rejection_ttl_s, rejected="token rejected")
         if response.status_code != 200:
             raise _AuthUnavailableError(f"HTTP {response.status_code}")
         try:
@@ -426,7 +250,7 @@ class IdentityResolver:
         until = now + settings.cache_max_ttl_s
         if expiry is not None:
             until = min(until, float(expiry))
-        return _Entry(until, user_id=user_id)
+        return CachedAnswer(until, user_id=user_id)
 
     # Local fallback
 
@@ -494,6 +318,13 @@ class IdentityResolver:
     def stats(self) -> dict[str, int]:
         """Counters since start: identities by mode, rejections, cache hits, calls, fallbacks."""
         return self._stats.snapshot()
+
+
+def _answer(entry: CachedAnswer) -> Identity:
+    """The identity a cached answer stands for, or the rejection it recorded."""
+    if entry.user_id is None:
+        raise TokenRejected(entry.rejected or "token rejected")
+    return Identity(entry.user_id, "verified")
 
 
 def _make_session(pool_size: int) -> requests.Session:

@@ -20,13 +20,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from core.config import ConfigError, Settings
-from core.ingest.identity import (
-    ANONYMOUS,
-    CircuitBreaker,
-    Identity,
-    IdentityResolver,
-    TokenRejected,
-)
+from core.ingest.breaker import CircuitBreaker
+from core.ingest.identity import ANONYMOUS, Identity, IdentityResolver, TokenRejected
 
 NOW = 1_800_000_000.0
 # pyjwt checks ``exp`` against the real clock, not the injected one: a token meant to be
