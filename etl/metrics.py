@@ -125,8 +125,8 @@ class EtlMetrics:
         )
         self.report_figures = Gauge(
             "clickstream_report_figure",
-            "A figure of a plugin's report (`clickstream report NAME`), e.g. "
-            'report="pageviews", figure="timed_out".',
+            "A figure of a plugin's report (`clickstream report NAME`), labelled by the "
+            "report's and the figure's names.",
             ["report", "figure"],
             registry=r,
         )

@@ -34,7 +34,7 @@ class ErrorSchema(Schema):
         keys=fields.String(),
         values=fields.List(fields.String()),
         required=True,
-        metadata={"description": "Messages per field at fault, e.g. `data.page_view_id`."},
+        metadata={"description": "Messages per field at fault, e.g. `data.video_id`."},
     )
     known_events = fields.List(
         fields.String(), metadata={"description": "With `unknown_event`: the accepted names."}
