@@ -1,17 +1,24 @@
-"""The message clickstream publishes to Kafka for each accepted event (see docs/message.md)."""
+"""The message clickstream publishes to Kafka for each accepted event (see docs/message.md).
+
+Its one owner: what a client sends (the envelope schema), how the API builds and encodes
+the message, and the columns of it that every event table starts with.
+"""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 import orjson
 from marshmallow import Schema, fields, validate
 
 from core.host.fields import Text
-from core.ingest.identity import Identity
+
+if TYPE_CHECKING:
+    from core.ingest.identity import Identity
 
 #: Longest token accepted; longer ones are refused before any verification.
 MAX_TOKEN_LENGTH = 8192
@@ -76,3 +83,37 @@ def decode(raw: bytes) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise TypeError("a message is a JSON object")
     return message
+
+
+#: The columns every event table starts with, in this order, filled by :func:`envelope_columns`.
+ENVELOPE_COLUMNS = ("event_id", "event", "timestamp", "user_id", "identity", "schema_version")
+#: The ``schema_version`` of messages published before the envelope carried one.
+FIRST_SCHEMA_VERSION = 1
+#: Their ClickHouse definitions: what ``{envelope_columns}`` in a plugin's table.sql becomes.
+ENVELOPE_COLUMNS_DDL = """\
+event_id UUID COMMENT 'unique per event: re-deliveries share it and collapse',
+    event LowCardinality(String) COMMENT 'the event name',
+    timestamp DateTime64(3, 'UTC') COMMENT 'server receive time',
+    user_id String COMMENT 'anonymous when the client sent no token',
+    identity LowCardinality(String) COMMENT 'anonymous, verified or degraded',
+    schema_version UInt16 DEFAULT 1 COMMENT 'version of the event type the data was validated by'"""
+
+
+def parse_timestamp(raw: str) -> datetime:
+    """A message's ``timestamp``; raises ``ValueError`` unless it is ISO 8601 with a zone."""
+    parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError("no time zone")
+    return parsed
+
+
+def envelope_columns(message: Mapping[str, Any]) -> dict[str, Any]:
+    """The columns every event table has, from a decoded message, typed for clickhouse-connect."""
+    return {
+        "event_id": UUID(message["event_id"]),
+        "event": message["event"],
+        "timestamp": parse_timestamp(message["timestamp"]),
+        "user_id": message["user_id"],
+        "identity": message["identity"],
+        "schema_version": message.get("schema_version", FIRST_SCHEMA_VERSION),
+    }

@@ -10,8 +10,8 @@ from uuid import UUID
 import orjson
 from marshmallow import ValidationError
 
-from core.host.registry import MAX_VERSION, Registry
-from core.rows import FIRST_SCHEMA_VERSION, Row
+from core.host.registry import MAX_VERSION, Registry, Row
+from core.message import FIRST_SCHEMA_VERSION
 
 #: Envelope keys the ETL needs; ``schema_version`` is optional (older messages lack it),
 #: other keys (request_id, ...) are ignored.

@@ -19,7 +19,7 @@ import traffic  # noqa: E402
 
 from core.config import Settings  # noqa: E402
 from core.host.plugin_manager import build_registry, make_plugin_manager  # noqa: E402
-from core.rows import ENVELOPE_COLUMNS  # noqa: E402
+from core.message import ENVELOPE_COLUMNS  # noqa: E402
 from etl import reports  # noqa: E402
 from etl.warehouse import Warehouse  # noqa: E402
 

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-#: The columns every event table starts with (filled by :func:`core.rows.envelope_columns`).
-ENVELOPE_COLUMNS_DDL = """\
-event_id UUID COMMENT 'unique per event: re-deliveries share it and collapse',
-    event LowCardinality(String) COMMENT 'the event name',
-    timestamp DateTime64(3, 'UTC') COMMENT 'server receive time',
-    user_id String COMMENT 'anonymous when the client sent no token',
-    identity LowCardinality(String) COMMENT 'anonymous, verified or degraded',
-    schema_version UInt16 DEFAULT 1 COMMENT 'version of the event type the data was validated by'"""
+from core.message import ENVELOPE_COLUMNS_DDL
 
 
 def load_ddl(package: str) -> str:

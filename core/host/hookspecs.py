@@ -22,12 +22,12 @@ def register_event_types() -> list[EventType]:
 
     * `name`: the event name, lower case, digits and underscores (`rating_submitted`).
     * `schema`: a marshmallow schema class validating `data`. Unknown fields are
-      refused, so list every field a client may send. `core.host.fields` has strict
-      integers and booleans and bounded text.
+      refused, so list every field a client may send. `core` has strict integers
+      (`StrictInteger`), booleans (`StrictBoolean`) and bounded text (`Text`).
     * `table` and `ddl`: the ClickHouse table the ETL writes the event into and its
       `CREATE TABLE IF NOT EXISTS {database}.{table}` statement (the ETL fills in both
       placeholders). Ship it as `table.sql` beside your code, start its columns with
-      `{envelope_columns},` and read it with `core.host.ddl.load_ddl(__name__)`, which adds
+      `{envelope_columns},` and read it with `core.load_ddl(__name__)`, which adds
       the columns every table has (`event_id`, `event`, `timestamp`, `user_id`,
       `identity`, `schema_version`). Event types of one plugin may share a table;
       they must then share its DDL.
@@ -35,7 +35,7 @@ def register_event_types() -> list[EventType]:
       `schema`.
     * `to_row` (optional): turns an enriched message (see `docs/message.md`) whose
       `data` has been loaded by `schema` into a dict of column values, in the
-      table's column order. The default, `core.rows.default_row`, gives the envelope
+      table's column order. The default, `core.default_row`, gives the envelope
       columns followed by one column per `data` field.
     * `description` (optional): one sentence for people, shown in the OpenAPI document.
     * `version` (optional, default 1): the version of `schema`, recorded with each

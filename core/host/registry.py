@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from marshmallow import Schema, ValidationError
 
-from core.rows import ENVELOPE_COLUMNS, Row, default_row
+from core.message import ENVELOPE_COLUMNS, envelope_columns
 
 if TYPE_CHECKING:
     from core.config import Settings
@@ -23,7 +23,17 @@ BUILT_IN_REPORTS = frozenset({"counts", "quality"})
 #: The ``schema_version`` column is a UInt16.
 MAX_VERSION = 65535
 
+Row = dict[str, Any]
 RowMapper = Callable[[Mapping[str, Any]], Row]
+
+
+def default_row(message: Mapping[str, Any]) -> Row:
+    """Envelope columns plus one column per ``data`` field, under the field's name.
+
+    Fields the client left out become ``None``; declare such columns
+    ``Nullable`` or give them a ``DEFAULT`` and drop ``None`` in your own mapper.
+    """
+    return {**envelope_columns(message), **message["data"]}
 
 
 class RegistryError(RuntimeError):

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from core import EventType, hookimpl
-from core.host.ddl import load_ddl
+from core import EventType, hookimpl, load_ddl
 from plugins.element_click.schema import ElementClickSchema
 
 EXAMPLE = {"element_type": "trailer", "page_type": "movie"}

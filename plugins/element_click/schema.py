@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, validate
 
-from core.host.fields import StrictInteger, Text
+from core import StrictInteger, Text
 
 #: Rank of a card in a list; far beyond any list the interface shows.
 MAX_POSITION = 100_000

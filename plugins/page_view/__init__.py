@@ -10,9 +10,7 @@ from collections.abc import Mapping
 from importlib.resources import files
 from typing import Any
 
-from core import EventType, PluginSetting, Report, View, hookimpl
-from core.host.ddl import load_ddl
-from core.rows import Row, envelope_columns
+from core import EventType, PluginSetting, Report, Row, View, envelope_columns, hookimpl, load_ddl
 from plugins.page_view.schema import PageViewEndSchema, PageViewStartSchema
 
 TABLE = "page_views"

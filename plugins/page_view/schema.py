@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from core.host.fields import StrictInteger, Text
+from core import StrictInteger, Text
 
 MAX_URL = 2048
 #: Thirty days in milliseconds: longer than any tab stays open, and fits UInt32.

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from core import EventType, hookimpl
-from core.host.ddl import load_ddl
+from core import EventType, hookimpl, load_ddl
 from plugins.quality_change.schema import QualityChangeSchema
 
 EXAMPLE = {"video_id": "tt0111161", "old_quality": 720, "new_quality": 1080}

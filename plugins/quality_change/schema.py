@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from core.host.fields import StrictInteger, Text
+from core import StrictInteger, Text
 
 #: The player's quality value (video height in pixels: 480, 720, 1080, ...) fits a UInt16.
 MAX_QUALITY = 65535

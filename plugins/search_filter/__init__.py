@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from core import EventType, hookimpl
-from core.host.ddl import load_ddl
+from core import EventType, hookimpl, load_ddl
 from plugins.search_filter.schema import SearchFilterSchema
 
 EXAMPLE = {"search_query": "Брат 2", "filters": "genre=драма"}

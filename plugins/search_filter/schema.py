@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, validate, validates_schema
 
-from core.host.fields import StrictInteger, Text
+from core import StrictInteger, Text
 
 MAX_QUERY = 512
 MAX_FILTERS = 2048

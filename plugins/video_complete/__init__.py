@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from core import EventType, hookimpl
-from core.host.ddl import load_ddl
+from core import EventType, hookimpl, load_ddl
 from plugins.video_complete.schema import VideoCompleteSchema
 
 EXAMPLE = {"video_id": "tt0111161", "duration_total": True}

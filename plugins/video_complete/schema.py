@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, validate
 
-from core.host.fields import StrictBoolean, StrictInteger, Text
+from core import StrictBoolean, StrictInteger, Text
 
 #: One day in seconds: longer than any video in the catalogue.
 MAX_SECONDS = 24 * 60 * 60

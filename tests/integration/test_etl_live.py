@@ -66,7 +66,7 @@ class RatingPlugin:
 def rating_row(message):
     if message["data"]["comment"] == "boom":
         raise RuntimeError("the mapper refuses boom")
-    from core.rows import default_row
+    from core.host.registry import default_row
 
     return default_row(message)
 

@@ -11,9 +11,9 @@ from marshmallow import Schema
 
 from core import EventType, hookimpl
 from core.api import create_app
-from core.host.ddl import ENVELOPE_COLUMNS_DDL
 from core.host.fields import PositiveInteger
 from core.host.plugin_manager import make_plugin_manager
+from core.message import ENVELOPE_COLUMNS_DDL
 
 URL = "/api/v1/events"
 CLOSED_PORT_URL = "http://127.0.0.1:9/api/v1/auth/verify"

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from core import hookimpl
-from core.host.ddl import ENVELOPE_COLUMNS_DDL
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.host.registry import Registry
+from core.message import ENVELOPE_COLUMNS_DDL
 from etl.runner import run_pass
 from etl.warehouse import MigrationNeededError, Warehouse
 from tests.etl_helpers import BASE_TIME, create_topic, envelope, produce, query

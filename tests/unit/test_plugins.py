@@ -14,7 +14,7 @@ from marshmallow import ValidationError
 
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.host.registry import EventType, Registry
-from core.rows import ENVELOPE_COLUMNS
+from core.message import ENVELOPE_COLUMNS
 
 EVENTS = (
     "element_click",

@@ -10,10 +10,10 @@ from marshmallow import Schema
 
 from core import EventType, PluginSetting, Report, View, hookimpl
 from core.config import ConfigError, Settings
-from core.host.ddl import ENVELOPE_COLUMNS_DDL
 from core.host.fields import Text
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.host.registry import RegistryError
+from core.message import ENVELOPE_COLUMNS_DDL
 
 PLUGIN_NUMBERS = itertools.count(1)
 DDL = f"CREATE TABLE IF NOT EXISTS {{database}}.{{table}} ({ENVELOPE_COLUMNS_DDL}) ENGINE = Memory"

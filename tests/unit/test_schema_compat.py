@@ -13,11 +13,11 @@ from marshmallow import Schema, fields, validate
 from core import EventType
 from core.api.compat import check, compare
 from core.api.openapi import build_spec
-from core.host.ddl import ENVELOPE_COLUMNS_DDL
 from core.host.fields import StrictInteger, Text
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.host.registry import Registry, RegistryError
 from core.ingest.pipeline import Pipeline
+from core.message import ENVELOPE_COLUMNS_DDL
 from etl.cli import main
 from etl.transform import BAD_ENVELOPE, Loaded, Record, Rejected, transform
 from tests.etl_helpers import envelope

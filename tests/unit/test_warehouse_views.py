@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from core import EventType, PluginSetting, Report, View, hookimpl
-from core.host.ddl import ENVELOPE_COLUMNS_DDL
 from core.host.plugin_manager import build_registry, make_plugin_manager
+from core.message import ENVELOPE_COLUMNS_DDL
 from etl.reports import format_report, plugin_report, quality_report
 from etl.warehouse import Warehouse
 from tests.etl_helpers import query

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from core import EventType, hookimpl
-from core.host.ddl import load_ddl
+from core import EventType, hookimpl, load_ddl
 
 from clickstream_rating.schema import RatingSchema
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.host.fields import StrictInteger, Text
+from core import StrictInteger, Text
 from marshmallow import Schema, validate
 
 #: Scores run from 1 to 10, as on the movie page.

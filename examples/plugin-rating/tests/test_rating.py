@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from core import ENVELOPE_COLUMNS
 from core.host.registry import Registry
-from core.rows import ENVELOPE_COLUMNS
 from marshmallow import ValidationError
 
 from clickstream_rating import EXAMPLE, register_event_types
