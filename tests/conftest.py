@@ -1,4 +1,6 @@
-"""Fixtures: settings per test, and one fixture per real service.
+"""Fixtures: settings per test, one fixture per real service, and the application chain
+``app_settings -> app -> client`` (fakes for identity and Kafka) beside its live twin
+``live_settings -> live_app -> live_client`` (the real services).
 
 The real services (Kafka, Redis, the reference auth service) are started by
 ``make services-up`` (``make test`` does it). Their addresses come from the
@@ -18,7 +20,9 @@ from urllib.parse import urlparse
 
 import pytest
 
+from core.api import create_app
 from core.config import Settings
+from tests.fakes import FakeIdentity, FakePublisher
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -173,3 +177,45 @@ def browser() -> Iterator:
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def publisher() -> FakePublisher:
+    """Kafka faked: what the application published, in ``publisher.sent``."""
+    return FakePublisher()
+
+
+@pytest.fixture
+def identity() -> FakeIdentity:
+    """The identity resolver faked: ``user:<id>`` tokens are verified, others rejected."""
+    return FakeIdentity()
+
+
+@pytest.fixture
+def app_settings() -> Settings:
+    """The settings of ``app``; a test module overrides this fixture to change them."""
+    return Settings()
+
+
+@pytest.fixture
+def app(app_settings: Settings, identity: FakeIdentity, publisher: FakePublisher):
+    """The API with identity and Kafka faked."""
+    return create_app(app_settings, identity=identity, publisher=publisher)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def live_app(live_settings: Settings):
+    """The API on the real services; its Kafka producer is closed afterwards."""
+    app = create_app(live_settings)
+    yield app
+    app.extensions["clickstream.pipeline"].publisher.close()
+
+
+@pytest.fixture
+def live_client(live_app):
+    return live_app.test_client()

@@ -13,26 +13,13 @@ import orjson
 import pytest
 from marshmallow import fields
 
-from core.api import create_app
-from core.config import Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from tests.conformance.specification import CONTRACT, EXAMPLES, WRONG_TYPE, with_token
-from tests.fakes import FakeIdentity, FakePublisher
 
 URL = "/api/v1/events"
 REGISTRY = build_registry(make_plugin_manager())
 BY_EVENT = {example["event"]: example for example in EXAMPLES}
 FIELDS = [(event, name, kind) for event, shape in CONTRACT.items() for name, kind in shape.items()]
-
-
-@pytest.fixture
-def publisher() -> FakePublisher:
-    return FakePublisher()
-
-
-@pytest.fixture
-def client(publisher: FakePublisher):
-    return create_app(Settings(), identity=FakeIdentity(), publisher=publisher).test_client()
 
 
 def test_every_event_of_the_specification_has_a_plugin() -> None:

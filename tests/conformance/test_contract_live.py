@@ -13,7 +13,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.api import create_app
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from etl.runner import run_pass
 from tests.conformance.specification import CONTRACT, EXAMPLES, with_token
@@ -25,27 +24,20 @@ URL = "/api/v1/events"
 REGISTRY = build_registry(make_plugin_manager())
 
 
-@pytest.fixture
-def client(live_settings):
-    app = create_app(live_settings)
-    yield app.test_client()
-    app.extensions["clickstream.pipeline"].publisher.close()
-
-
 def stored_value(value: object) -> object:
     """A column's value as the specification's JSON type (UUID columns come back as UUIDs)."""
     return str(value) if isinstance(value, uuid.UUID) else value
 
 
 def test_the_specifications_examples_reach_kafka_and_their_tables_unchanged(
-    client, live_settings, read_topic, login
+    live_client, live_settings, read_topic, login
 ) -> None:
     token = login("spec-user-1")
     before = datetime.now(UTC) - timedelta(seconds=1)
     sent = {}
     for example in EXAMPLES:
         for tok in (None, token):
-            response = client.post(URL, json=with_token(example, tok))
+            response = live_client.post(URL, json=with_token(example, tok))
             assert response.status_code == 202, (example, response.json)
             sent[response.json["event_id"]] = (example, tok)
 
@@ -91,9 +83,9 @@ def test_the_specifications_examples_reach_kafka_and_their_tables_unchanged(
     ],
     ids=["garbage", "alg-none", "wrong-signature"],
 )
-def test_a_malformed_token_on_a_valid_event_is_401(client, live_settings, token: str) -> None:
+def test_a_malformed_token_on_a_valid_event_is_401(live_client, live_settings, token: str) -> None:
     for example in EXAMPLES:
-        response = client.post(URL, json=with_token(example, token))
+        response = live_client.post(URL, json=with_token(example, token))
         assert response.status_code == 401, (example["event"], response.json)
         assert response.json["error"] == "invalid_token"
         assert set(response.json["details"]) == {"token"}

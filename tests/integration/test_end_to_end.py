@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.api import create_app
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from etl.runner import run_pass
 from tests.etl_helpers import query
@@ -15,14 +14,9 @@ from tests.etl_helpers import query
 URL = "/api/v1/events"
 
 
-@pytest.fixture
-def client(live_settings):
-    app = create_app(live_settings)
-    yield app.test_client()
-    app.extensions["clickstream.pipeline"].publisher.close()
-
-
-def test_posted_events_reach_their_tables_with_every_value(client, live_settings, login) -> None:
+def test_posted_events_reach_their_tables_with_every_value(
+    live_client, live_settings, login
+) -> None:
     token = login("user-77")
     video, view = "tt0111161", str(uuid.uuid4())
     events = [
@@ -58,7 +52,7 @@ def test_posted_events_reach_their_tables_with_every_value(client, live_settings
     before = datetime.now(UTC) - timedelta(seconds=1)
     ids = {}
     for name, tok, data in events:
-        response = client.post(URL, json={"event": name, "token": tok, "data": data})
+        response = live_client.post(URL, json={"event": name, "token": tok, "data": data})
         assert response.status_code == 202, response.json
         ids[name] = uuid.UUID(response.json["event_id"])
 

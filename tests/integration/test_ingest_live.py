@@ -20,15 +20,13 @@ CLOSED_PORT_URL = "http://127.0.0.1:9/api/v1/auth/verify"
 
 
 @pytest.fixture
-def app(live_settings):
-    app = create_app(live_settings)
-    yield app
-    app.extensions["clickstream.pipeline"].publisher.close()
+def app(live_app):
+    return live_app
 
 
 @pytest.fixture
-def client(app):
-    return app.test_client()
+def client(live_client):
+    return live_client
 
 
 def examples(app) -> dict[str, dict]:

@@ -8,24 +8,17 @@ import uuid
 import orjson
 import pytest
 
-from core.api import create_app
 from core.config import Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
-from tests.fakes import FakeIdentity, FakePublisher
+from tests.fakes import FakePublisher
 
 URL = "/api/v1/events"
 EXAMPLES = {t.name: dict(t.example) for t in build_registry(make_plugin_manager())}
 
 
 @pytest.fixture
-def publisher() -> FakePublisher:
-    return FakePublisher()
-
-
-@pytest.fixture
-def client(publisher: FakePublisher):
-    app = create_app(Settings(max_body_bytes=4096), identity=FakeIdentity(), publisher=publisher)
-    return app.test_client()
+def app_settings() -> Settings:
+    return Settings(max_body_bytes=4096)
 
 
 def event(name: str, token: str | None = None, **data_changes) -> dict:

@@ -5,21 +5,14 @@ from __future__ import annotations
 import json
 import re
 
-from core.api import create_app
 from core.api.openapi import build_spec
-from core.config import Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
-from tests.fakes import FakeIdentity, FakePublisher
 
 ASSET = re.compile(r'(?:src|href)="([^"]+)"')
 
 
-def client():
-    return create_app(Settings(), identity=FakeIdentity(), publisher=FakePublisher()).test_client()
-
-
-def test_docs_redirects_to_the_page_which_reads_the_apis_own_document() -> None:
-    api = client()
+def test_docs_redirects_to_the_page_which_reads_the_apis_own_document(client) -> None:
+    api = client
     assert api.get("/docs").headers["Location"].endswith("/docs/")
     page = api.get("/docs/")
     assert page.status_code == 200 and page.content_type.startswith("text/html")
@@ -29,8 +22,8 @@ def test_docs_redirects_to_the_page_which_reads_the_apis_own_document() -> None:
     assert api.get("/openapi.json").json == build_spec(build_registry(make_plugin_manager()))
 
 
-def test_every_asset_of_the_page_is_served_here() -> None:
-    api = client()
+def test_every_asset_of_the_page_is_served_here(client) -> None:
+    api = client
     assets = ASSET.findall(api.get("/docs/").get_data(as_text=True))
     assert {"/docs/swagger-ui-bundle.js", "/docs/swagger-ui.css"} <= set(assets)
     for asset in assets:

@@ -25,14 +25,8 @@ LIMIT = 4096
 
 
 @pytest.fixture
-def publisher() -> FakePublisher:
-    return FakePublisher()
-
-
-@pytest.fixture
-def client(publisher):
-    settings = Settings(max_body_bytes=LIMIT, max_batch_bytes=4 * LIMIT)
-    return create_app(settings, identity=FakeIdentity(), publisher=publisher).test_client()
+def app_settings() -> Settings:
+    return Settings(max_body_bytes=LIMIT, max_batch_bytes=4 * LIMIT)
 
 
 def post(client, body: bytes, url: str = URL, **headers: str):

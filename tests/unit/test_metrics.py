@@ -33,21 +33,6 @@ def value(text: str, name: str, **labels: str) -> float:
     return samples(text).get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-@pytest.fixture
-def publisher() -> FakePublisher:
-    return FakePublisher()
-
-
-@pytest.fixture
-def app(publisher):
-    return create_app(Settings(), identity=FakeIdentity(), publisher=publisher)
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
 def example(app, name: str) -> dict:
     return dict(app.extensions["clickstream.pipeline"].registry[name].example)
 
