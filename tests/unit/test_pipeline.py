@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import orjson
 import pytest
 
+import core.ingest.pipeline
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.ingest.errors import ApiError
 from core.ingest.pipeline import Pipeline
@@ -98,3 +99,111 @@ def test_an_unknown_event_type_is_refused_alone_and_in_a_batch(publisher, event:
     results = pipeline(publisher).ingest_batch([body, CLICK])
     assert [result["status"] for result in results] == [422, 202]
     assert [key for key, _ in publisher.sent] == ["element_click"]
+
+
+def test_the_message_names_its_event_type(publisher) -> None:
+    pipeline(publisher).ingest(CLICK)
+    [message] = published(publisher)
+    assert message["event"] == "element_click"
+
+
+def test_a_body_that_is_not_an_object_is_400_saying_so(publisher) -> None:
+    with pytest.raises(ApiError) as refused:
+        pipeline(publisher).ingest([CLICK])
+    assert (refused.value.status, refused.value.code) == (400, "invalid_body")
+    assert refused.value.message == "An event is a JSON object."
+
+
+def test_an_invalid_event_names_every_field_at_fault(publisher) -> None:
+    with pytest.raises(ApiError) as refused:
+        pipeline(publisher).ingest({**CLICK, "data": {}})
+    assert refused.value.message == "Invalid event: data.element_type, data.page_type."
+    assert set(refused.value.details) == {"data.element_type", "data.page_type"}
+
+
+def test_an_unknown_event_type_is_named_and_the_known_ones_listed(publisher) -> None:
+    with pytest.raises(ApiError) as refused:
+        pipeline(publisher).ingest({**CLICK, "event": "rating"})
+    assert refused.value.message == "Unknown event 'rating'."
+    known = ", ".join(REGISTRY.names)
+    assert refused.value.details == {"event": [f"Unknown event. Known events: {known}."]}
+    assert refused.value.extra == {"known_events": REGISTRY.names}
+
+
+def test_a_rejected_token_is_401_with_the_reason_of_the_rejection(publisher) -> None:
+    with pytest.raises(ApiError) as refused:
+        pipeline(publisher).ingest({**CLICK, "token": "forged"})
+    assert (refused.value.status, refused.value.code) == (401, "invalid_token")
+    assert refused.value.message == "The token was rejected."
+    assert refused.value.details == {"token": ["The token was rejected."]}
+    assert publisher.sent == []
+
+
+UNAVAILABLE = {
+    "status": 503,
+    "error": "unavailable",
+    "message": "The event could not be stored right now; retry later.",
+    "details": {},
+}
+
+
+def test_an_unacknowledged_event_is_503_telling_the_client_to_retry(publisher) -> None:
+    publisher.failing = True
+    with pytest.raises(ApiError) as refused:
+        pipeline(publisher).ingest(CLICK)
+    assert {"status": refused.value.status, **refused.value.to_dict()} == UNAVAILABLE
+    [(name, seconds)] = refused.value.headers.items()
+    assert name.lower() == "retry-after" and int(seconds) >= 1
+
+
+def test_a_batch_answers_503_for_each_valid_event_the_broker_did_not_take(publisher) -> None:
+    publisher.failing = True
+    results = pipeline(publisher).ingest_batch([CLICK, {**CLICK, "event": "rating"}])
+    assert results[0] == UNAVAILABLE
+    assert results[1]["status"] == 422
+
+
+class ShortPublisher(FakePublisher):
+    """Answers one outcome fewer than it was given messages: a broken publisher."""
+
+    def publish_many(self, messages):
+        return super().publish_many(messages)[:-1]
+
+
+def test_a_batch_never_answers_202_for_an_event_the_publisher_did_not_answer() -> None:
+    with pytest.raises(ValueError):
+        pipeline(ShortPublisher()).ingest_batch([CLICK, CLICK])
+
+
+class Stopwatch:
+    """Stands in for the ``time`` module: ``perf_counter`` moves 0.25 s per reading."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        self.now += 0.25
+        return self.now
+
+
+class Observer:
+    def __init__(self) -> None:
+        self.publishes: list[float] = []
+        self.events: list[tuple[str, int]] = []
+
+    def publish_done(self, seconds: float) -> None:
+        self.publishes.append(seconds)
+
+    def event_done(self, event: str, status: int) -> None:
+        self.events.append((event, status))
+
+
+@pytest.mark.parametrize("batch", [False, True])
+def test_the_observer_gets_the_time_a_publish_took(publisher, monkeypatch, batch: bool) -> None:
+    monkeypatch.setattr(core.ingest.pipeline, "time", Stopwatch())
+    observer = Observer()
+    subject = Pipeline(
+        REGISTRY, FakeIdentity(), publisher, clock=lambda: RECEIVED, observer=observer
+    )
+    subject.ingest_batch([CLICK, CLICK]) if batch else subject.ingest(CLICK)
+    assert observer.publishes == [0.25]
