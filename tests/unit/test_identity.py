@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 from datetime import datetime
 
 import jwt
@@ -20,7 +19,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.x509.oid import NameOID
 
 from core.config import ConfigError, Settings
-from core.ingest.breaker import CircuitBreaker
 from core.ingest.identity import ANONYMOUS, Identity, IdentityResolver, TokenRejected
 
 NOW = 1_800_000_000.0
@@ -479,35 +477,6 @@ def test_rejection_counts_as_a_working_service(base, clock):
         resolver.resolve(hs256({"sub": "b"}))
     resolver.resolve(hs256({"sub": "c"}))
     assert resolver.breaker.state == "closed"
-
-
-def test_half_open_allows_a_single_trial():
-    clock = Clock()
-    breaker = CircuitBreaker(1, 5.0, clock)
-    breaker.record_failure()
-    assert breaker.state == "open"
-    assert not breaker.allow()
-    clock.advance(5)
-    assert breaker.allow()
-    assert not breaker.allow()
-    assert breaker.state == "half_open"
-    breaker.record_success()
-    assert breaker.state == "closed"
-    assert breaker.allow()
-
-
-def test_breaker_is_thread_safe_in_half_open():
-    clock = Clock()
-    breaker = CircuitBreaker(1, 1.0, clock)
-    breaker.record_failure()
-    clock.advance(1)
-    allowed = []
-    threads = [threading.Thread(target=lambda: allowed.append(breaker.allow())) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert allowed.count(True) == 1
 
 
 def test_check_auth_service_reports_breaker(base, clock):
