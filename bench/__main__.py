@@ -30,9 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     options.add_argument("--soak", type=float, default=60, help="length of the memory soak, s")
     options.add_argument("--server", choices=SERVERS, default=SERVERS[0], help="server measured")
     options.add_argument(
-        "--compare", action=argparse.BooleanOptionalAction, default=True,
+        "--compare",
+        action=argparse.BooleanOptionalAction,
+        default=True,
         help="also measure the other server's single-event throughput",
-    )  # fmt: skip
+    )
     options.add_argument("--etl-messages", type=int, default=100_000, help="messages per ETL run")
     options.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
     args = options.parse_args(argv)
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                         api,
                         status=200,
                         body_must='"rejected":0',
-                    )  # fmt: skip
+                    )
                     for _ in range(args.runs)
                 ]
                 results.cost = _cost_growth(api_url, singles, api, results, args.seconds)
@@ -99,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.seed.append(
                     load.open_loop(
                         f"{api_url}/api/v1/events", singles, SEED_RATE, 20, api, ids=accepted[-1]
-                    )  # fmt: skip
+                    )
                 )
             results.soak = _soak(api_url, singles, api, args.soak)
             etl.wait_loaded(settings, timeout_s=4 * settings.etl_interval_s + 30)
@@ -132,8 +134,12 @@ def say(text: str) -> None:
 
 
 def _ceiling(port: int) -> list[load.OpenLoop]:
-    server = stack.start("trivial", [sys.executable, "-m", "bench.trivial", str(port)],
-                         Settings(), PROJECT_ROOT / "var" / "bench" / "log")  # fmt: skip
+    server = stack.start(
+        "trivial",
+        [sys.executable, "-m", "bench.trivial", str(port)],
+        Settings(),
+        PROJECT_ROOT / "var" / "bench" / "log",
+    )
     try:
         time.sleep(0.5)
         empty = PROJECT_ROOT / "var" / "bench" / "empty.jsonl"

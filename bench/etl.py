@@ -125,8 +125,12 @@ def freshness(accepted: Path, loaded: dict[str, float]) -> dict[str, float]:
         else:
             missing += 1
     if not delays:
-        return {"p50_s": float("nan"), "p95_s": float("nan"), "max_s": float("nan"),
-                "missing": missing}  # fmt: skip
+        return {
+            "p50_s": float("nan"),
+            "p95_s": float("nan"),
+            "max_s": float("nan"),
+            "missing": missing,
+        }
     return {
         "p50_s": percentile(delays, 50),
         "p95_s": percentile(delays, 95),

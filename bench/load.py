@@ -80,8 +80,17 @@ def wrk(
     env = {**os.environ, "BENCH_BODIES": str(bodies), "BENCH_STATUS": str(status)}
     if body_must:
         env["BENCH_BODY_MUST"] = body_must
-    command = ["wrk", "-t2", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
-               "-s", str(LUA_SCRIPT), url]  # fmt: skip
+    command = [
+        "wrk",
+        "-t2",
+        f"-c{connections}",
+        f"-d{seconds:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA_SCRIPT),
+        url,
+    ]
     cpu = _CpuMeter(api)
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     api_cores, machine_cores = cpu.cores()
@@ -118,8 +127,19 @@ def open_loop(
     ids: Path | None = None,
 ) -> OpenLoop:
     """``rate`` requests per second for ``seconds``, from a separate process."""
-    command = [sys.executable, "-m", "bench.openloop", "--url", url, "--rate", str(rate),
-               "--duration", str(seconds), "--bodies", str(bodies)]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "bench.openloop",
+        "--url",
+        url,
+        "--rate",
+        str(rate),
+        "--duration",
+        str(seconds),
+        "--bodies",
+        str(bodies),
+    ]
     if ids:
         command += ["--ids", str(ids)]
     cpu = _CpuMeter(api)

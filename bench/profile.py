@@ -54,7 +54,7 @@ def record(pid: int, seconds: float, directory: Path, rate: int = 200) -> dict[s
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         for kind, out in outputs.items()
     ]
     for run in runs:

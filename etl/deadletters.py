@@ -13,9 +13,18 @@ from core.config import Settings
 from etl.warehouse import Warehouse
 
 COLUMNS = (
-    "id", "topic", "partition", "offset", "key", "payload", "reason", "detail", "received_at",
-    "requeued", "requeued_at",
-)  # fmt: skip
+    "id",
+    "topic",
+    "partition",
+    "offset",
+    "key",
+    "payload",
+    "reason",
+    "detail",
+    "received_at",
+    "requeued",
+    "requeued_at",
+)
 
 
 @dataclass(frozen=True)
@@ -125,7 +134,7 @@ def requeue(
                     version,
                 ]
                 for d in letters
-            ],  # fmt: skip
+            ],
             column_names=[*COLUMNS, "version"],
         )
     return letters

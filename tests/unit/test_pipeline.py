@@ -79,8 +79,14 @@ def test_the_message_has_the_server_fields_and_not_the_token(publisher) -> None:
     message = orjson.loads(value)
     assert key == "element_click"
     assert set(message) == {
-        "event_id", "event", "timestamp", "user_id", "identity", "schema_version", "data"
-    }  # fmt: skip
+        "event_id",
+        "event",
+        "timestamp",
+        "user_id",
+        "identity",
+        "schema_version",
+        "data",
+    }
     assert (message["event_id"], message["user_id"], message["identity"]) == (
         event_id,
         "42",
