@@ -81,10 +81,40 @@ def decode(raw: bytes) -> dict[str, Any]:
     """A message from its bytes; raises ``orjson.JSONDecodeError`` or ``TypeError`` if not one."""
     message = orjson.loads(raw)
     if not isinstance(message, dict):
-        raise TypeError("a message is a JSON object")
+        raise TypeError(f"a JSON {type(message).__name__}, not an object")
     return message
 
 
+def missing_keys(message: Mapping[str, Any]) -> list[str]:
+    """The keys every message has that ``message`` lacks."""
+    return [key for key in MESSAGE_KEYS if key not in message]
+
+
+def envelope_error(message: Mapping[str, Any]) -> str | None:
+    """What is wrong with the envelope of ``message`` (which has every key), or None."""
+    try:
+        UUID(message["event_id"])
+    except (TypeError, ValueError, AttributeError):
+        return f"event_id {message['event_id']!r} is not a UUID"
+    try:
+        parse_timestamp(message["timestamp"])
+    except (TypeError, ValueError, AttributeError):
+        return f"timestamp {message['timestamp']!r} is not ISO 8601 with a zone"
+    if not isinstance(message["user_id"], str) or not isinstance(message["identity"], str):
+        return "user_id and identity must be strings"
+    if not isinstance(message["data"], dict):
+        return "data must be an object"
+    version = message.get("schema_version", FIRST_SCHEMA_VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+        return f"schema_version {version!r} is not an integer from 1 to {MAX_VERSION}"
+    return None
+
+
+#: Keys every published message has. ``schema_version`` may be missing (messages published
+#: before it existed read as version 1); other keys (``request_id``) are extra.
+MESSAGE_KEYS = ("event_id", "event", "timestamp", "user_id", "identity", "data")
+#: The ``schema_version`` column is a UInt16.
+MAX_VERSION = 65535
 #: The columns every event table starts with, in this order, filled by :func:`envelope_columns`.
 ENVELOPE_COLUMNS = ("event_id", "event", "timestamp", "user_id", "identity", "schema_version")
 #: The ``schema_version`` of messages published before the envelope carried one.

@@ -14,10 +14,21 @@ from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from core.config import Settings
-from etl.transform import Record
 
 #: Empty polls in a row after which a pass stops reading and loads what it has.
 IDLE_POLLS = 3
+
+
+@dataclass(frozen=True)
+class Record:
+    """One Kafka record, transport only: where it came from and its bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp_ms: int
 
 
 @dataclass

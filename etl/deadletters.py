@@ -10,21 +10,11 @@ from uuid import UUID
 from kafka import KafkaProducer
 
 from core.config import Settings
+from core.ingest.publisher import producer_config
+from etl.ledger import DEAD_LETTER_COLUMNS
 from etl.warehouse import Warehouse
 
-COLUMNS = (
-    "id",
-    "topic",
-    "partition",
-    "offset",
-    "key",
-    "payload",
-    "reason",
-    "detail",
-    "received_at",
-    "requeued",
-    "requeued_at",
-)
+COLUMNS = (*DEAD_LETTER_COLUMNS, "requeued", "requeued_at")
 
 
 @dataclass(frozen=True)
@@ -102,7 +92,7 @@ def requeue(
     letters = list_dead_letters(settings, ids=ids, reason=reason)
     if not letters:
         return []
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap.split(","))
+    producer = KafkaProducer(**producer_config(settings, "clickstream-requeue"))
     try:
         sent = [
             producer.send(letter.topic, key=letter.key or None, value=letter.payload)

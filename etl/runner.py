@@ -1,4 +1,4 @@
-"""One ETL pass (Kafka -> rows -> a batch per table -> warehouse -> commit) and the schedule.
+"""One ETL pass (Kafka -> rows -> a block per table -> warehouse -> commit) and the schedule.
 
 Order of a pass, and why it is safe to crash anywhere in it:
 
@@ -15,38 +15,28 @@ range, its inserts carry the same tokens, and ClickHouse drops them.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import signal
 import threading
 import time
 import uuid
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import schedule
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import OperationalError
 
 from core.config import Settings
 from core.host.registry import Registry
+from etl import ledger, sink
 from etl.consume import Batch, commit, open_consumer, read_batch
 from etl.trace import log_events
-from etl.transform import INSERT_FAILED, Loaded, Record, Rejected, transform
+from etl.transform import Loaded, Rejected, transform
 from etl.warehouse import MigrationNeededError, Warehouse
 
 log = logging.getLogger(__name__)
-
-DELIVERY_COLUMNS = [
-    "event_id", "event", "target_table", "timestamp", "topic", "partition", "offset", "pass_id",
-    "loaded_at",
-]  # fmt: skip
-DEAD_LETTER_COLUMNS = [
-    "id", "topic", "partition", "offset", "key", "payload", "reason", "detail", "received_at",
-]  # fmt: skip
-DEAD_LETTER_NAMESPACE = uuid.UUID("6f1c1d2e-8a59-4b51-9b8e-2f5d0c3a7e11")
 
 
 @dataclass
@@ -61,19 +51,6 @@ class PassResult:
     gaps: list[tuple[int, int, int]] = field(default_factory=list)
     replayed: bool = False
     duration_s: float = 0.0
-
-
-def dead_letter_id(record: Record) -> uuid.UUID:
-    """A dead letter's id: the same for the same topic, partition and offset."""
-    return uuid.uuid5(DEAD_LETTER_NAMESPACE, f"{record.topic}/{record.partition}/{record.offset}")
-
-
-def insert_token(topic: str, table: str, columns: Iterable[str], records: Iterable[Record]) -> str:
-    """The insert deduplication token of a batch: which offsets of which topic, into which table."""
-    digest = hashlib.sha256(f"{topic}\n{table}\n{','.join(columns)}\n".encode())
-    for record in records:
-        digest.update(f"{record.partition}:{record.offset},".encode())
-    return digest.hexdigest()
 
 
 def run_pass(
@@ -99,7 +76,7 @@ def run_pass(
                 + ", ".join(sorted(status.migrations_needed))
                 + ": run `clickstream migrate TABLE FILE` (see docs/warehouse.md)"
             )
-        replay = _uncommitted_plan(client, warehouse, settings)
+        replay = ledger.uncommitted_plan(client, warehouse, settings)
     consumer = open_consumer(settings)
     try:
         batch = read_batch(
@@ -138,194 +115,18 @@ def _load(
     after_insert: Callable[[], None] | None,
 ) -> None:
     now = datetime.now(UTC)
-    _record_pass(client, warehouse, settings, result, "planned", now, batch)
+    ledger.record_pass(client, warehouse, settings, result, "planned", now, batch)
     loaded = [o for o in outcomes if isinstance(o, Loaded)]
-    rejected = [o for o in outcomes if isinstance(o, Rejected)]
-    by_table: dict[tuple[str, tuple[str, ...]], list[Loaded]] = defaultdict(list)
-    for outcome in loaded:
-        by_table[(outcome.table, tuple(outcome.row))].append(outcome)
-    inserted: list[Loaded] = []
-    for (table, columns), group in by_table.items():
-        ok, failed = _insert_table(client, warehouse, batch.topic, table, columns, group)
-        inserted += ok
-        rejected += failed
-    if inserted:
-        client.insert(
-            warehouse.table("event_deliveries"),
-            [
-                [
-                    o.event_id,
-                    o.event,
-                    o.table,
-                    o.timestamp,
-                    o.record.topic,
-                    o.record.partition,
-                    o.record.offset,
-                    result.pass_id,
-                    now,
-                ]
-                for o in inserted
-            ],  # fmt: skip
-            column_names=DELIVERY_COLUMNS,
-        )
-    if rejected:
-        rejected.sort(key=lambda o: (o.record.partition, o.record.offset))
-        client.insert(
-            warehouse.table("dead_letters"),
-            [
-                [
-                    dead_letter_id(o.record),
-                    o.record.topic,
-                    o.record.partition,
-                    o.record.offset,
-                    o.record.key or b"",
-                    o.record.value or b"",
-                    o.reason,
-                    o.detail,
-                    now,
-                ]
-                for o in rejected
-            ],  # fmt: skip
-            column_names=DEAD_LETTER_COLUMNS,
-            settings={
-                "insert_deduplication_token": insert_token(
-                    batch.topic, "dead_letters", DEAD_LETTER_COLUMNS, [o.record for o in rejected]
-                )
-            },
-        )
+    inserted, refused = sink.load_rows(client, warehouse, batch.topic, loaded)
+    rejected = [o for o in outcomes if isinstance(o, Rejected)] + refused
+    ledger.record_deliveries(client, warehouse, inserted, result.pass_id, now)
+    ledger.record_dead_letters(client, warehouse, batch.topic, rejected, now)
     result.rows = dict(Counter(o.table for o in inserted))
     result.dead_letters = dict(Counter(o.reason for o in rejected))
     log_events(result.pass_id, inserted, rejected)
     if after_insert is not None:
         after_insert()
-    _record_pass(client, warehouse, settings, result, "loaded", now, None)
-
-
-def _insert_table(
-    client: Client,
-    warehouse: Warehouse,
-    topic: str,
-    table: str,
-    columns: tuple[str, ...],
-    group: list[Loaded],
-) -> tuple[list[Loaded], list[Rejected]]:
-    """Insert ``group`` as one block; if the data is refused, row by row, refusals rejected."""
-    try:
-        _insert_rows(client, warehouse, topic, table, columns, group)
-        return group, []
-    except OperationalError:
-        raise
-    except Exception as error:
-        log.warning("etl.insert_failed table=%s rows=%d error=%s", table, len(group), error)
-    ok: list[Loaded] = []
-    failed: list[Rejected] = []
-    for outcome in group:
-        try:
-            _insert_rows(client, warehouse, topic, table, columns, [outcome])
-            ok.append(outcome)
-        except OperationalError:
-            raise
-        except Exception as error:
-            failed.append(Rejected(outcome.record, INSERT_FAILED, f"{table}: {error}"[:2000]))
-    return ok, failed
-
-
-def _insert_rows(client, warehouse, topic, table, columns, group: list[Loaded]) -> None:
-    client.insert(
-        warehouse.table(table),
-        [[o.row[c] for c in columns] for o in group],
-        column_names=list(columns),
-        settings={
-            "insert_deduplication_token": insert_token(
-                topic, table, columns, [o.record for o in group]
-            )
-        },
-    )
-
-
-def _record_pass(client, warehouse, settings, result, status, started, batch) -> None:
-    now = datetime.now(UTC)
-    client.insert(
-        warehouse.table("etl_passes"),
-        [
-            [
-                result.pass_id,
-                settings.etl_group,
-                settings.kafka_topic,
-                status,
-                started,
-                now,
-                sum(result.rows.values()) + sum(result.dead_letters.values()),
-                sum(result.rows.values()),
-                sum(result.dead_letters.values()),
-                int(result.replayed),
-                (now - started).total_seconds(),
-            ]
-        ],  # fmt: skip
-        column_names=[
-            "pass_id",
-            "consumer_group",
-            "topic",
-            "status",
-            "started_at",
-            "updated_at",
-            "messages",
-            "rows",
-            "dead_letters",
-            "replayed",
-            "duration_s",
-        ],  # fmt: skip
-    )
-    if batch is None:
-        return
-    moved = [p for p in batch.partitions.values() if p.next_offset > p.expected]
-    client.insert(
-        warehouse.table("etl_offsets"),
-        [
-            [
-                result.pass_id,
-                settings.etl_group,
-                batch.topic,
-                p.partition,
-                p.expected,
-                p.first,
-                p.last,
-                p.next_offset,
-                p.end,
-                len(p.offsets),
-                p.gaps,
-                started,
-            ]
-            for p in moved
-        ],  # fmt: skip
-        column_names=[
-            "pass_id",
-            "consumer_group",
-            "topic",
-            "partition",
-            "expected_offset",
-            "first_offset",
-            "last_offset",
-            "next_offset",
-            "end_offset",
-            "messages",
-            "gaps",
-            "planned_at",
-        ],  # fmt: skip
-    )
-
-
-def _uncommitted_plan(
-    client: Client, warehouse: Warehouse, settings: Settings
-) -> dict[int, tuple[int, int]]:
-    """Per partition, the (start, stop) of the latest pass that planned a load there."""
-    rows = client.query(
-        f"SELECT partition, argMax(expected_offset, planned_at), argMax(next_offset, planned_at) "
-        f"FROM {warehouse.table('etl_offsets')} "
-        "WHERE consumer_group = {g:String} AND topic = {t:String} GROUP BY partition",
-        parameters={"g": settings.etl_group, "t": settings.kafka_topic},
-    ).result_rows
-    return {partition: (start, stop) for partition, start, stop in rows}
+    ledger.record_pass(client, warehouse, settings, result, "loaded", now)
 
 
 def _log_pass(result: PassResult) -> None:

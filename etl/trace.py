@@ -12,7 +12,9 @@ from collections.abc import Iterable
 
 import orjson
 
-from etl.transform import Loaded, Record, Rejected
+from core.message import decode
+from etl.consume import Record
+from etl.transform import Loaded, Rejected
 
 log = logging.getLogger("etl.events")
 
@@ -20,10 +22,10 @@ log = logging.getLogger("etl.events")
 def request_id_of(record: Record) -> str | None:
     """The ``request_id`` of a record's message, if it is a message and has one."""
     try:
-        message = orjson.loads(record.value or b"")
-    except orjson.JSONDecodeError:
+        message = decode(record.value or b"")
+    except (orjson.JSONDecodeError, TypeError):
         return None
-    request_id = message.get("request_id") if isinstance(message, dict) else None
+    request_id = message.get("request_id")
     return request_id if isinstance(request_id, str) else None
 
 

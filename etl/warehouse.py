@@ -24,90 +24,12 @@ from clickhouse_connect.driver.client import Client
 
 from core.config import Settings
 from core.host.registry import Registry, View
+from etl import ledger
 
 log = logging.getLogger(__name__)
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
-#: Tables the ETL itself owns, in the same database as the event tables.
-INTERNAL_DDL: dict[str, str] = {
-    "schema_migrations": """
-CREATE TABLE IF NOT EXISTS {database}.{table} (
-    table_name String,
-    ddl_sha256 String,
-    ddl String,
-    kind LowCardinality(String),
-    applied_at DateTime64(3, 'UTC')
-) ENGINE = MergeTree
-ORDER BY (table_name, applied_at)
-""",
-    "dead_letters": """
-CREATE TABLE IF NOT EXISTS {database}.{table} (
-    id UUID,
-    topic LowCardinality(String),
-    partition UInt32,
-    offset UInt64,
-    key String,
-    payload String,
-    reason LowCardinality(String),
-    detail String,
-    received_at DateTime64(3, 'UTC'),
-    requeued UInt8 DEFAULT 0,
-    requeued_at Nullable(DateTime64(3, 'UTC')),
-    version UInt64 DEFAULT 0
-) ENGINE = ReplacingMergeTree(version)
-PARTITION BY toYYYYMM(received_at)
-ORDER BY (topic, partition, offset)
-""",
-    "event_deliveries": """
-CREATE TABLE IF NOT EXISTS {database}.{table} (
-    event_id UUID,
-    event LowCardinality(String),
-    target_table LowCardinality(String),
-    timestamp DateTime64(3, 'UTC'),
-    topic LowCardinality(String),
-    partition UInt32,
-    offset UInt64,
-    pass_id UUID,
-    loaded_at DateTime64(3, 'UTC')
-) ENGINE = MergeTree
-PARTITION BY toYYYYMM(timestamp)
-ORDER BY (event, toStartOfHour(timestamp), event_id)
-""",
-    "etl_passes": """
-CREATE TABLE IF NOT EXISTS {database}.{table} (
-    pass_id UUID,
-    consumer_group String,
-    topic String,
-    status LowCardinality(String),
-    started_at DateTime64(3, 'UTC'),
-    updated_at DateTime64(3, 'UTC'),
-    messages UInt64,
-    rows UInt64,
-    dead_letters UInt64,
-    replayed UInt8,
-    duration_s Float64
-) ENGINE = ReplacingMergeTree(updated_at)
-ORDER BY (consumer_group, topic, pass_id)
-""",
-    "etl_offsets": """
-CREATE TABLE IF NOT EXISTS {database}.{table} (
-    pass_id UUID,
-    consumer_group String,
-    topic String,
-    partition UInt32,
-    expected_offset UInt64,
-    first_offset Nullable(UInt64),
-    last_offset Nullable(UInt64),
-    next_offset UInt64,
-    end_offset UInt64,
-    messages UInt64,
-    gaps Array(Tuple(UInt64, UInt64)),
-    planned_at DateTime64(3, 'UTC')
-) ENGINE = MergeTree
-ORDER BY (consumer_group, topic, partition, planned_at)
-""",
-}
 
 #: Analyst-facing view per event table: one row per event_id, whatever was re-delivered.
 DEDUP_VIEW = "CREATE OR REPLACE VIEW {database}.{view} AS SELECT * FROM {database}.{table} FINAL"
@@ -270,8 +192,8 @@ class Warehouse:
         ``migrations_needed`` and left untouched.
         """
         client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-        definitions = [("schema_migrations", INTERNAL_DDL["schema_migrations"])]
-        definitions += [(t, d) for t, d in INTERNAL_DDL.items() if t != "schema_migrations"]
+        definitions = [("schema_migrations", ledger.TABLES["schema_migrations"])]
+        definitions += [(t, d) for t, d in ledger.TABLES.items() if t != "schema_migrations"]
         definitions += [(table, et.ddl) for table, et in registry.tables().items()]
         # One look at what exists, so that an unchanged warehouse costs no DDL: settings
         # and views are written only where they are missing or stale.

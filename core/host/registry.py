@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from marshmallow import Schema, ValidationError
 
-from core.message import ENVELOPE_COLUMNS, envelope_columns
+from core.message import ENVELOPE_COLUMNS, MAX_VERSION, envelope_columns
 
 if TYPE_CHECKING:
     from core.config import Settings
@@ -20,8 +20,6 @@ SETTING_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 REPORT_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 #: Reports of clickstream itself (etl/reports.py); a plugin's report cannot take these names.
 BUILT_IN_REPORTS = frozenset({"counts", "quality"})
-#: The ``schema_version`` column is a UInt16.
-MAX_VERSION = 65535
 
 Row = dict[str, Any]
 RowMapper = Callable[[Mapping[str, Any]], Row]

@@ -17,6 +17,27 @@ from core.ingest.spool import Record, SpoolFullError, Spools
 log = logging.getLogger(__name__)
 
 
+def producer_config(settings: Settings, client_id: str) -> dict[str, object]:
+    """kafka-python producer settings for "no loss, no duplicate": every in-sync replica
+    acknowledges, sends are idempotent, and every wait ends within ``kafka_ack_timeout_s``."""
+    timeout_ms = max(1000, int(settings.kafka_ack_timeout_s * 1000))
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap.split(","),
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": settings.kafka_linger_ms,
+        "batch_size": settings.kafka_batch_bytes,
+        "max_block_ms": int(settings.kafka_ack_timeout_s * 1000),
+        # Without it a broker that is down at start-up holds a request for 30 s.
+        "bootstrap_timeout_ms": timeout_ms,
+        "request_timeout_ms": timeout_ms,
+        # Give up on a record about when the request stops waiting for it: a record
+        # spooled after a timeout should not also reach Kafka late.
+        "delivery_timeout_ms": timeout_ms + settings.kafka_linger_ms,
+        "client_id": client_id,
+    }
+
+
 class PublishError(RuntimeError):
     """The broker did not acknowledge a message in time; the client must retry."""
 
@@ -50,21 +71,8 @@ class Publisher:
             return producer
         with self._lock:
             if self._producer is None or self._pid != os.getpid():
-                timeout_ms = max(1000, int(self._settings.kafka_ack_timeout_s * 1000))
                 self._producer = KafkaProducer(
-                    bootstrap_servers=self._settings.kafka_bootstrap.split(","),
-                    acks="all",
-                    enable_idempotence=True,
-                    linger_ms=self._settings.kafka_linger_ms,
-                    batch_size=self._settings.kafka_batch_bytes,
-                    max_block_ms=int(self._settings.kafka_ack_timeout_s * 1000),
-                    # Without it a broker that is down at start-up holds a request for 30 s.
-                    bootstrap_timeout_ms=timeout_ms,
-                    request_timeout_ms=timeout_ms,
-                    # Give up on a record about when the request stops waiting for it: a
-                    # record spooled after a timeout should not also reach Kafka late.
-                    delivery_timeout_ms=timeout_ms + self._settings.kafka_linger_ms,
-                    client_id=f"clickstream-api-{os.getpid()}",
+                    **producer_config(self._settings, f"clickstream-api-{os.getpid()}")
                 )
                 self._pid = os.getpid()
             return self._producer

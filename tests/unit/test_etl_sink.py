@@ -13,9 +13,9 @@ import pytest
 
 import etl.runner
 from core.host.plugin_manager import build_registry, make_plugin_manager
-from etl.consume import Batch, PartitionRead
-from etl.runner import insert_token, run_pass
-from etl.transform import Record
+from etl.consume import Batch, PartitionRead, Record
+from etl.runner import run_pass
+from etl.sink import insert_token
 from etl.warehouse import WarehouseError
 from tests.etl_helpers import envelope, query
 

@@ -21,7 +21,8 @@ from core.log import (
     unbind_request_id,
 )
 from etl.trace import log_events, request_id_of
-from etl.transform import Loaded, Record, Rejected
+from etl.consume import Record
+from etl.transform import Loaded, Rejected
 from tests.fakes import FakeIdentity, FakePublisher
 
 

@@ -19,7 +19,8 @@ from core.host.registry import Registry, RegistryError
 from core.ingest.pipeline import Pipeline
 from core.message import ENVELOPE_COLUMNS_DDL
 from etl.cli import main
-from etl.transform import BAD_ENVELOPE, Loaded, Record, Rejected, transform
+from etl.consume import Record
+from etl.transform import BAD_ENVELOPE, Loaded, Rejected, transform
 from tests.etl_helpers import envelope
 from tests.fakes import FakeIdentity, FakePublisher
 

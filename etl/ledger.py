@@ -1,0 +1,290 @@
+"""The ETL's own tables: each one's DDL, and every write to them.
+
+``dead_letters`` (what could not be loaded, and why), ``event_deliveries`` (every event
+loaded, by pass and offset: what the duplicate report counts), ``etl_passes`` and
+``etl_offsets`` (each pass's plan and outcome: what replays and gap reports read), and
+``schema_migrations`` (the DDL versions :mod:`etl.warehouse` applied).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from clickhouse_connect.driver.client import Client
+
+from core.config import Settings
+from etl.consume import Batch, Record
+from etl.sink import insert_token
+from etl.transform import Loaded, Rejected
+
+if TYPE_CHECKING:
+    from etl.runner import PassResult
+    from etl.warehouse import Warehouse
+
+#: Each table of the ETL's own, by name: its DDL, the one description of its columns.
+TABLES: dict[str, str] = {
+    "schema_migrations": """
+CREATE TABLE IF NOT EXISTS {database}.{table} (
+    table_name String,
+    ddl_sha256 String,
+    ddl String,
+    kind LowCardinality(String),
+    applied_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+ORDER BY (table_name, applied_at)
+""",
+    "dead_letters": """
+CREATE TABLE IF NOT EXISTS {database}.{table} (
+    id UUID,
+    topic LowCardinality(String),
+    partition UInt32,
+    offset UInt64,
+    key String,
+    payload String,
+    reason LowCardinality(String),
+    detail String,
+    received_at DateTime64(3, 'UTC'),
+    requeued UInt8 DEFAULT 0,
+    requeued_at Nullable(DateTime64(3, 'UTC')),
+    version UInt64 DEFAULT 0
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(received_at)
+ORDER BY (topic, partition, offset)
+""",
+    "event_deliveries": """
+CREATE TABLE IF NOT EXISTS {database}.{table} (
+    event_id UUID,
+    event LowCardinality(String),
+    target_table LowCardinality(String),
+    timestamp DateTime64(3, 'UTC'),
+    topic LowCardinality(String),
+    partition UInt32,
+    offset UInt64,
+    pass_id UUID,
+    loaded_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(timestamp)
+ORDER BY (event, toStartOfHour(timestamp), event_id)
+""",
+    "etl_passes": """
+CREATE TABLE IF NOT EXISTS {database}.{table} (
+    pass_id UUID,
+    consumer_group String,
+    topic String,
+    status LowCardinality(String),
+    started_at DateTime64(3, 'UTC'),
+    updated_at DateTime64(3, 'UTC'),
+    messages UInt64,
+    rows UInt64,
+    dead_letters UInt64,
+    replayed UInt8,
+    duration_s Float64
+) ENGINE = ReplacingMergeTree(updated_at)
+ORDER BY (consumer_group, topic, pass_id)
+""",
+    "etl_offsets": """
+CREATE TABLE IF NOT EXISTS {database}.{table} (
+    pass_id UUID,
+    consumer_group String,
+    topic String,
+    partition UInt32,
+    expected_offset UInt64,
+    first_offset Nullable(UInt64),
+    last_offset Nullable(UInt64),
+    next_offset UInt64,
+    end_offset UInt64,
+    messages UInt64,
+    gaps Array(Tuple(UInt64, UInt64)),
+    planned_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+ORDER BY (consumer_group, topic, partition, planned_at)
+""",
+}
+
+#: The columns of ``dead_letters`` a pass writes; re-queueing adds ``requeued``, ``requeued_at``.
+DEAD_LETTER_COLUMNS = (
+    "id",
+    "topic",
+    "partition",
+    "offset",
+    "key",
+    "payload",
+    "reason",
+    "detail",
+    "received_at",
+)
+DELIVERY_COLUMNS = (
+    "event_id",
+    "event",
+    "target_table",
+    "timestamp",
+    "topic",
+    "partition",
+    "offset",
+    "pass_id",
+    "loaded_at",
+)
+PASS_COLUMNS = (
+    "pass_id",
+    "consumer_group",
+    "topic",
+    "status",
+    "started_at",
+    "updated_at",
+    "messages",
+    "rows",
+    "dead_letters",
+    "replayed",
+    "duration_s",
+)
+OFFSET_COLUMNS = (
+    "pass_id",
+    "consumer_group",
+    "topic",
+    "partition",
+    "expected_offset",
+    "first_offset",
+    "last_offset",
+    "next_offset",
+    "end_offset",
+    "messages",
+    "gaps",
+    "planned_at",
+)
+DEAD_LETTER_NAMESPACE = uuid.UUID("6f1c1d2e-8a59-4b51-9b8e-2f5d0c3a7e11")
+
+
+def dead_letter_id(record: Record) -> uuid.UUID:
+    """A dead letter's id: the same for the same topic, partition and offset."""
+    return uuid.uuid5(DEAD_LETTER_NAMESPACE, f"{record.topic}/{record.partition}/{record.offset}")
+
+
+def record_pass(
+    client: Client,
+    warehouse: Warehouse,
+    settings: Settings,
+    result: PassResult,
+    status: str,
+    started: datetime,
+    batch: Batch | None = None,
+) -> None:
+    """Write a pass's ``status`` (``planned``, then ``loaded``); with ``batch``, its plan too:
+    per partition, the offsets expected, read and to commit, and the gaps."""
+    now = datetime.now(UTC)
+    rows, letters = sum(result.rows.values()), sum(result.dead_letters.values())
+    client.insert(
+        warehouse.table("etl_passes"),
+        [
+            [
+                result.pass_id,
+                settings.etl_group,
+                settings.kafka_topic,
+                status,
+                started,
+                now,
+                rows + letters,
+                rows,
+                letters,
+                int(result.replayed),
+                (now - started).total_seconds(),
+            ]
+        ],
+        column_names=list(PASS_COLUMNS),
+    )
+    if batch is None:
+        return
+    moved = [p for p in batch.partitions.values() if p.next_offset > p.expected]
+    client.insert(
+        warehouse.table("etl_offsets"),
+        [
+            [
+                result.pass_id,
+                settings.etl_group,
+                batch.topic,
+                p.partition,
+                p.expected,
+                p.first,
+                p.last,
+                p.next_offset,
+                p.end,
+                len(p.offsets),
+                p.gaps,
+                started,
+            ]
+            for p in moved
+        ],
+        column_names=list(OFFSET_COLUMNS),
+    )
+
+
+def record_deliveries(
+    client: Client, warehouse: Warehouse, inserted: Iterable[Loaded], pass_id: str, now: datetime
+) -> None:
+    """One ``event_deliveries`` row per event loaded: which record, which pass, when."""
+    rows = [
+        [
+            o.event_id,
+            o.event,
+            o.table,
+            o.timestamp,
+            o.record.topic,
+            o.record.partition,
+            o.record.offset,
+            pass_id,
+            now,
+        ]
+        for o in inserted
+    ]
+    if rows:
+        client.insert(
+            warehouse.table("event_deliveries"), rows, column_names=list(DELIVERY_COLUMNS)
+        )
+
+
+def record_dead_letters(
+    client: Client, warehouse: Warehouse, topic: str, rejected: list[Rejected], now: datetime
+) -> None:
+    """The records that could not be loaded, with the reason; a replay stores them once."""
+    if not rejected:
+        return
+    rejected = sorted(rejected, key=lambda o: (o.record.partition, o.record.offset))
+    client.insert(
+        warehouse.table("dead_letters"),
+        [
+            [
+                dead_letter_id(o.record),
+                o.record.topic,
+                o.record.partition,
+                o.record.offset,
+                o.record.key or b"",
+                o.record.value or b"",
+                o.reason,
+                o.detail,
+                now,
+            ]
+            for o in rejected
+        ],
+        column_names=list(DEAD_LETTER_COLUMNS),
+        settings={
+            "insert_deduplication_token": insert_token(
+                topic, "dead_letters", DEAD_LETTER_COLUMNS, [o.record for o in rejected]
+            )
+        },
+    )
+
+
+def uncommitted_plan(
+    client: Client, warehouse: Warehouse, settings: Settings
+) -> dict[int, tuple[int, int]]:
+    """Per partition, the (start, stop) of the latest pass that planned a load there: what a
+    pass re-reads exactly when that pass loaded but did not commit."""
+    rows = client.query(
+        f"SELECT partition, argMax(expected_offset, planned_at), argMax(next_offset, planned_at) "
+        f"FROM {warehouse.table('etl_offsets')} "
+        "WHERE consumer_group = {g:String} AND topic = {t:String} GROUP BY partition",
+        parameters={"g": settings.etl_group, "t": settings.kafka_topic},
+    ).result_rows
+    return {partition: (start, stop) for partition, start, stop in rows}
