@@ -9,9 +9,8 @@ import pytest
 
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from etl.cli import parser
-from etl.consume import PartitionRead, _settle
+from etl.consume import PartitionRead, Record, _settle
 from etl.sink import insert_token
-from etl.consume import Record
 from etl.transform import Loaded, Rejected, transform
 from etl.warehouse import ddl_sha256, render
 from tests.etl_helpers import envelope

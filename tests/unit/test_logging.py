@@ -20,8 +20,8 @@ from core.log import (
     logconfig_dict,
     unbind_request_id,
 )
-from etl.trace import log_events, request_id_of
 from etl.consume import Record
+from etl.trace import log_events, request_id_of
 from etl.transform import Loaded, Rejected
 from tests.fakes import FakeIdentity, FakePublisher
 
