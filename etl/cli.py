@@ -138,8 +138,21 @@ def parser() -> argparse.ArgumentParser:
     dead.add_argument("--limit", type=int, default=100, help="list at most this many")
     dead.set_defaults(run=_deadletters)
 
-    report = commands.add_parser("report", help="figures from the warehouse")
-    report.add_argument("which", choices=("counts", "quality", *sorted(_registry().reports)))
+    plugin_reports = _registry().reports
+    report = commands.add_parser(
+        "report",
+        help="figures from the warehouse",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n".join(
+            [
+                "reports:",
+                "  counts    rows and distinct events per table",
+                "  quality   duplicates, gaps, lag, freshness, plugins' figures",
+            ]
+            + [f"  {name:<9} {r.description}" for name, r in sorted(plugin_reports.items())]
+        ),
+    )
+    report.add_argument("which", choices=("counts", "quality", *sorted(plugin_reports)))
     report.set_defaults(run=_report)
 
     migrate = commands.add_parser("migrate", help="apply a table migration (docs/warehouse.md)")

@@ -35,8 +35,8 @@ IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 DEDUP_VIEW = "CREATE OR REPLACE VIEW {database}.{view} AS SELECT * FROM {database}.{table} FINAL"
 DEDUP_SUFFIX = "_dedup"
 
-#: The comment a view of a plugin carries: which version of its query it was made from.
-VIEW_VERSION = "clickstream view {sha}"
+#: The comment a view of a plugin carries: what it is, and which version of its query made it.
+VIEW_VERSION = "{description} (clickstream view {sha})"
 
 
 class WarehouseError(RuntimeError):
@@ -375,7 +375,7 @@ class Warehouse:
     def view_version(self, view: View, registry: Registry) -> str:
         """The comment ``view`` carries once made from its current query."""
         sha = hashlib.sha256(self.view_query(view, registry).encode()).hexdigest()[:16]
-        return VIEW_VERSION.format(sha=sha)
+        return VIEW_VERSION.format(description=view.description.replace("'", ""), sha=sha)
 
     def _make_view(self, client: Client, view: View, registry: Registry) -> None:
         statement = (
