@@ -39,7 +39,9 @@ def load_rows(
     for it, the pass fails and commits nothing.
     """
     blocks: dict[tuple[str, tuple[str, ...]], list[Loaded]] = defaultdict(list)
-    for outcome in loaded:
+    # In offset order: a replay may get the partitions interleaved otherwise by Kafka, and a
+    # block's token must depend on which records it holds, not on the order they came in.
+    for outcome in sorted(loaded, key=lambda o: (o.record.partition, o.record.offset)):
         blocks[(outcome.table, tuple(outcome.row))].append(outcome)
     inserted: list[Loaded] = []
     failed: list[Rejected] = []
