@@ -52,7 +52,7 @@ lint:
 
 docs:  ## Refresh the generated docs: docs/openapi.json and docs/configuration.md
 	$(PYTHON) -m core.api.openapi > docs/openapi.json
-	$(PYTHON) -m core.config > docs/configuration.md
+	$(PYTHON) -m core.host.configuration > docs/configuration.md
 
 schema-check:  ## Refuse unversioned breaking changes to event schemas since docs/openapi.json
 	$(PYTHON) -m etl.cli schema-check

@@ -1,7 +1,7 @@
 """All settings, read once from ``CLICKSTREAM_*`` environment variables and validated.
 
 Each setting is declared once below: its type, default, and a line of documentation.
-``python -m core.config`` prints ``docs/configuration.md`` from them.
+``python -m core.host.configuration`` prints ``docs/configuration.md`` from them.
 """
 
 from __future__ import annotations
@@ -11,10 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from core.host.registry import PluginSetting
+from typing import Any
 
 PREFIX = "CLICKSTREAM_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +36,26 @@ def _bool(raw: str) -> bool:
 
 def _list(raw: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in raw.split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class PluginSetting:
+    """A setting a plugin reads, from ``CLICKSTREAM_<NAME>`` like every other setting."""
+
+    name: str
+    default: int | float | str | bool
+    doc: str
+    plugin: str = field(default="", compare=False)
+
+    def parse(self, raw: str) -> int | float | str | bool:
+        """``raw`` as the type of the default; raises ``ValueError`` if it is not one."""
+        kind = type(self.default)
+        if kind is bool:
+            lowered = raw.strip().lower()
+            if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise ValueError("expected true or false")
+            return lowered in ("1", "true", "yes", "on")
+        return kind(raw)
 
 
 @dataclass(frozen=True)
@@ -383,9 +400,3 @@ def describe(plugin_settings: Iterable[PluginSetting] = ()) -> str:
             for s in plugin_settings
         ]
     return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    from core.host.plugin_manager import build_registry, make_plugin_manager
-
-    print(describe(build_registry(make_plugin_manager()).settings.values()), end="")

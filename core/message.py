@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 from uuid import UUID
 
 import orjson
@@ -17,8 +18,18 @@ from marshmallow import Schema, fields, validate
 
 from core.host.fields import Text
 
-if TYPE_CHECKING:
-    from core.ingest.identity import Identity
+Mode = Literal["anonymous", "verified", "degraded"]
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who an event belongs to (``user_id``) and how that was established (``identity``)."""
+
+    user_id: str
+    mode: Mode
+
+
+ANONYMOUS = Identity("anonymous", "anonymous")
 
 #: Longest token accepted; longer ones are refused before any verification.
 MAX_TOKEN_LENGTH = 8192

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -21,7 +22,6 @@ from etl.sink import insert_token
 from etl.transform import Loaded, Rejected
 
 if TYPE_CHECKING:
-    from etl.runner import PassResult
     from etl.warehouse import Warehouse
 
 #: Each table of the ETL's own, by name: its DDL, the one description of its columns.
@@ -154,6 +154,22 @@ OFFSET_COLUMNS = (
     "gaps",
     "planned_at",
 )
+
+
+@dataclass
+class PassResult:
+    """What one pass did; ``rows`` and ``dead_letters`` are empty for a pass with nothing new."""
+
+    pass_id: str
+    messages: int = 0
+    rows: dict[str, int] = field(default_factory=dict)
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    committed: dict[int, int] = field(default_factory=dict)
+    gaps: list[tuple[int, int, int]] = field(default_factory=list)
+    replayed: bool = False
+    duration_s: float = 0.0
+
+
 DEAD_LETTER_NAMESPACE = uuid.UUID("6f1c1d2e-8a59-4b51-9b8e-2f5d0c3a7e11")
 
 

@@ -21,8 +21,8 @@ from prometheus_client.exposition import start_http_server
 
 from core.config import Settings
 from core.host.registry import Registry
+from etl.ledger import PassResult
 from etl.reports import QualityReport, consumer_lag, quality_report
-from etl.runner import PassResult
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import schedule
@@ -32,25 +31,12 @@ from core.config import Settings
 from core.host.registry import Registry
 from etl import ledger, sink
 from etl.consume import Batch, commit, open_consumer, read_batch
+from etl.ledger import PassResult
 from etl.trace import log_events
 from etl.transform import Loaded, Rejected, transform
 from etl.warehouse import MigrationNeededError, Warehouse
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class PassResult:
-    """What one pass did; ``rows`` and ``dead_letters`` are empty for a pass with nothing new."""
-
-    pass_id: str
-    messages: int = 0
-    rows: dict[str, int] = field(default_factory=dict)
-    dead_letters: dict[str, int] = field(default_factory=dict)
-    committed: dict[int, int] = field(default_factory=dict)
-    gaps: list[tuple[int, int, int]] = field(default_factory=list)
-    replayed: bool = False
-    duration_s: float = 0.0
 
 
 def run_pass(

@@ -14,7 +14,6 @@ from core.ingest.identity import IdentityResolver
 from core.ingest.pipeline import Pipeline
 
 if TYPE_CHECKING:
-    from core.api.limits import RateLimiter
     from core.api.metrics import ApiMetrics
 
 PIPELINE = "clickstream.pipeline"
@@ -42,8 +41,3 @@ def identity_of(app: Flask) -> IdentityResolver:
 def metrics_of(app: Flask) -> ApiMetrics:
     """The metrics an application records into."""
     return app.extensions[METRICS]
-
-
-def rate_limiter_of(app: Flask) -> RateLimiter | None:
-    """The rate limiter, or None when no limit is set."""
-    return app.extensions[RATE_LIMITER]

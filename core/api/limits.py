@@ -17,7 +17,7 @@ from collections.abc import Callable
 import redis
 from flask import Flask, current_app, request
 
-from core.api.extension import rate_limiter_of, settings_of
+from core.api.extension import RATE_LIMITER, settings_of
 from core.config import Settings
 from core.ingest import redis_link
 from core.ingest.errors import ApiError
@@ -70,6 +70,11 @@ class RateLimiter:
         if count <= limit:
             return None
         return max(1, math.ceil((window + 1) * self._window_s - now))
+
+
+def rate_limiter_of(app: Flask) -> RateLimiter | None:
+    """The application's rate limiter (``app.extensions``), or None when no limit is set."""
+    return app.extensions[RATE_LIMITER]
 
 
 def rate_limited(seconds: int, what: str) -> ApiError:

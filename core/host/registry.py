@@ -5,14 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from marshmallow import Schema, ValidationError
 
+from core.config import PluginSetting, Settings
 from core.message import ENVELOPE_COLUMNS, MAX_VERSION, envelope_columns
-
-if TYPE_CHECKING:
-    from core.config import Settings
 
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 TABLE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -96,33 +94,6 @@ def is_select(sql: object) -> bool:
     lines = [line.strip() for line in sql.splitlines()]
     code = [line for line in lines if line and not line.startswith("--")]
     return bool(code) and code[0].upper().startswith(("SELECT", "WITH"))
-
-
-@dataclass(frozen=True)
-class PluginSetting:
-    """A setting a plugin reads, from ``CLICKSTREAM_<NAME>`` like every other setting."""
-
-    name: str
-    default: int | float | str | bool
-    doc: str
-    plugin: str = field(default="", compare=False)
-
-    def parse(self, raw: str) -> int | float | str | bool:
-        """``raw`` as the type of the default; raises ``ValueError`` if it is not one."""
-        kind = type(self.default)
-        if kind is bool:
-            lowered = raw.strip().lower()
-            if lowered not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-                raise ValueError("expected true or false")
-            return lowered in ("1", "true", "yes", "on")
-        return kind(raw)
-
-    def check(self) -> None:
-        where = f"setting {self.name!r} of plugin {self.plugin or '?'}"
-        if not isinstance(self.name, str) or not SETTING_NAME.match(self.name):
-            raise RegistryError(f"{where}: the name must match {SETTING_NAME.pattern}")
-        if not isinstance(self.default, int | float | str | bool):
-            raise RegistryError(f"{where}: the default must be an int, float, str or bool")
 
 
 @dataclass(frozen=True)
@@ -259,12 +230,20 @@ def _owned(contribution, plugin: str, kind: type):
     return replace(contribution, plugin=plugin)
 
 
+def _check_setting(setting: PluginSetting) -> None:
+    where = f"setting {setting.name!r} of plugin {setting.plugin or '?'}"
+    if not isinstance(setting.name, str) or not SETTING_NAME.match(setting.name):
+        raise RegistryError(f"{where}: the name must match {SETTING_NAME.pattern}")
+    if not isinstance(setting.default, int | float | str | bool):
+        raise RegistryError(f"{where}: the default must be an int, float, str or bool")
+
+
 def _unique(contributions, kind: type, what: str, *check_args) -> dict:
     """Each plugin's contributions of ``kind``, checked, by name; a name claimed twice stops."""
     found: dict = {}
     for plugin, items in contributions:
         for item in [_owned(item, plugin, kind) for item in items]:
-            item.check(*check_args)
+            _check_setting(item) if kind is PluginSetting else item.check(*check_args)
             claimed = found.get(item.name)
             if claimed is not None:
                 raise RegistryError(

@@ -12,7 +12,6 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,26 +27,15 @@ from core.ingest import redis_link
 from core.ingest.breaker import CircuitBreaker
 from core.ingest.token_cache import CachedAnswer, LocalCache
 from core.log import RateLimitedWarning
+from core.message import ANONYMOUS, Identity
 
 log = logging.getLogger(__name__)
 
-Mode = Literal["anonymous", "verified", "degraded"]
 
 _ASYMMETRIC_PREFIXES = ("RS", "PS", "ES")
 # A readiness probe must answer fast even when the auth service hangs.
 _PROBE_TIMEOUT_S = 1.0
 _WARN_EVERY_S = 30.0
-
-
-@dataclass(frozen=True)
-class Identity:
-    """The user an event belongs to, and how that was established."""
-
-    user_id: str
-    mode: Mode
-
-
-ANONYMOUS = Identity("anonymous", "anonymous")
 
 
 class TokenRejected(Exception):  # noqa: N818 - reads as an outcome, like StopIteration

@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from core.api import create_app
 from core.api.metrics import ApiMetrics
 from core.config import Settings
+from etl.ledger import PassResult
 from etl.metrics import EtlMetrics
 from etl.reports import DuplicateHour, OffsetGap, QualityReport
-from etl.runner import PassResult
 from tests.fakes import FakeIdentity, FakePublisher
 
 

@@ -9,7 +9,8 @@ import pytest
 from flask import Blueprint
 
 from core.api import create_app, limits, ops
-from core.api.extension import identity_of, pipeline_of, rate_limiter_of
+from core.api.extension import identity_of, pipeline_of
+from core.api.limits import rate_limiter_of
 from core.config import PROJECT_ROOT, ConfigError, Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from tests.fakes import FakeIdentity, FakePublisher
