@@ -548,3 +548,17 @@ def test_a_pass_logs_its_result_and_each_event_with_the_pass_id(settings, kafka,
     assert sorted((r.levelname, r.offset, r.pass_id) for r in events) == [
         ("DEBUG", 0, result.pass_id), ("DEBUG", 2, result.pass_id), ("INFO", 1, result.pass_id),
     ]  # fmt: skip
+
+
+def test_dead_letters_of_two_topics_at_the_same_offsets_are_both_kept(settings, kafka) -> None:
+    """The dead letters' insert token names the topic: two topics loading into one database
+    may fail at the same partition and offset, and neither may drop the other's."""
+    other = settings.replace(kafka_topic=settings.kafka_topic + "-other")
+    kafka.batches = [batch_of(settings.kafka_topic, [b"not json"])]
+    run_pass(settings, REGISTRY)
+    kafka.batches = [batch_of(other.kafka_topic, [b"not json either"])]
+    run_pass(other, REGISTRY)
+    assert query(settings, "SELECT topic FROM {db}.dead_letters ORDER BY topic") == [
+        (settings.kafka_topic,),
+        (other.kafka_topic,),
+    ]
