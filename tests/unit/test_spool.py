@@ -657,6 +657,7 @@ def test_close_gives_up_on_a_send_that_does_not_return(tmp_path) -> None:
         spool_dir=str(tmp_path), spool_replay_interval_s=0.01, kafka_ack_timeout_s=0.05
     )
     kafka = StuckKafka()
+    before = set(threading.enumerate())
     spools = Spools(settings, kafka.send, lambda **c: None)
     try:
         spools.append(records(1))
@@ -667,3 +668,5 @@ def test_close_gives_up_on_a_send_that_does_not_return(tmp_path) -> None:
         assert not closing.is_alive(), "close waits for a stuck send"
     finally:
         kafka.release.set()
+        # The released replayer ends on its own; let it, so it logs nothing after the test.
+        eventually(lambda: started_threads(before) == [])
