@@ -87,7 +87,7 @@ def logconfig_dict(settings: Settings) -> dict[str, Any]:
     gunicorn takes it as its ``logconfig_dict`` setting, so its own lines (worker
     boots, timeouts) come out as JSON too.
     """
-    level = settings.log_level.upper()
+    level = settings.log.level.upper()
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -110,7 +110,7 @@ def logconfig_dict(settings: Settings) -> dict[str, Any]:
 
 
 def configure(settings: Settings) -> None:
-    """Send every log line of this process to stderr as JSON, at ``settings.log_level``."""
+    """Send every log line of this process to stderr as JSON, at ``settings.log.level``."""
     logging.config.dictConfig(logconfig_dict(settings))
 
 

@@ -27,7 +27,7 @@ def _etl(settings: Settings, args: argparse.Namespace) -> int:
     from etl.runner import run_forever, run_pass
 
     # Before chDB starts its threads, so they inherit it.
-    os.nice(settings.etl_nice)
+    os.nice(settings.etl.nice)
     registry = _registry()
     registry.check_settings(settings)
     metrics = EtlMetrics(settings, registry)
@@ -39,7 +39,7 @@ def _etl(settings: Settings, args: argparse.Namespace) -> int:
             logging.getLogger("etl").exception("etl.pass_failed: nothing committed")
             return 1
         return 0
-    if settings.etl_metrics_port:
+    if settings.etl.metrics_port:
         metrics.serve()
     run_forever(settings, registry, pass_function=instrumented)
     return 0

@@ -71,13 +71,13 @@ class Batch:
 def open_consumer(settings: Settings) -> KafkaConsumer:
     """A consumer of the ETL's group with manual commits, assigned to no partition yet."""
     return KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap.split(","),
-        group_id=settings.etl_group,
+        bootstrap_servers=settings.kafka.bootstrap.split(","),
+        group_id=settings.etl.group,
         client_id="clickstream-etl",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        max_poll_records=min(settings.etl_max_records, 5000),
-        request_timeout_ms=int(max(settings.kafka_ack_timeout_s, 5) * 1000) + 1000,
+        max_poll_records=min(settings.etl.max_records, 5000),
+        request_timeout_ms=int(max(settings.kafka.ack_timeout_s, 5) * 1000) + 1000,
     )
 
 

@@ -99,7 +99,7 @@ def requeue(
             for letter in letters
         ]
         for future in sent:
-            future.get(timeout=settings.kafka_ack_timeout_s * 4)
+            future.get(timeout=settings.kafka.ack_timeout_s * 4)
     finally:
         producer.close()
     now = datetime.now(UTC)

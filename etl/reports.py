@@ -151,7 +151,7 @@ def quality_report(
                 "SELECT DISTINCT topic, partition, gap.1, gap.2 "
                 f"FROM {warehouse.table('etl_offsets')} ARRAY JOIN gaps AS gap "
                 "WHERE consumer_group = {g:String} ORDER BY topic, partition, gap.1",
-                parameters={"g": settings.etl_group},
+                parameters={"g": settings.etl.group},
             ).result_rows
         ]
         newest, last_pass, dead = client.query(
@@ -213,14 +213,14 @@ def consumer_lag(settings: Settings) -> dict[int, int] | None:
     try:
         consumer = open_consumer(settings)
     except Exception as error:
-        log.warning("etl.lag_unknown kafka=%s error=%s", settings.kafka_bootstrap, error)
+        log.warning("etl.lag_unknown kafka=%s error=%s", settings.kafka.bootstrap, error)
         return None
     try:
-        ends = end_offsets(consumer, settings.kafka_topic)
-        committed = committed_offsets(consumer, settings.kafka_topic)
+        ends = end_offsets(consumer, settings.kafka.topic)
+        committed = committed_offsets(consumer, settings.kafka.topic)
         return {p: max(end - (committed.get(p) or 0), 0) for p, end in ends.items()}
     except Exception as error:
-        log.warning("etl.lag_unknown kafka=%s error=%s", settings.kafka_bootstrap, error)
+        log.warning("etl.lag_unknown kafka=%s error=%s", settings.kafka.bootstrap, error)
         return None
     finally:
         consumer.close()

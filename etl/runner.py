@@ -67,9 +67,9 @@ def run_pass(
     try:
         batch = read_batch(
             consumer,
-            settings.kafka_topic,
-            settings.etl_max_records,
-            settings.etl_poll_timeout_s,
+            settings.kafka.topic,
+            settings.etl.max_records,
+            settings.etl.poll_timeout_s,
             replay,
         )
         result.replayed = any(
@@ -153,8 +153,8 @@ def run_forever(
             log.exception("etl.pass_failed: nothing committed, the next pass retries")
 
     scheduler = schedule.Scheduler()
-    scheduler.every(settings.etl_interval_s).seconds.do(tick)
-    log.info("etl.started interval_s=%s topic=%s", settings.etl_interval_s, settings.kafka_topic)
+    scheduler.every(settings.etl.interval_s).seconds.do(tick)
+    log.info("etl.started interval_s=%s topic=%s", settings.etl.interval_s, settings.kafka.topic)
     tick()
     while not stop.is_set():
         scheduler.run_pending()

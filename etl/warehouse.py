@@ -82,12 +82,12 @@ class Warehouse:
     """The warehouse of one :class:`Settings`: sessions, schema, qualified names."""
 
     def __init__(self, settings: Settings) -> None:
-        if not IDENTIFIER.match(settings.warehouse_database):
-            raise WarehouseError(f"invalid database name {settings.warehouse_database!r}")
-        self.dsn = settings.warehouse_dsn
-        self.database = settings.warehouse_database
-        self.lock_timeout_s = settings.warehouse_lock_timeout_s
-        self.dedup_window = settings.warehouse_dedup_window
+        if not IDENTIFIER.match(settings.warehouse.database):
+            raise WarehouseError(f"invalid database name {settings.warehouse.database!r}")
+        self.dsn = settings.warehouse.dsn
+        self.database = settings.warehouse.database
+        self.lock_timeout_s = settings.warehouse.lock_timeout_s
+        self.dedup_window = settings.warehouse.dedup_window
         self.settings = settings
 
     @property

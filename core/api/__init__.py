@@ -39,7 +39,7 @@ def create_app(
     )
     metrics.watch(identity, pipeline.publisher)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.max_batch_bytes)
+    app.config["MAX_CONTENT_LENGTH"] = max(settings.api.max_body_bytes, settings.api.max_batch_bytes)
     app.json.ensure_ascii = False
     app.extensions.update(
         {
@@ -50,7 +50,7 @@ def create_app(
             RATE_LIMITER: limiter,
         }
     )
-    logging.getLogger("core").setLevel(settings.log_level)
+    logging.getLogger("core").setLevel(settings.log.level)
     observability.init_app(app)
     errors.init_app(app)
     for blueprint in (

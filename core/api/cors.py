@@ -24,11 +24,11 @@ EXPOSED_HEADERS = "Retry-After, X-Request-ID"
 
 def init_app(app: Flask, settings: Settings) -> None:
     """Add CORS headers to the event endpoints' answers; nothing at all with no origin set."""
-    if not settings.cors_origins:
+    if not settings.cors.origins:
         return
-    any_origin = "*" in settings.cors_origins
-    allowed = frozenset(settings.cors_origins)
-    max_age = str(settings.cors_max_age_s)
+    any_origin = "*" in settings.cors.origins
+    allowed = frozenset(settings.cors.origins)
+    max_age = str(settings.cors.max_age_s)
 
     def add_headers(response: Response) -> Response:
         origin = request.headers.get("Origin")

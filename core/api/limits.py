@@ -37,8 +37,8 @@ class RateLimiter:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._prefix = f"{settings.redis_prefix}ratelimit:"
-        self._window_s = settings.rate_limit_window_s
+        self._prefix = f"{settings.redis.prefix}ratelimit:"
+        self._window_s = settings.limits.window_s
         self._client = client
         self._clock = clock
         self._breaker = redis_link.breaker("rate-limit Redis", monotonic)
@@ -123,10 +123,10 @@ def _limit_client_ip() -> None:
         return
     settings = settings_of(current_app)
     address = client_ip(
-        request.remote_addr, request.headers.get("X-Forwarded-For"), settings.trusted_proxy_hops
+        request.remote_addr, request.headers.get("X-Forwarded-For"), settings.limits.trusted_proxy_hops
     )
     seconds = rate_limiter_of(current_app).retry_after(
-        "ip", address, settings.rate_limit_ip_requests
+        "ip", address, settings.limits.ip_requests
     )
     if seconds is not None:
         raise rate_limited(seconds, "requests from this address")
@@ -134,7 +134,7 @@ def _limit_client_ip() -> None:
 
 def limiter_for(settings: Settings) -> RateLimiter | None:
     """The rate limiter ``settings`` ask for, or None when no limit is set."""
-    if settings.rate_limit_ip_requests or settings.rate_limit_user_events:
+    if settings.limits.ip_requests or settings.limits.user_events:
         return RateLimiter.from_settings(settings)
     return None
 
@@ -143,12 +143,12 @@ def limit_users(
     identity: IdentityResolver, limiter: RateLimiter | None, settings: Settings
 ) -> IdentityResolver | UserLimitedIdentity:
     """``identity``, counting verified users' events when a user limit is set."""
-    if limiter is None or not settings.rate_limit_user_events:
+    if limiter is None or not settings.limits.user_events:
         return identity
-    return UserLimitedIdentity(identity, limiter, settings.rate_limit_user_events)
+    return UserLimitedIdentity(identity, limiter, settings.limits.user_events)
 
 
 def init_app(app: Flask, settings: Settings) -> None:
     """Count requests per client address when an IP limit is set; else leave the app as is."""
-    if settings.rate_limit_ip_requests:
+    if settings.limits.ip_requests:
         app.before_request(_limit_client_ip)

@@ -20,20 +20,20 @@ log = logging.getLogger(__name__)
 def producer_config(settings: Settings, client_id: str) -> dict[str, object]:
     """kafka-python producer settings for "no loss, no duplicate": every in-sync replica
     acknowledges, sends are idempotent, and every wait ends within ``kafka_ack_timeout_s``."""
-    timeout_ms = max(1000, int(settings.kafka_ack_timeout_s * 1000))
+    timeout_ms = max(1000, int(settings.kafka.ack_timeout_s * 1000))
     return {
-        "bootstrap_servers": settings.kafka_bootstrap.split(","),
+        "bootstrap_servers": settings.kafka.bootstrap.split(","),
         "acks": "all",
         "enable_idempotence": True,
-        "linger_ms": settings.kafka_linger_ms,
-        "batch_size": settings.kafka_batch_bytes,
-        "max_block_ms": int(settings.kafka_ack_timeout_s * 1000),
+        "linger_ms": settings.kafka.linger_ms,
+        "batch_size": settings.kafka.batch_bytes,
+        "max_block_ms": int(settings.kafka.ack_timeout_s * 1000),
         # Without it a broker that is down at start-up holds a request for 30 s.
         "bootstrap_timeout_ms": timeout_ms,
         "request_timeout_ms": timeout_ms,
         # Give up on a record about when the request stops waiting for it: a record
         # spooled after a timeout should not also reach Kafka late.
-        "delivery_timeout_ms": timeout_ms + settings.kafka_linger_ms,
+        "delivery_timeout_ms": timeout_ms + settings.kafka.linger_ms,
         "client_id": client_id,
     }
 
@@ -63,7 +63,7 @@ class Publisher:
 
     @property
     def topic(self) -> str:
-        return self._settings.kafka_topic
+        return self._settings.kafka.topic
 
     def _get_producer(self) -> KafkaProducer:
         producer = self._producer
@@ -113,7 +113,7 @@ class Publisher:
         results: list[PublishError | None] = []
         for future in futures:
             try:
-                future.get(timeout=self._settings.kafka_ack_timeout_s)
+                future.get(timeout=self._settings.kafka.ack_timeout_s)
                 results.append(None)
             except KafkaError as error:
                 log.warning("publish failed: %s", error)
@@ -153,7 +153,7 @@ class Publisher:
 
     def _get_spools(self) -> Spools | None:
         """This process's spools, opened (and their replayer started) on first use after a fork."""
-        if self._settings.spool_max_bytes == 0:
+        if self._settings.spool.max_bytes == 0:
             return None
         spools = self._spools
         if spools is not None and spools.pid == os.getpid():
@@ -193,7 +193,7 @@ class Publisher:
         """Readiness of the broker: can we reach it and is the producer connected."""
         try:
             admin = KafkaAdminClient(
-                bootstrap_servers=self._settings.kafka_bootstrap.split(","),
+                bootstrap_servers=self._settings.kafka.bootstrap.split(","),
                 request_timeout_ms=2000,
                 bootstrap_timeout_ms=2000,
             )

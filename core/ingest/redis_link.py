@@ -18,11 +18,11 @@ RETRY_S = 1.0
 
 
 def connect(settings: Settings) -> redis.Redis:
-    """A client of ``settings.redis_url`` that fails fast: one try, within ``redis_timeout_s``."""
+    """A client of ``settings.redis.url`` that fails fast: one try, within ``redis_timeout_s``."""
     return redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_timeout_s,
-        socket_connect_timeout=settings.redis_timeout_s,
+        settings.redis.url,
+        socket_timeout=settings.redis.timeout_s,
+        socket_connect_timeout=settings.redis.timeout_s,
         retry=Retry(NoBackoff(), 0),
     )
 

@@ -361,7 +361,7 @@ class Spools:
         self._settings = settings
         self._send = send
         self._count = count
-        self._root = Path(settings.spool_dir)
+        self._root = Path(settings.spool.dir)
         self._lock = threading.Lock()
         self._own: Spool | None = None
         self._write_error: str | None = None
@@ -374,7 +374,7 @@ class Spools:
     def _adopt(self) -> list[Spool]:
         try:
             return adopt_orphans(
-                self._root, self._settings.spool_max_bytes, self._settings.spool_fsync
+                self._root, self._settings.spool.max_bytes, self._settings.spool.fsync
             )
         except OSError as error:
             log.error("spool.adopt_failed root=%s error=%s", self._root, error)
@@ -398,8 +398,8 @@ class Spools:
                 if self._own is None:
                     self._own = Spool(
                         self._root / f"{self.pid}-{uuid.uuid4().hex[:8]}",
-                        self._settings.spool_max_bytes,
-                        self._settings.spool_fsync,
+                        self._settings.spool.max_bytes,
+                        self._settings.spool.fsync,
                     )
             self._own.append(records)
         except OSError as error:
@@ -419,7 +419,7 @@ class Spools:
     def check(self) -> dict[str, object]:
         """``ok`` when the spool can take another event of the largest size the API accepts."""
         own_bytes = self._own.pending_bytes if self._own else 0
-        full = self._settings.spool_max_bytes - own_bytes < self._settings.max_body_bytes
+        full = self._settings.spool.max_bytes - own_bytes < self._settings.api.max_body_bytes
         writable = self._write_error is None and _writable(self._root)
         if not writable:
             detail = f"spool unwritable: {self._write_error or self._root}"
@@ -432,11 +432,11 @@ class Spools:
             "detail": detail,
             "depth_events": self.depth,
             "bytes": self.pending_bytes,
-            "max_bytes": self._settings.spool_max_bytes,
+            "max_bytes": self._settings.spool.max_bytes,
         }
 
     def _run(self) -> None:
-        while not self._stop.wait(self._settings.spool_replay_interval_s):
+        while not self._stop.wait(self._settings.spool.replay_interval_s):
             try:
                 self.replay()
             except Exception:  # the thread must outlive any one bad attempt
@@ -481,7 +481,7 @@ class Spools:
         self._stop.set()
         thread = self._thread
         if thread is not None:
-            thread.join(timeout=2 * self._settings.kafka_ack_timeout_s + 1)
+            thread.join(timeout=2 * self._settings.kafka.ack_timeout_s + 1)
         for spool in [*self._adopted, self._own]:
             if spool is not None:
                 spool.close(remove_if_empty=True)

@@ -176,7 +176,7 @@ def test_the_migrations_carry_every_old_row_into_the_new_columns(old_warehouse) 
         settings,
         "SELECT name, total_rows FROM system.tables WHERE database = %(db)s "
         "AND name LIKE '%%\\_\\_before\\_%%' ORDER BY name",
-        db=settings.warehouse_database,
+        db=settings.warehouse.database,
     )
     assert [(name.split("__before_")[0], rows) for name, rows in kept] == [
         (table, 1) for table in sorted(PLUGINS)

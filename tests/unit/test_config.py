@@ -22,10 +22,10 @@ def test_variables_override_defaults_with_their_types() -> None:
             "UNRELATED": "x",
         }
     )
-    assert settings.api_port == 9000
-    assert settings.auth_timeout_s == 0.75
-    assert settings.jwt_algorithms == ("RS256", "HS256")
-    assert settings.kafka_topic == "clicks"
+    assert settings.api.port == 9000
+    assert settings.auth.timeout_s == 0.75
+    assert settings.jwt.algorithms == ("RS256", "HS256")
+    assert settings.kafka.topic == "clicks"
     assert Settings.from_env({}) == Settings()
 
 

@@ -307,7 +307,7 @@ def test_the_consumer_commits_by_hand_under_the_etl_group(settings, monkeypatch)
 
     assert seen == {
         "bootstrap_servers": ["k1:9092", "k2:9092"],
-        "group_id": settings.etl_group,
+        "group_id": settings.etl.group,
         "client_id": "clickstream-etl",
         "enable_auto_commit": False,  # offsets move only once the rows are stored
         "auto_offset_reset": "earliest",  # a new group starts at the beginning: nothing skipped

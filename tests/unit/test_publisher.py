@@ -115,7 +115,7 @@ def producers(monkeypatch) -> list[RecordingProducer]:
 
 @pytest.fixture
 def publisher(producers) -> Publisher:
-    publisher = Publisher(Settings(spool_max_bytes=0, kafka_ack_timeout_s=2.0))
+    publisher = Publisher(Settings.of(spool_max_bytes=0, kafka_ack_timeout_s=2.0))
     yield publisher
     publisher.close()
 
@@ -147,14 +147,14 @@ def test_the_producer_waits_for_every_in_sync_replica_and_is_idempotent(
     config = producers[0].config
     assert config["acks"] == "all"
     assert config["enable_idempotence"] is True
-    assert config["bootstrap_servers"] == Settings().kafka_bootstrap.split(",")
+    assert config["bootstrap_servers"] == Settings().kafka.bootstrap.split(",")
 
 
 def test_publish_returns_only_after_the_broker_acknowledged(publisher, producers) -> None:
     thread, outcome = publish_in_background(publisher)
     _wait_for_send(producers)
     topic, key, value, future = producers[0].sent[0]
-    assert (topic, key, value) == (Settings().kafka_topic, b"element_click", b"{}")
+    assert (topic, key, value) == (Settings().kafka.topic, b"element_click", b"{}")
     thread.join(0.3)
     assert thread.is_alive() and outcome == [], "publish returned before the acknowledgement"
     future.acknowledge()
@@ -193,7 +193,7 @@ def test_the_producer_is_configured_from_the_settings_and_bounded_by_the_ack_tim
 ) -> None:
     """Every wait of the producer ends about when the request stops waiting for the broker,
     so a record spooled after a timeout does not also reach Kafka late."""
-    settings = Settings(
+    settings = Settings.of(
         spool_max_bytes=0,
         kafka_bootstrap="k1:9092,k2:9093",
         kafka_linger_ms=7,
@@ -340,7 +340,7 @@ def admins(monkeypatch) -> list[RecordingAdmin]:
 
 
 def test_a_reachable_broker_is_ready(admins) -> None:
-    publisher = Publisher(Settings(kafka_bootstrap="k1:9092,k2:9093"))
+    publisher = Publisher(Settings.of(kafka_bootstrap="k1:9092,k2:9093"))
     assert publisher.check() == {"ok": True, "detail": "broker reachable"}
     [admin] = admins
     assert admin.config["bootstrap_servers"] == ["k1:9092", "k2:9093"]
@@ -375,7 +375,7 @@ def test_a_broker_that_cannot_be_reached_is_not_ready_and_never_a_crash(monkeypa
 
 
 def spool_settings(tmp_path, **changes) -> Settings:
-    settings = Settings(
+    settings = Settings.of(
         spool_dir=str(tmp_path / "spool"),
         spool_max_bytes=1 << 20,
         spool_fsync=False,
@@ -394,7 +394,7 @@ def spooling(tmp_path, producers) -> Publisher:
 
 
 def spooled_bytes(*messages: tuple[str, bytes]) -> int:
-    return sum(len(encode(Record(Settings().kafka_topic, k, v))) for k, v in messages)
+    return sum(len(encode(Record(Settings().kafka.topic, k, v))) for k, v in messages)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:

@@ -248,7 +248,7 @@ class FlakyKafka:
 
 
 def test_orphans_replay_before_the_process_own_spool(tmp_path) -> None:
-    settings = Settings(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
+    settings = Settings.of(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
     orphan = Spool(tmp_path / "old", max_bytes=10**6, fsync=False)
     orphan.append(records(3))
     orphan.close()
@@ -385,7 +385,7 @@ def file_size_limit(limit: int):
 def test_a_short_write_is_cut_off_refused_whole_and_reported_until_a_write_succeeds(
     tmp_path,
 ) -> None:
-    settings = Settings(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
+    settings = Settings.of(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
     kafka = FlakyKafka()
     spools = Spools(settings, kafka.send, lambda **c: None)
     try:
@@ -411,7 +411,7 @@ def test_a_short_write_is_cut_off_refused_whole_and_reported_until_a_write_succe
 def test_the_process_spool_is_named_after_the_process_and_fsynced_as_configured(
     tmp_path, fsyncs
 ) -> None:
-    settings = Settings(spool_dir=str(tmp_path), spool_fsync=True, spool_replay_interval_s=3600)
+    settings = Settings.of(spool_dir=str(tmp_path), spool_fsync=True, spool_replay_interval_s=3600)
     spools = Spools(settings, FlakyKafka().send, lambda **c: None)
     try:
         spools.append(records(2))
@@ -426,7 +426,7 @@ def test_the_process_spool_is_named_after_the_process_and_fsynced_as_configured(
 def test_the_health_check_says_whether_one_more_largest_event_fits(tmp_path) -> None:
     one = len(encode(records(1)[0]))
     root = tmp_path / "not" / "yet" / "made"
-    settings = Settings(
+    settings = Settings.of(
         spool_dir=str(root), spool_max_bytes=100, max_body_bytes=100, spool_replay_interval_s=3600
     )
     spools = Spools(settings, FlakyKafka().send, lambda **c: None)
@@ -461,7 +461,7 @@ def test_the_health_check_says_whether_one_more_largest_event_fits(tmp_path) -> 
 def test_the_health_check_names_a_spool_root_that_cannot_be_made(tmp_path) -> None:
     (tmp_path / "file").write_text("")
     root = tmp_path / "file" / "spool"
-    spools = Spools(Settings(spool_dir=str(root)), FlakyKafka().send, lambda **c: None)
+    spools = Spools(Settings.of(spool_dir=str(root)), FlakyKafka().send, lambda **c: None)
     try:
         health = spools.check()
         assert (health["ok"], health["detail"]) == (False, f"spool unwritable: {root}")
@@ -525,7 +525,7 @@ def test_closing_deletes_an_empty_spool_only_when_asked_and_never_one_with_event
 def test_closing_the_spools_keeps_what_waits_for_the_next_process_and_removes_the_rest(
     tmp_path,
 ) -> None:
-    settings = Settings(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
+    settings = Settings.of(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
     kafka = FlakyKafka()
     spools = Spools(settings, kafka.send, lambda **c: None)
     spools.append(records(2))
@@ -546,7 +546,7 @@ def test_a_replay_probes_with_one_record_and_commits_exactly_what_kafka_acknowle
     tmp_path,
 ) -> None:
     one = len(encode(records(1)[0]))
-    settings = Settings(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
+    settings = Settings.of(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
     kafka = FlakyKafka()
     spools = Spools(settings, kafka.send, lambda **c: None)
     try:
@@ -570,7 +570,7 @@ def test_an_orphan_damaged_after_adoption_does_not_hold_back_the_process_own_eve
     orphan = Spool(tmp_path / "old", max_bytes=10**6, fsync=False)
     orphan.append(records(2))
     orphan.close()
-    settings = Settings(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
+    settings = Settings.of(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
     kafka = FlakyKafka()
     spools = Spools(settings, kafka.send, lambda **c: None)
     try:
@@ -593,7 +593,7 @@ def started_threads(before: set[threading.Thread]) -> list[threading.Thread]:
 def test_one_replayer_runs_while_events_wait_and_delivers_them_once_kafka_is_back(
     tmp_path,
 ) -> None:
-    settings = Settings(spool_dir=str(tmp_path), spool_replay_interval_s=0.01)
+    settings = Settings.of(spool_dir=str(tmp_path), spool_replay_interval_s=0.01)
     kafka = FlakyKafka()
     before = set(threading.enumerate())
     spools = Spools(settings, kafka.send, lambda **c: None)
@@ -631,7 +631,7 @@ class StuckKafka(FlakyKafka):
 
 
 def test_close_waits_for_the_send_in_flight_then_sends_nothing_more(tmp_path) -> None:
-    settings = Settings(
+    settings = Settings.of(
         spool_dir=str(tmp_path), spool_replay_interval_s=0.01, kafka_ack_timeout_s=0.05
     )
     kafka = StuckKafka()
@@ -653,7 +653,7 @@ def test_close_waits_for_the_send_in_flight_then_sends_nothing_more(tmp_path) ->
 
 
 def test_close_gives_up_on_a_send_that_does_not_return(tmp_path) -> None:
-    settings = Settings(
+    settings = Settings.of(
         spool_dir=str(tmp_path), spool_replay_interval_s=0.01, kafka_ack_timeout_s=0.05
     )
     kafka = StuckKafka()
