@@ -177,9 +177,7 @@ class AuthSettings:
     expiry_field: str = _setting(
         "exp", "Dotted path of the token's expiry (Unix seconds) in the answer, if any."
     )
-    timeout_s: float = _setting(
-        0.3, "Timeout of one auth service call, in seconds.", rule=POSITIVE
-    )
+    timeout_s: float = _setting(0.3, "Timeout of one auth service call, in seconds.", rule=POSITIVE)
     breaker_failures: int = _setting(
         3, "Consecutive auth service failures that open the circuit breaker.", rule=POSITIVE
     )
@@ -217,9 +215,7 @@ class CacheSettings:
     max_ttl_s: int = _setting(
         3600, "Longest time an accepted token's identity is cached.", rule=POSITIVE
     )
-    rejection_ttl_s: int = _setting(
-        30, "How long a rejected token is remembered.", rule=POSITIVE
-    )
+    rejection_ttl_s: int = _setting(30, "How long a rejected token is remembered.", rule=POSITIVE)
     local_size: int = _setting(
         10000, "Entries in each process's in-memory identity cache (0 turns it off)."
     )
@@ -400,7 +396,9 @@ class Settings:
 
     def to_env(self) -> dict[str, str]:
         """The ``CLICKSTREAM_*`` variables that make :meth:`from_env` return these settings."""
-        env = {declared.variable: declared.text(declared.value(self)) for declared in declarations()}
+        env = {
+            declared.variable: declared.text(declared.value(self)) for declared in declarations()
+        }
         for name, value in self.plugin_values.items():
             env[env_name(name)] = str(value).lower() if isinstance(value, bool) else str(value)
         return env
@@ -480,9 +478,7 @@ class Declared:
 
     @property
     def _prefix(self) -> str:
-        return next(spec for spec in fields(Settings) if spec.name == self.group).metadata[
-            "prefix"
-        ]
+        return next(spec for spec in fields(Settings) if spec.name == self.group).metadata["prefix"]
 
     @property
     def variable(self) -> str:

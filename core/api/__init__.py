@@ -39,7 +39,9 @@ def create_app(
     )
     metrics.watch(identity, pipeline.publisher)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = max(settings.api.max_body_bytes, settings.api.max_batch_bytes)
+    app.config["MAX_CONTENT_LENGTH"] = max(
+        settings.api.max_body_bytes, settings.api.max_batch_bytes
+    )
     app.json.ensure_ascii = False
     app.extensions.update(
         {

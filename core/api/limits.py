@@ -123,11 +123,11 @@ def _limit_client_ip() -> None:
         return
     settings = settings_of(current_app)
     address = client_ip(
-        request.remote_addr, request.headers.get("X-Forwarded-For"), settings.limits.trusted_proxy_hops
+        request.remote_addr,
+        request.headers.get("X-Forwarded-For"),
+        settings.limits.trusted_proxy_hops,
     )
-    seconds = rate_limiter_of(current_app).retry_after(
-        "ip", address, settings.limits.ip_requests
-    )
+    seconds = rate_limiter_of(current_app).retry_after("ip", address, settings.limits.ip_requests)
     if seconds is not None:
         raise rate_limited(seconds, "requests from this address")
 

@@ -105,7 +105,9 @@ def test_the_api_echoes_the_request_id_logs_it_and_puts_it_in_the_message(lines)
 
 
 def test_the_access_log_can_be_turned_off(lines):
-    app = create_app(Settings.of(access_log=False), identity=FakeIdentity(), publisher=FakePublisher())
+    app = create_app(
+        Settings.of(access_log=False), identity=FakeIdentity(), publisher=FakePublisher()
+    )
     app.test_client().get("/health/live")
     assert not [line for line in lines() if line["message"] == "http.request"]
 
