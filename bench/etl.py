@@ -65,7 +65,7 @@ def timed_pass(settings: Settings, registry: Registry, batch: int) -> PassTiming
     settings = settings.replace(
         etl_group=f"bench-etl-{run}", warehouse_database=f"bench_etl_{run}", etl_max_records=batch
     )
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         warehouse.ensure_schema(client, registry)
     result = run_pass(settings, registry)
@@ -97,7 +97,7 @@ def wait_loaded(settings: Settings, timeout_s: float) -> bool:
 
 def loaded_at(settings: Settings) -> dict[str, float]:
     """Per event id of the topic, when its row became queryable (end of its pass), Unix s."""
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         rows = client.query(
             f"""

@@ -89,7 +89,7 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from etl.warehouse import Warehouse
 
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         print(warehouse.migrate(client, _registry(), args.table, Path(args.file).read_text()))
     return 0
@@ -182,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        configure_logging(settings)
+        configure_logging(settings.log)
         return args.run(settings, args)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)

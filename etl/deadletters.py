@@ -43,7 +43,7 @@ def list_dead_letters(
     limit: int | None = None,
 ) -> list[DeadLetter]:
     """Dead letters, oldest first, filtered by ``ids`` and ``reason``."""
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     conditions = ["1"] if include_requeued else ["requeued = 0"]
     parameters: dict[str, object] = {}
     if ids:
@@ -92,7 +92,7 @@ def requeue(
     letters = list_dead_letters(settings, ids=ids, reason=reason)
     if not letters:
         return []
-    producer = KafkaProducer(**producer_config(settings, "clickstream-requeue"))
+    producer = KafkaProducer(**producer_config(settings.kafka, "clickstream-requeue"))
     try:
         sent = [
             producer.send(letter.topic, key=letter.key or None, value=letter.payload)
@@ -104,7 +104,7 @@ def requeue(
         producer.close()
     now = datetime.now(UTC)
     version = time.time_ns()
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         client.insert(
             warehouse.table("dead_letters"),

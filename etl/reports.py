@@ -102,7 +102,7 @@ class QualityReport:
 
 def counts_report(settings: Settings, registry: Registry) -> list[TableCount]:
     """Per event table: distinct events and stored rows (they differ until merges)."""
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     result = []
     with warehouse.session() as client:
         for table in registry.tables():
@@ -118,7 +118,7 @@ def counts_report(settings: Settings, registry: Registry) -> list[TableCount]:
 
 def plugin_report(settings: Settings, registry: Registry, name: str) -> ReportResult:
     """The plugin report called ``name``: its rows and figures."""
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         return _run(client, warehouse, registry.reports[name])
 
@@ -139,7 +139,7 @@ def quality_report(
     settings: Settings, registry: Registry, *, with_lag: bool = True
 ) -> QualityReport:
     """Every data-quality figure; ``lag`` is None when Kafka cannot be asked."""
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     report = QualityReport()
     with warehouse.session() as client:
         if not warehouse.has_table(client, "event_deliveries"):
@@ -211,7 +211,7 @@ def _duplicates(client: Client, warehouse: Warehouse, registry: Registry) -> lis
 def consumer_lag(settings: Settings) -> dict[int, int] | None:
     """Messages waiting for the ETL per partition (end offset - committed offset)."""
     try:
-        consumer = open_consumer(settings)
+        consumer = open_consumer(settings.kafka, settings.etl)
     except Exception as error:
         log.warning("etl.lag_unknown kafka=%s error=%s", settings.kafka.bootstrap, error)
         return None

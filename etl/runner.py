@@ -53,7 +53,7 @@ def run_pass(
     """
     started = time.monotonic()
     result = PassResult(pass_id=str(uuid.uuid4()))
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         status = warehouse.ensure_schema(client, registry)
         if status.migrations_needed:
@@ -63,7 +63,7 @@ def run_pass(
                 + ": run `clickstream migrate TABLE FILE` (see docs/warehouse.md)"
             )
         replay = ledger.uncommitted_plan(client, warehouse, settings)
-    consumer = open_consumer(settings)
+    consumer = open_consumer(settings.kafka, settings.etl)
     try:
         batch = read_batch(
             consumer,

@@ -61,7 +61,7 @@ def total_events(settings: Settings, registry) -> int:
 
 def newest_rows(settings: Settings, registry) -> str:
     """The newest row of each event type: its user and the columns of its data fields."""
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     lines = []
     with warehouse.session() as client:
         for event_type in registry:

@@ -71,7 +71,7 @@ def produce(
 
 def query(settings: Settings, sql: str, **parameters: Any) -> list[tuple]:
     """Rows of ``sql``; ``{db}`` in it is the test's database."""
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         return client.query(
             sql.replace("{db}", warehouse.database), parameters=parameters

@@ -29,12 +29,12 @@ def create_app(
     registry = build_registry(plugin_manager or make_plugin_manager())
     registry.check_settings(settings)
     identity = identity or IdentityResolver.from_settings(settings)
-    limiter = limits.limiter_for(settings)
+    limiter = limits.limiter_for(settings.limits, settings.redis)
     metrics = ApiMetrics()
     pipeline = Pipeline(
         registry,
-        limits.limit_users(identity, limiter, settings),
-        publisher or Publisher(settings),
+        limits.limit_users(identity, limiter, settings.limits),
+        publisher or Publisher.from_settings(settings),
         observer=metrics,
     )
     metrics.watch(identity, pipeline.publisher)
@@ -63,6 +63,6 @@ def create_app(
         tracker.blueprint,
     ):
         app.register_blueprint(blueprint)
-    cors.init_app(app, settings)
-    limits.init_app(app, settings)
+    cors.init_app(app, settings.cors)
+    limits.init_app(app, settings.limits)
     return app

@@ -7,7 +7,7 @@ from core.serve import multiprocess
 # Before the application (and so prometheus_client) is imported by preload_app.
 multiprocess.enable()
 _settings = Settings.from_env()
-logconfig_dict = _logconfig_dict(_settings)
+logconfig_dict = _logconfig_dict(_settings.log)
 
 bind = [f"{_settings.api.host}:{_settings.api.port}"]
 if _settings.ops.port:

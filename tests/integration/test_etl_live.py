@@ -102,7 +102,7 @@ def etl_settings(request, settings: Settings, kafka_bootstrap: str) -> Settings:
     create_topic(settings)
     yield settings
     if request.param == "server":
-        warehouse = Warehouse(settings)
+        warehouse = Warehouse.from_settings(settings)
         with warehouse.session() as client:
             client.command(f"DROP DATABASE IF EXISTS {warehouse.database}")
 
@@ -346,14 +346,14 @@ def test_quality_report_counts_duplicates_gaps_lag_and_freshness(etl_settings, r
     assert count(etl_settings, "test_ratings") == (3, 4)
     assert scalar(etl_settings, "SELECT count() FROM {db}.test_ratings_dedup") == 3
 
-    with Warehouse(etl_settings).session() as client:
+    with Warehouse.from_settings(etl_settings).session() as client:
         client.command(f"OPTIMIZE TABLE {etl_settings.warehouse.database}.test_ratings FINAL")
     [merged] = quality_report(etl_settings, registry, with_lag=False).duplicates
     assert (merged.duplicates, merged.pending, merged.absorbed) == (1, 0, 1)
 
 
 def test_reports_wait_for_a_process_holding_the_chdb_directory(etl_settings, registry):
-    if not Warehouse(etl_settings).embedded:
+    if not Warehouse.from_settings(etl_settings).embedded:
         pytest.skip("the lock exists for chDB only")
     produce(etl_settings, [rating()])
     run_pass(etl_settings, registry)
@@ -486,7 +486,7 @@ def test_a_changed_ddl_stops_passes_until_its_migration_is_applied(etl_settings,
 
     with pytest.raises(MigrationNeededError, match="test_ratings"):
         run_pass(etl_settings, changed_registry)
-    warehouse = Warehouse(etl_settings)
+    warehouse = Warehouse.from_settings(etl_settings)
     with warehouse.session() as client:
         warehouse.migrate(
             client,

@@ -126,7 +126,7 @@ def old_warehouse(settings, kafka_bootstrap):
     settings = settings.replace(etl_poll_timeout_s=0.2)
     create_topic(settings)
     registry = build_registry(make_plugin_manager())
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         warehouse.ensure_schema(client, old_registry(registry))
         for table, rows in OLD_ROWS.items():

@@ -126,7 +126,7 @@ def test_under_gunicorn_workers_add_up_and_one_request_id_joins_api_and_etl_logs
     port, etl_port = free_port(), free_port()
     (tmp_path / "metrics").mkdir()
     log_config = tmp_path / "logging.json"
-    log_config.write_text(json.dumps(logconfig_dict(live_settings)))
+    log_config.write_text(json.dumps(logconfig_dict(live_settings.log)))
     env = {
         **os.environ,
         "CLICKSTREAM_API_PORT": str(port),

@@ -115,7 +115,10 @@ def test_windows_expire_and_restart(live_settings, redis_url) -> None:
     now = [1_000_000.0]
     client = redis.Redis.from_url(redis_url)
     limiter = limits.RateLimiter(
-        live_settings.replace(rate_limit_window_s=10), client, clock=lambda: now[0]
+        live_settings.replace(rate_limit_window_s=10).limits,
+        client,
+        live_settings.redis.prefix,
+        clock=lambda: now[0],
     )
     assert limiter.retry_after("ip", "192.0.2.1", limit=2, cost=2) is None
     now[0] += 3

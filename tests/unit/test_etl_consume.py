@@ -303,7 +303,7 @@ def test_the_consumer_commits_by_hand_under_the_etl_group(settings, monkeypatch)
         kafka_bootstrap="k1:9092,k2:9092", etl_max_records=20000, kafka_ack_timeout_s=10.0
     )
 
-    open_consumer(settings)
+    open_consumer(settings.kafka, settings.etl)
 
     assert seen == {
         "bootstrap_servers": ["k1:9092", "k2:9092"],
@@ -314,5 +314,6 @@ def test_the_consumer_commits_by_hand_under_the_etl_group(settings, monkeypatch)
         "max_poll_records": 5000,
         "request_timeout_ms": 11000,
     }
-    open_consumer(settings.replace(etl_max_records=300, kafka_ack_timeout_s=1.0))
+    changed = settings.replace(etl_max_records=300, kafka_ack_timeout_s=1.0)
+    open_consumer(changed.kafka, changed.etl)
     assert (seen["max_poll_records"], seen["request_timeout_ms"]) == (300, 6000)

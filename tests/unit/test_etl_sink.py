@@ -108,8 +108,8 @@ def rating(stars: int) -> dict:
 
 
 class FakeConsumer:
-    def __init__(self, settings) -> None:
-        self.settings = settings
+    def __init__(self, kafka, etl) -> None:
+        self.group = etl.group
         self.closed = False
 
     def close(self) -> None:
@@ -132,8 +132,8 @@ def kafka(monkeypatch):
         consumers: list[FakeConsumer] = []
         on_commit = None
 
-    def open_consumer(settings):
-        Kafka.consumers.append(FakeConsumer(settings))
+    def open_consumer(kafka, etl):
+        Kafka.consumers.append(FakeConsumer(kafka, etl))
         return Kafka.consumers[-1]
 
     def read_batch(consumer, topic, max_records, poll_timeout_s, replay):
@@ -307,7 +307,7 @@ def test_a_pass_records_its_plan_its_outcome_and_the_delivery_of_each_event(
         (settings.kafka.topic, settings.etl.max_records, settings.etl.poll_timeout_s, {})
     ]
     [consumer] = kafka.consumers
-    assert consumer.settings is settings and consumer.closed
+    assert consumer.group == settings.etl.group and consumer.closed
     passes = query(
         settings,
         "SELECT pass_id, consumer_group, topic, status, messages, rows, dead_letters, replayed, "

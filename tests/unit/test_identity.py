@@ -117,7 +117,16 @@ def base() -> Settings:
 
 def make(settings: Settings, session: Session, clock: Clock, cache=None, **changes):
     settings = settings.replace(**changes)
-    return IdentityResolver(settings, cache, session, clock=clock, monotonic=clock)
+    return IdentityResolver(
+        settings.auth,
+        settings.jwt,
+        settings.cache,
+        cache,
+        session,
+        key_prefix=settings.redis.prefix,
+        clock=clock,
+        monotonic=clock,
+    )
 
 
 def rejection(resolver: IdentityResolver, token: object) -> str:
@@ -687,7 +696,9 @@ def test_default_session_pools_a_connection_per_thread_and_never_retries(
         return Response(401, {})
 
     monkeypatch.setattr(requests.Session, "request", request)
-    resolver = IdentityResolver(base.replace(api_threads=threads), clock=clock, monotonic=clock)
+    resolver = IdentityResolver(
+        base.auth, base.jwt, base.cache, pool_size=threads, clock=clock, monotonic=clock
+    )
     assert resolver.check_auth_service()["ok"] is True
     (session,) = used
     for url in ("http://auth.example/verify", "https://auth.example/verify"):

@@ -141,7 +141,7 @@ def test_a_message_without_a_usable_request_id_has_none(value):
 
 
 def test_the_logging_configuration_routes_gunicorn_through_json():
-    config = logconfig_dict(Settings.of(log_level="debug"))
+    config = logconfig_dict(Settings.of(log_level="debug").log)
     assert config["root"]["level"] == "DEBUG"
     assert config["loggers"]["gunicorn.error"]["propagate"] is True
     assert config["loggers"]["kafka"]["level"] == "WARNING"
