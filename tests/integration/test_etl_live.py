@@ -364,7 +364,7 @@ def test_reports_wait_for_a_process_holding_the_chdb_directory(etl_settings, reg
             "import sys, time\n"
             "from core.config import Settings\n"
             "from etl.warehouse import Warehouse\n"
-            "with Warehouse(Settings.from_env()).session():\n"
+            "with Warehouse.from_settings(Settings.from_env()).session():\n"
             "    print('held', flush=True)\n"
             "    time.sleep(1.5)\n",
         ],

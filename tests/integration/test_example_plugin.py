@@ -59,7 +59,7 @@ import json
 from core.config import Settings
 from etl.warehouse import Warehouse
 
-warehouse = Warehouse(Settings.from_env())
+warehouse = Warehouse.from_settings(Settings.from_env())
 with warehouse.session() as client:
     rows = client.query(
         "SELECT toString(event_id), video_id, score, review, user_id, identity, "
