@@ -21,6 +21,7 @@ SETTINGS = "clickstream.settings"
 IDENTITY = "clickstream.identity"
 METRICS = "clickstream.metrics"
 RATE_LIMITER = "clickstream.rate_limiter"
+TRACKER = "clickstream.tracker"
 
 
 def pipeline_of(app: Flask) -> Pipeline:
@@ -36,6 +37,11 @@ def settings_of(app: Flask) -> Settings:
 def identity_of(app: Flask) -> IdentityResolver:
     """The identity resolver (its checks and statistics), without any rate limit around it."""
     return app.extensions[IDENTITY]
+
+
+def tracker_of(app: Flask) -> bytes:
+    """The browser tracker, built once from the installed plugins' scripts."""
+    return app.extensions[TRACKER]
 
 
 def metrics_of(app: Flask) -> ApiMetrics:

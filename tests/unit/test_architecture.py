@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from core.host.plugin_manager import build_registry, make_plugin_manager
+
 ROOT = Path(__file__).resolve().parents[2]
 MAP = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
 MODULES = sorted(
@@ -47,3 +49,23 @@ def test_every_top_level_folder_on_the_map_exists() -> None:
     folders = re.findall(r"^(\w+)/ ", MAP, re.MULTILINE)
     assert {"core", "etl", "tests"} <= set(folders)
     assert all((ROOT / folder).is_dir() for folder in folders), folders
+
+
+def test_core_and_etl_know_no_event_type_of_a_plugin() -> None:
+    """What a built-in plugin ships (its events, tables, views, tracker script) lives in
+    plugins/, reached through hooks any plugin can implement."""
+    registry = build_registry(make_plugin_manager())
+    names = {*registry.names, *registry.tables(), *registry.views, *registry.reports}
+    sources = [
+        path
+        for folder in ("core", "etl")
+        for path in (ROOT / folder).rglob("*")
+        if path.suffix in (".py", ".js", ".sql")
+    ]
+    found = {
+        (str(path.relative_to(ROOT)), name)
+        for path in sources
+        for name in names
+        if re.search(rf"\b{name}\b", path.read_text(encoding="utf-8"))
+    }
+    assert not found
