@@ -5,16 +5,12 @@ Every key is here, and :func:`core.api.create_app` attaches every resource, once
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from flask import Flask
 
+from core.api.metrics import ApiMetrics
 from core.config import Settings
 from core.ingest.identity import IdentityResolver
 from core.ingest.pipeline import Pipeline
-
-if TYPE_CHECKING:
-    from core.api.metrics import ApiMetrics
 
 PIPELINE = "clickstream.pipeline"
 SETTINGS = "clickstream.settings"

@@ -69,3 +69,35 @@ def test_core_and_etl_know_no_event_type_of_a_plugin() -> None:
         if re.search(rf"\b{name}\b", path.read_text(encoding="utf-8"))
     }
     assert not found
+
+
+def test_no_two_modules_import_each_other_even_for_types() -> None:
+    """One road each way: the imports of core/ and etl/ form no loop."""
+    names = {".".join(m.with_suffix("").parts).removesuffix(".__init__"): m for m in MODULES}
+    known = set(names)
+    graph = {}
+    for name, module in names.items():
+        tree = ast.parse((ROOT / module).read_text(encoding="utf-8"))
+        graph[name] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                graph[name].update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                # ``from package import module`` reaches the module, not the package's
+                # __init__ (which Python has loaded first either way).
+                for alias in node.names:
+                    whole = f"{node.module}.{alias.name}"
+                    graph[name].add(whole if whole in known else node.module)
+
+    def reaches(start: str, target: str, seen: set[str]) -> bool:
+        for name in graph.get(start, ()):
+            if name == target:
+                return True
+            if name in known and name not in seen:
+                seen.add(name)
+                if reaches(name, target, seen):
+                    return True
+        return False
+
+    looped = sorted(name for name in graph if reaches(name, name, set()))
+    assert not looped, f"modules importing themselves through others: {looped}"
