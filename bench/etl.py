@@ -17,6 +17,7 @@ from core.config import Settings
 from core.host.registry import Registry
 from core.ingest.identity import ANONYMOUS
 from core.message import build_message, encode
+from etl import ledger
 from etl.runner import run_pass
 from etl.warehouse import Warehouse
 
@@ -67,7 +68,7 @@ def timed_pass(settings: Settings, registry: Registry, batch: int) -> PassTiming
     )
     warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
-        warehouse.ensure_schema(client, registry)
+        warehouse.ensure_schema(client, registry, ledger.TABLES)
     result = run_pass(settings, registry)
     with warehouse.session() as client:
         client.command(f"DROP DATABASE IF EXISTS {warehouse.database}")

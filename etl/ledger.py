@@ -2,8 +2,8 @@
 
 ``dead_letters`` (what could not be loaded, and why), ``event_deliveries`` (every event
 loaded, by pass and offset: what the duplicate report counts), ``etl_passes`` and
-``etl_offsets`` (each pass's plan and outcome: what replays and gap reports read), and
-``schema_migrations`` (the DDL versions :mod:`etl.warehouse` applied).
+``etl_offsets`` (each pass's plan and outcome: what replays and gap reports read).
+:meth:`etl.warehouse.Warehouse.ensure_schema` creates them beside the event tables.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from clickhouse_connect.driver.client import Client
 
@@ -20,22 +19,10 @@ from core.config import Settings
 from etl.consume import Batch, Record
 from etl.sink import insert_token
 from etl.transform import Loaded, Rejected
-
-if TYPE_CHECKING:
-    from etl.warehouse import Warehouse
+from etl.warehouse import Warehouse
 
 #: Each table of the ETL's own, by name: its DDL, the one description of its columns.
 TABLES: dict[str, str] = {
-    "schema_migrations": """
-CREATE TABLE IF NOT EXISTS {database}.{table} (
-    table_name String,
-    ddl_sha256 String,
-    ddl String,
-    kind LowCardinality(String),
-    applied_at DateTime64(3, 'UTC')
-) ENGINE = MergeTree
-ORDER BY (table_name, applied_at)
-""",
     "dead_letters": """
 CREATE TABLE IF NOT EXISTS {database}.{table} (
     id UUID,

@@ -55,7 +55,7 @@ def run_pass(
     result = PassResult(pass_id=str(uuid.uuid4()))
     warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
-        status = warehouse.ensure_schema(client, registry)
+        status = warehouse.ensure_schema(client, registry, ledger.TABLES)
         if status.migrations_needed:
             raise MigrationNeededError(
                 "DDL changed for "

@@ -7,16 +7,13 @@ import hashlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import OperationalError
 
 from etl.consume import Record
 from etl.transform import INSERT_FAILED, Loaded, Rejected
-
-if TYPE_CHECKING:
-    from etl.warehouse import Warehouse
+from etl.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
 

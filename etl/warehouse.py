@@ -13,7 +13,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +25,6 @@ from clickhouse_connect.driver.client import Client
 
 from core.config import PluginSetting, Settings, WarehouseSettings
 from core.host.registry import Registry, View
-from etl import ledger
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +76,21 @@ class SchemaStatus:
 
     created: list[str]
     migrations_needed: dict[str, str]
+
+
+#: The warehouse's record of the DDL it applied to each table: what it compares a
+#: plugin's DDL with, and what migrations append to.
+SCHEMA_MIGRATIONS = "schema_migrations"
+SCHEMA_MIGRATIONS_DDL = """
+CREATE TABLE IF NOT EXISTS {database}.{table} (
+    table_name String,
+    ddl_sha256 String,
+    ddl String,
+    kind LowCardinality(String),
+    applied_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+ORDER BY (table_name, applied_at)
+"""
 
 
 class Warehouse:
@@ -195,16 +209,19 @@ class Warehouse:
     def _safe_dsn(self) -> str:
         return re.sub(r"//[^@/]*@", "//***@", self.dsn)
 
-    def ensure_schema(self, client: Client, registry: Registry) -> SchemaStatus:
+    def ensure_schema(
+        self, client: Client, registry: Registry, own_tables: Mapping[str, str]
+    ) -> SchemaStatus:
         """Create missing tables and views, record DDL versions, report changed DDL.
 
-        Idempotent: run at the start of every pass. A table whose plugin's DDL now
+        The tables are the registry's event tables and ``own_tables`` (the ETL's
+        bookkeeping, ``etl.ledger.TABLES``: DDL by table name). Idempotent: run at the start
+        of every pass. A table whose plugin's DDL now
         only adds columns gets them; one whose DDL changed otherwise is listed in
         ``migrations_needed`` and left untouched.
         """
         client.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
-        definitions = [("schema_migrations", ledger.TABLES["schema_migrations"])]
-        definitions += [(t, d) for t, d in ledger.TABLES.items() if t != "schema_migrations"]
+        definitions = [(SCHEMA_MIGRATIONS, SCHEMA_MIGRATIONS_DDL), *own_tables.items()]
         definitions += [(table, et.ddl) for table, et in registry.tables().items()]
         # One look at what exists, so that an unchanged warehouse costs no DDL: settings
         # and views are written only where they are missing or stale.
@@ -215,7 +232,7 @@ class Warehouse:
                 parameters={"db": self.database},
             ).result_rows
         }
-        recorded = self.recorded_versions(client) if "schema_migrations" in existing else {}
+        recorded = self.recorded_versions(client) if SCHEMA_MIGRATIONS in existing else {}
         created: list[str] = []
         needed: dict[str, str] = {}
         records = []
@@ -304,7 +321,7 @@ class Warehouse:
         """The DDL sha256 last recorded for each table."""
         rows = client.query(
             f"SELECT table_name, argMax(ddl_sha256, applied_at) "
-            f"FROM {self.table('schema_migrations')} GROUP BY table_name"
+            f"FROM {self.table(SCHEMA_MIGRATIONS)} GROUP BY table_name"
         ).result_rows
         return dict(rows)
 
@@ -312,7 +329,7 @@ class Warehouse:
         """Append (table, sha256, ddl, kind) rows to ``schema_migrations``."""
         now = _now()
         client.insert(
-            self.table("schema_migrations"),
+            self.table(SCHEMA_MIGRATIONS),
             [[table, sha, ddl, kind, now] for table, sha, ddl, kind in records],
             column_names=["table_name", "ddl_sha256", "ddl", "kind", "applied_at"],
         )

@@ -8,7 +8,7 @@ import pluggy
 from flask import Flask
 
 from core.api import cors, docs, errors, events, health, limits, observability, tracker
-from core.api.extension import IDENTITY, METRICS, PIPELINE, RATE_LIMITER, SETTINGS
+from core.api.extension import IDENTITY, METRICS, PIPELINE, RATE_LIMITER, SETTINGS, TRACKER
 from core.api.metrics import ApiMetrics
 from core.config import Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
@@ -50,6 +50,7 @@ def create_app(
             IDENTITY: identity,
             METRICS: metrics,
             RATE_LIMITER: limiter,
+            TRACKER: tracker.bundle(registry).encode(),
         }
     )
     logging.getLogger("core").setLevel(settings.log.level)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pluggy
 
-from core.host.registry import EventType, PluginSetting, Report, View
+from core.host.registry import EventType, PluginSetting, Report, TrackerScript, View
 
 PROJECT_NAME = "clickstream"
 
@@ -89,4 +89,31 @@ def register_reports() -> list[Report]:
     `clickstream_report_figure{report, figure}`. Both queries may use `{database}`.
     `needs` names the tables or views the report reads: while one is missing, the report
     is empty and its figures are not exported. `counts` and `quality` are taken.
+    """
+
+
+@hookspec
+def register_tracker_scripts() -> list[TrackerScript]:
+    """Return the scripts the browser tracker runs to send this plugin's events.
+
+    The API serves one tracker, `GET /static/clickstream.js` (guide: `docs/clients.md`):
+    clickstream's own part sends events, and each `TrackerScript(name, source,
+    description)` (from `core`) follows it, in the order of their names. `source` is the
+    body of a function that is called once, when the page loads the tracker, with one
+    argument, `tracker`:
+
+    * `tracker.track(event, data)` sends an event (with the page's token) and resolves to
+      `{status, body}`, retrying 429, 503 and network failures;
+    * `tracker.sendOnExit(event, data)` sends an event while the page is being hidden or
+      closed (a beacon, which outlives the page);
+    * `tracker.page()` is the page's context, `{pageType, videoId}`, from the script tag's
+      `data-page-type` / `data-video-id` or `window.clickstreamConfig`;
+    * `tracker.onPageChange(before, after)` calls `before()` when a single-page app moves
+      to another page (`clickstream.newPage(options)`) and `after()` once it is there;
+    * `tracker.uuid()` makes a version 4 UUID; `tracker.expose(functions)` adds functions
+      to `window.clickstream` for the page's own code.
+
+    Ship the source as a `.js` file beside your code and read it with
+    `importlib.resources`. A script that throws is logged to the browser console and the
+    other scripts still run.
     """

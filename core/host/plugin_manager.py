@@ -44,6 +44,7 @@ def build_registry(manager: pluggy.PluginManager) -> Registry:
         settings=_by_plugin(manager, "register_settings"),
         views=_by_plugin(manager, "register_views"),
         reports=_by_plugin(manager, "register_reports"),
+        tracker_scripts=_by_plugin(manager, "register_tracker_scripts"),
     )
 
 

@@ -144,6 +144,23 @@ class Report:
             raise RegistryError(f"{where}: query is required")
 
 
+@dataclass(frozen=True)
+class TrackerScript:
+    """JavaScript the browser tracker runs, sending a plugin's events from web pages."""
+
+    name: str
+    source: str
+    description: str = ""
+    plugin: str = field(default="", compare=False)
+
+    def check(self) -> None:
+        where = f"tracker script {self.name!r} of plugin {self.plugin or '?'}"
+        if not isinstance(self.name, str) or not EVENT_NAME.match(self.name):
+            raise RegistryError(f"{where}: the name must match {EVENT_NAME.pattern}")
+        if not isinstance(self.source, str) or not self.source.strip():
+            raise RegistryError(f"{where}: source must be the script's JavaScript")
+
+
 class Registry:
     """The event types of all plugins, by name; refuses conflicting claims."""
 
@@ -154,6 +171,7 @@ class Registry:
         views: Iterable[tuple[str, Iterable[View]]] = (),
         reports: Iterable[tuple[str, Iterable[Report]]] = (),
         settings: Iterable[tuple[str, Iterable[PluginSetting]]] = (),
+        tracker_scripts: Iterable[tuple[str, Iterable[TrackerScript]]] = (),
     ) -> None:
         self._types: dict[str, EventType] = {}
         self._schemas: dict[str, Schema] = {}
@@ -170,6 +188,10 @@ class Registry:
         self.views: dict[str, View] = _unique(views, View, "view", self.tables())
         #: Reports of plugins, by name (beside the built-in ones).
         self.reports: dict[str, Report] = _unique(reports, Report, "report")
+        #: Scripts the browser tracker runs, by name.
+        self.tracker_scripts: dict[str, TrackerScript] = _unique(
+            tracker_scripts, TrackerScript, "tracker script"
+        )
 
     def _add(self, event_type: EventType, tables: dict[str, EventType]) -> None:
         claimed = self._types.get(event_type.name)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from core import EventType, hookimpl, load_ddl
+from importlib.resources import files
+
+from core import EventType, TrackerScript, hookimpl, load_ddl
 from plugins.element_click.schema import ElementClickSchema
 
 EXAMPLE = {"element_type": "trailer", "page_type": "movie"}
@@ -19,5 +21,16 @@ def register_event_types() -> list[EventType]:
             example=EXAMPLE,
             description="A click on an interface element: a movie card, a category, a trailer, ...",
             version=2,
+        )
+    ]
+
+
+@hookimpl
+def register_tracker_scripts() -> list[TrackerScript]:
+    return [
+        TrackerScript(
+            name="element_clicks",
+            source=files(__name__).joinpath("tracker.js").read_text(encoding="utf-8"),
+            description="element_click from elements marked with data-clickstream-element",
         )
     ]

@@ -1,7 +1,8 @@
 """Built-in plugin: page views, as a start and an end event paired by ``page_view_id``.
 
 Besides its two event types it ships, through the hooks any plugin can implement, the
-``page_view_durations`` view that pairs them, the ``pageviews`` report and its setting.
+``page_view_durations`` view that pairs them, the ``pageviews`` report and its setting,
+and the browser tracker's script that sends page views by itself.
 """
 
 from __future__ import annotations
@@ -10,7 +11,17 @@ from collections.abc import Mapping
 from importlib.resources import files
 from typing import Any
 
-from core import EventType, PluginSetting, Report, Row, View, envelope_columns, hookimpl, load_ddl
+from core import (
+    EventType,
+    PluginSetting,
+    Report,
+    Row,
+    TrackerScript,
+    View,
+    envelope_columns,
+    hookimpl,
+    load_ddl,
+)
 from plugins.page_view.schema import PageViewEndSchema, PageViewStartSchema
 
 TABLE = "page_views"
@@ -98,5 +109,16 @@ def register_reports() -> list[Report]:
                 f"FROM {durations}"
             ),
             needs=(DURATIONS,),
+        )
+    ]
+
+
+@hookimpl
+def register_tracker_scripts() -> list[TrackerScript]:
+    return [
+        TrackerScript(
+            name="page_views",
+            source=files(__name__).joinpath("tracker.js").read_text(encoding="utf-8"),
+            description="page_view_start when the page is shown, page_view_end when it is left",
         )
     ]

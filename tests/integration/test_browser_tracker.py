@@ -15,15 +15,18 @@ from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import orjson
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
+from core import TrackerScript, hookimpl
 from core.api import create_app
 from core.config import Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from etl.runner import run_pass
 from tests.etl_helpers import query
+from tests.fakes import FakeIdentity, FakePublisher
 from tests.servers import serve
 
 # Catalogue ids of videos: opaque strings, not UUIDs.
@@ -212,3 +215,52 @@ def test_page_views_and_clicks_from_a_browser_reach_the_warehouse(
     assert query(live_settings, "SELECT search_query, filters FROM {db}.search_filters") == [
         ("комедии", "genre=комедия&year=2020")
     ]
+
+
+class _SharePlugin:
+    """A third-party plugin whose tracker script sends an event by itself, as the guide shows."""
+
+    @hookimpl
+    def register_tracker_scripts(self) -> list[TrackerScript]:
+        return [
+            TrackerScript(
+                name="quality_on_load",
+                source="tracker.track('quality_change', "
+                "{video_id: tracker.page().videoId, old_quality: 480, new_quality: 720});",
+            ),
+            # Named to run first: a script that throws stops neither the others nor the page.
+            TrackerScript(name="a_broken_one", source="throw new Error('broken on purpose');"),
+        ]
+
+
+def test_a_plugins_tracker_script_runs_beside_the_built_in_ones(
+    site, browser: webdriver.Chrome
+) -> None:
+    origin, root = site
+    publisher = FakePublisher()
+    app = create_app(
+        Settings.of(cors_origins=(origin,)),
+        make_plugin_manager([_SharePlugin()]),
+        identity=FakeIdentity(),
+        publisher=publisher,
+    )
+    with serve(app) as url:
+        (root / "plain.html").write_text(
+            f'<!doctype html><script src="{url}/static/clickstream.js" data-page-type="movie" '
+            f'data-video-id="{VIDEO}"></script>'
+        )
+        browser.get(f"{origin}/plain.html")
+        view = _view_id(browser)
+        deadline = time.monotonic() + 5
+        while len(publisher.sent) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    sent = {key: orjson.loads(value) for key, value in publisher.sent}
+    assert set(sent) == {"page_view_start", "quality_change"}
+    assert sent["page_view_start"]["data"]["page_view_id"] == view
+    assert sent["quality_change"]["data"] == {
+        "video_id": VIDEO,
+        "old_quality": 480,
+        "new_quality": 720,
+    }
+    errors = [entry["message"] for entry in browser.get_log("browser")]
+    assert any("tracker script a_broken_one failed" in message for message in errors), errors

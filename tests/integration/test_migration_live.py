@@ -19,6 +19,7 @@ from core import hookimpl
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.host.registry import Registry
 from core.message import ENVELOPE_COLUMNS_DDL
+from etl import ledger
 from etl.runner import run_pass
 from etl.warehouse import MigrationNeededError, Warehouse
 from tests.etl_helpers import BASE_TIME, create_topic, envelope, produce, query
@@ -128,7 +129,7 @@ def old_warehouse(settings, kafka_bootstrap):
     registry = build_registry(make_plugin_manager())
     warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
-        warehouse.ensure_schema(client, old_registry(registry))
+        warehouse.ensure_schema(client, old_registry(registry), ledger.TABLES)
         for table, rows in OLD_ROWS.items():
             client.insert(
                 warehouse.table(table), [list(r.values()) for r in rows], column_names=list(rows[0])

@@ -12,6 +12,7 @@ import orjson
 import pytest
 
 from core.api import create_app
+from core.api.tracker import bundle
 from core.config import Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from tests.fakes import FakeIdentity, FakePublisher
@@ -19,7 +20,7 @@ from tests.servers import serve
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = (ROOT / "docs" / "clients.md").read_text(encoding="utf-8")
-TRACKER = (ROOT / "core" / "api" / "assets" / "clickstream.js").read_text(encoding="utf-8")
+TRACKER = bundle(build_registry(make_plugin_manager()))
 NAMES = set(build_registry(make_plugin_manager()).names)
 # FakeIdentity's form of a valid token.
 TOKEN = "user:42"

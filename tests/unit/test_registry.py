@@ -8,7 +8,7 @@ import re
 import pytest
 from marshmallow import Schema
 
-from core import EventType, PluginSetting, Report, View, hookimpl
+from core import EventType, PluginSetting, Report, TrackerScript, View, hookimpl
 from core.config import ConfigError, Settings
 from core.host.fields import Text
 from core.host.plugin_manager import build_registry, make_plugin_manager
@@ -104,7 +104,9 @@ def test_one_plugins_event_types_may_share_a_table_with_one_ddl() -> None:
 # Settings, views and reports: the hooks beside register_event_types
 
 
-def contributing(*, settings=(), views=(), reports=(), event_types=()) -> object:
+def contributing(
+    *, settings=(), views=(), reports=(), event_types=(), tracker_scripts=()
+) -> object:
     class Plugin:
         __qualname__ = f"Plugin{next(PLUGIN_NUMBERS)}"
 
@@ -123,6 +125,10 @@ def contributing(*, settings=(), views=(), reports=(), event_types=()) -> object
         @hookimpl
         def register_reports(self):
             return list(reports)
+
+        @hookimpl
+        def register_tracker_scripts(self):
+            return list(tracker_scripts)
 
     return Plugin()
 
@@ -149,6 +155,7 @@ def test_settings_views_and_reports_are_collected_with_their_plugin() -> None:
     [
         ("settings", LIMIT, PluginSetting("note_limit", 20, "Another.")),
         ("reports", NOTES_REPORT, Report("notes", "Again.", "SELECT 3")),
+        ("tracker_scripts", TrackerScript("notes", "a();"), TrackerScript("notes", "b();")),
     ],
 )
 def test_two_plugins_claiming_one_name_stop_start_up_naming_both(kind, first, second) -> None:
@@ -170,6 +177,8 @@ def test_two_plugins_claiming_one_name_stop_start_up_naming_both(kind, first, se
         ({"settings": [PluginSetting("Limit", 1, "x")]}, "the name must match"),
         ({"settings": [PluginSetting("limit", [1], "x")]}, "must be an int, float, str or bool"),
         ({"settings": ["note_limit"]}, "not a PluginSetting"),
+        ({"tracker_scripts": [TrackerScript("Notes!", "a();")]}, "the name must match"),
+        ({"tracker_scripts": [TrackerScript("notes", "  ")]}, "source must be"),
     ],
 )
 def test_an_invalid_contribution_stops_start_up(contribution, complaint) -> None:

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+from core import TrackerScript, hookimpl
 from core.api import create_app
+from core.api.tracker import bundle
 from core.config import Settings
+from core.host.plugin_manager import build_registry, make_plugin_manager
 from tests.fakes import FakeIdentity, FakePublisher
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def served_tracker():
@@ -34,3 +40,34 @@ def test_the_tracker_sends_the_specifications_video_id() -> None:
     assert re.search(r"movie_?id", script, re.IGNORECASE) is None
     # element_id is optional: no stand-in value when the element has no id.
     assert "element_id: " not in script and "data.element_id = " in script
+
+
+def test_each_plugins_script_runs_inside_the_tracker_in_the_order_of_their_names() -> None:
+    class Shares:
+        @hookimpl
+        def register_tracker_scripts(self) -> list[TrackerScript]:
+            return [TrackerScript("aa_shares", "tracker.track('x', {});\nconst y = 1;", "shares")]
+
+    script = bundle(build_registry(make_plugin_manager([Shares()])))
+    runs = re.findall(r'^  run\("(\w+)", \(tracker\) => \{$', script, re.MULTILINE)
+    assert runs == ["aa_shares", "element_clicks", "page_views"]
+    # Inside the tracker's function, after the tracker they are given is made.
+    assert script.index("const tracker = {") < script.index('run("aa_shares"')
+    assert script.rstrip().endswith("})();")
+    assert "    tracker.track('x', {});\n    const y = 1;\n  });" in script
+    assert "/* {tracker scripts} */" not in script
+
+
+def test_the_tracker_is_revalidated_by_its_etag() -> None:
+    app = create_app(Settings(), identity=FakeIdentity(), publisher=FakePublisher())
+    client = app.test_client()
+    etag = client.get("/static/clickstream.js").headers["ETag"]
+    again = client.get("/static/clickstream.js", headers={"If-None-Match": etag})
+    assert again.status_code == 304 and not again.get_data()
+
+
+def test_the_trackers_own_part_names_no_event_type() -> None:
+    """What is sent by itself comes from the plugins' scripts (the page views' included)."""
+    own = (ROOT / "core" / "api" / "assets" / "clickstream.js").read_text(encoding="utf-8")
+    for name in build_registry(make_plugin_manager()).names:
+        assert name not in own

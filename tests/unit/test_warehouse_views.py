@@ -8,6 +8,7 @@ import pytest
 from core import EventType, PluginSetting, Report, View, hookimpl
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.message import ENVELOPE_COLUMNS_DDL
+from etl import ledger
 from etl.reports import format_report, plugin_report, quality_report
 from etl.warehouse import Warehouse
 from tests.etl_helpers import query
@@ -62,7 +63,7 @@ def registry_with(*views: View):
 def ensure(settings, registry) -> None:
     warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
-        warehouse.ensure_schema(client, registry)
+        warehouse.ensure_schema(client, registry, ledger.TABLES)
         client.command(
             f"INSERT INTO {warehouse.table('notes')} (event_id, event, timestamp, user_id, "
             "identity, text) SELECT generateUUIDv4(text), 'note_added', now(), 'u', 'anonymous', "

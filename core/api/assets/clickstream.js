@@ -1,22 +1,17 @@
 /*
- * clickstream.js: page views, clicks and other events from a web page to the clickstream API.
- * Served by the API at GET /static/clickstream.js; no dependencies. Guide: docs/clients.md.
+ * clickstream.js: events from a web page to the clickstream API. Served by the API at
+ * GET /static/clickstream.js; no dependencies. Guide: docs/clients.md.
  *
  *   <script>window.clickstreamConfig = {getToken: () => localStorage.getItem("access_token")};</script>
  *   <script src="https://events.cinema.example/static/clickstream.js" data-page-type="movie"
  *           data-video-id="tt0111161" async></script>
  *
- * A page view starts when the page is visible and ends, exactly once, when it is hidden or
- * closed; a page that becomes visible again starts a new view. page_view_start and
- * page_view_end carry page_view_id and page_type, plus video_id (the catalogue's string id,
- * from videoId / data-video-id) when the page is about a video.
- *
- * Elements marked with data-clickstream-element send element_click when clicked:
- * element_type is that attribute and page_type data-clickstream-page-type or the page's;
- * optional element_id (data-clickstream-id, else the element's id; left out when neither),
- * video_id (data-clickstream-video-id, else the page's) and position
- * (data-clickstream-position). window.clickstream offers track(event, data), pageViewId()
- * and newPageView(options) (for single-page apps: {pageType, videoId}).
+ * This part sends events: window.clickstream.track(event, data), with the page's token,
+ * retrying 429, 503 and network failures. It keeps the page's context ({pageType, videoId}:
+ * data-page-type / data-video-id or clickstreamConfig), which a single-page app changes with
+ * window.clickstream.newPage({pageType, videoId}). What is sent by itself (page views,
+ * clicks) comes from the installed plugins' tracker scripts (register_tracker_scripts),
+ * which follow, each called with the tracker below.
  */
 (() => {
   "use strict";
@@ -29,8 +24,6 @@
     initial.endpoint || attributes.endpoint || "/api/v1/events",
     script ? script.src : location.href,
   ).href;
-  // The schema's limit on url and referrer, in characters.
-  const MAX_URL = 2048;
   const ATTEMPTS = 3;
   const MAX_WAIT_MS = 30000;
 
@@ -38,7 +31,6 @@
     pageType: initial.pageType || attributes.pageType || "other",
     videoId: initial.videoId || attributes.videoId || null,
   };
-  let view = null;
   let lastToken = null;
 
   function uuid() {
@@ -123,72 +115,42 @@
     }
   }
 
-  function pageData() {
-    const data = { page_view_id: view.id, page_type: page.pageType };
-    if (page.videoId) data.video_id = page.videoId;
-    return data;
-  }
-
-  function startView() {
-    if (view || document.visibilityState !== "visible") return;
-    view = { id: uuid(), startedAt: performance.now() };
-    const data = pageData();
-    data.url = location.href.slice(0, MAX_URL);
-    if (document.referrer) data.referrer = document.referrer.slice(0, MAX_URL);
-    track("page_view_start", data);
-  }
-
-  function endView() {
-    if (!view) return;
-    const data = pageData();
-    data.visible_ms = Math.max(0, Math.round(performance.now() - view.startedAt));
-    view = null;
-    const body = JSON.stringify({ event: "page_view_end", token: tokenNow(), data });
+  function sendOnExit(event, data) {
+    const body = JSON.stringify({ event, token: tokenNow(), data });
     // A beacon outlives the page; it is text/plain and cannot carry headers, so the token
     // travels in the body like every event's. fetch with keepalive if the beacon is refused.
     if (!(navigator.sendBeacon && navigator.sendBeacon(endpoint, body))) post(body).catch(() => {});
   }
 
-  function newPageView(options) {
-    endView();
+  const pageChanges = [];
+
+  function newPage(options) {
+    for (const change of pageChanges) change.before();
     page = {
       pageType: (options && options.pageType) || page.pageType,
       videoId: options && "videoId" in options ? options.videoId : null,
     };
-    startView();
+    for (const change of pageChanges) change.after();
   }
 
-  function clicked(event) {
-    const target = event.target instanceof Element ? event.target : null;
-    const element = target && target.closest("[data-clickstream-element]");
-    if (!element) return;
-    const marks = element.dataset;
-    const data = {
-      element_type: marks.clickstreamElement,
-      page_type: marks.clickstreamPageType || page.pageType,
-    };
-    // element_id is optional: an element with neither attribute nor id is sent without one.
-    const elementId = marks.clickstreamId || element.id;
-    if (elementId) data.element_id = elementId;
-    const videoId = marks.clickstreamVideoId || page.videoId;
-    if (videoId) data.video_id = videoId;
-    if (marks.clickstreamPosition) data.position = Number(marks.clickstreamPosition);
-    track("element_click", data);
-  }
+  window.clickstream = { track, newPage };
 
-  document.addEventListener("visibilitychange", () =>
-    document.visibilityState === "hidden" ? endView() : startView(),
-  );
-  window.addEventListener("pagehide", endView);
-  // A page restored from the back-forward cache is a new view.
-  window.addEventListener("pageshow", (event) => event.persisted && startView());
-  // Capture phase: the page's own handlers cannot stop the click from being counted.
-  document.addEventListener("click", clicked, true);
-
-  window.clickstream = {
+  const tracker = {
     track,
-    newPageView,
-    pageViewId: () => (view ? view.id : null),
+    sendOnExit,
+    uuid,
+    page: () => ({ ...page }),
+    onPageChange: (before, after) => pageChanges.push({ before, after }),
+    expose: (functions) => Object.assign(window.clickstream, functions),
   };
-  startView();
+
+  function run(name, script) {
+    try {
+      script(tracker);
+    } catch (error) {
+      console.error(`clickstream: tracker script ${name} failed`, error);
+    }
+  }
+
+  /* {tracker scripts} */
 })();
