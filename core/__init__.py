@@ -2,18 +2,35 @@
 
 Everything a plugin needs is here, so its imports never follow the core's layout:
 the hook marker, what a plugin contributes (``EventType``, ``PluginSetting``, ``View``,
-``Report``), strict field kinds for its schema, and its table's DDL and row helpers.
+``Report``), the field kinds of its schema (each knowing its column), and its table:
+generated (``table_ddl``) or hand-written (``load_ddl``), and its row helpers.
 """
 
-from core.host.ddl import load_ddl
-from core.host.fields import PositiveInteger, StrictBoolean, StrictInteger, Text
+from core.host.ddl import load_ddl, table_ddl
+from core.host.fields import (
+    UUID,
+    Boolean,
+    Choice,
+    Integer,
+    Number,
+    PositiveInteger,
+    StrictBoolean,
+    StrictInteger,
+    Text,
+    Timestamp,
+)
 from core.host.hookspecs import hookimpl
 from core.host.registry import EventType, PluginSetting, Report, Row, View, default_row
 from core.message import ENVELOPE_COLUMNS, envelope_columns
 
 __all__ = [
     "ENVELOPE_COLUMNS",
+    "UUID",
+    "Boolean",
+    "Choice",
     "EventType",
+    "Integer",
+    "Number",
     "PluginSetting",
     "PositiveInteger",
     "Report",
@@ -21,9 +38,11 @@ __all__ = [
     "StrictBoolean",
     "StrictInteger",
     "Text",
+    "Timestamp",
     "View",
     "default_row",
     "envelope_columns",
     "hookimpl",
     "load_ddl",
+    "table_ddl",
 ]
