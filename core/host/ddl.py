@@ -140,4 +140,4 @@ def _nullable(kind: str) -> str:
 def _quote(text: str) -> str:
     """``text`` as a one-line ClickHouse string literal."""
     one_line = " ".join(text.split())
-    return "'" + one_line.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return "'" + one_line.replace("\\", "\\\\").replace("'", "''") + "'"

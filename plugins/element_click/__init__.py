@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import EventType, hookimpl, load_ddl
+from core import EventType, hookimpl
 from plugins.element_click.schema import ElementClickSchema
 
 EXAMPLE = {"element_type": "trailer", "page_type": "movie"}
@@ -15,9 +15,9 @@ def register_event_types() -> list[EventType]:
             name="element_click",
             schema=ElementClickSchema,
             table="element_clicks",
-            ddl=load_ddl(__name__),
             example=EXAMPLE,
             description="A click on an interface element: a movie card, a category, a trailer, ...",
             version=2,
+            order_by=("page_type", "element_type", "toDate(timestamp)"),
         )
     ]

@@ -10,7 +10,16 @@ from collections.abc import Mapping
 from importlib.resources import files
 from typing import Any
 
-from core import EventType, PluginSetting, Report, Row, View, envelope_columns, hookimpl, load_ddl
+from core import (
+    EventType,
+    PluginSetting,
+    Report,
+    Row,
+    View,
+    envelope_columns,
+    hookimpl,
+    table_ddl,
+)
 from plugins.page_view.schema import PageViewEndSchema, PageViewStartSchema
 
 TABLE = "page_views"
@@ -36,7 +45,8 @@ def page_view_row(message: Mapping[str, Any]) -> Row:
 
 @hookimpl
 def register_event_types() -> list[EventType]:
-    ddl = load_ddl(__name__)
+    # One table for both ends, so its columns are those of both schemas.
+    ddl = table_ddl(PageViewStartSchema, PageViewEndSchema, order_by=("page_view_id", "event"))
     return [
         EventType(
             name="page_view_start",

@@ -66,7 +66,7 @@ def test_each_field_kind_has_its_column_in_declaration_order() -> None:
         "video_id": ("String", "The rated video."),
         "score": ("UInt8", ""),
         "source": ("LowCardinality(String)", ""),
-        "review": ("Nullable(String)", "It\\'s \\'fine\\'."),
+        "review": ("Nullable(String)", "It''s ''fine''."),
         "device": ("LowCardinality(Nullable(String))", ""),
         "session_id": ("Nullable(UUID)", ""),
         "watched_at": ("DateTime64(3, 'UTC')", ""),
@@ -90,7 +90,7 @@ def test_a_comment_is_one_line_with_its_quotes_escaped() -> None:
     class Noted(Schema):
         note = Text(required=True, metadata={"description": "A back\\slash,\n  a 'quote'."})
 
-    assert "note String COMMENT 'A back\\\\slash, a \\'quote\\'.'" in table_ddl(Noted)
+    assert "note String COMMENT 'A back\\\\slash, a ''quote''.'" in table_ddl(Noted)
 
 
 def test_a_field_that_may_be_null_or_missing_is_nullable() -> None:
@@ -229,6 +229,15 @@ def test_the_generated_table_is_made_and_takes_the_default_row(settings) -> None
         client.command(render(table_ddl(RatingSchema), warehouse.database, "ratings"))
         client.insert(warehouse.table("ratings"), [list(row.values())], column_names=list(row))
         [stored] = client.query(f"SELECT * FROM {warehouse.table('ratings')}").result_rows
+        comments = dict(
+            client.query(
+                "SELECT name, comment FROM system.columns "
+                "WHERE database = {db:String} AND table = 'ratings'",
+                parameters={"db": warehouse.database},
+            ).result_rows
+        )
+    assert comments["review"] == "It's 'fine'."
+    assert comments["video_id"] == "The rated video."
     assert stored[len(ENVELOPE_COLUMNS) :] == (
         "tt0079944",
         9,
