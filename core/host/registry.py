@@ -45,14 +45,15 @@ class EventType:
     name: str
     schema: type[Schema]
     table: str
-    #: The table's DDL; None: generated from ``schema`` (a registry's copy holds the one in use).
+    #: The table's DDL; None: generated from ``schema``. A registry's copy holds the DDL in use.
     ddl: str | None = None
     #: Required; it has a default only so that ``ddl`` may be left out before it.
     example: Mapping[str, Any] | None = None
     to_row: RowMapper | None = None
     description: str = ""
     version: int = 1
-    #: The sort key of the generated table (see core.host.ddl.table_ddl).
+    #: The sort key of the generated table (see core.host.ddl.table_ddl); in a registry's copy
+    #: it is part of ``ddl``, and None.
     order_by: OrderBy | None = None
     plugin: str = field(default="", compare=False)
 
@@ -64,13 +65,6 @@ class EventType:
         if self.ddl is not None:
             return self.ddl
         return table_ddl(self.schema, order_by=self.order_by)
-
-    def _generated(self) -> bool:
-        """Whether ``ddl`` is the one generated (as in the registry's copy of an event type)."""
-        try:
-            return self.ddl == table_ddl(self.schema, order_by=self.order_by)
-        except DdlError:
-            return False
 
     def row(self, message: Mapping[str, Any]) -> Row:
         """The table row for an enriched ``message`` whose data the schema has loaded."""
@@ -89,7 +83,7 @@ class EventType:
             ddl = self.table_ddl()
         except DdlError as error:
             raise RegistryError(f"{where}: its table cannot be generated: {error}") from None
-        if self.ddl is not None and self.order_by is not None and not self._generated():
+        if self.ddl is not None and self.order_by is not None:
             raise RegistryError(
                 f"{where}: order_by is the sort key of a generated table; "
                 "a hand-written ddl has its own ORDER BY"
@@ -200,7 +194,8 @@ class Registry:
             for event_type in staged:
                 event_type.check()
             for event_type in staged:
-                self._add(replace(event_type, ddl=event_type.table_ddl()), tables)
+                resolved = replace(event_type, ddl=event_type.table_ddl(), order_by=None)
+                self._add(resolved, tables)
         #: Settings plugins read, by name (docs/configuration.md lists them).
         self.settings: dict[str, PluginSetting] = _unique(settings, PluginSetting, "setting")
         #: Views over event tables, by name, which the ETL keeps current.

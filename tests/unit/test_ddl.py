@@ -205,7 +205,9 @@ def test_an_event_type_without_ddl_gets_the_generated_table() -> None:
     )
     registry = Registry([("test", [rating])])
     assert rating.table_ddl() == table_ddl(RatingSchema, order_by=("video_id",))
+    # The registry's copy holds the DDL in use, its sort key included.
     assert registry["rating_submitted"].ddl == rating.table_ddl()
+    assert registry["rating_submitted"].order_by is None
     assert registry.tables()["ratings"].ddl.endswith("ORDER BY (video_id, event_id)")
 
 

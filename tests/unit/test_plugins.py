@@ -318,7 +318,6 @@ def hand_written_registry(registry: Registry) -> Registry:
                         ddl=(HAND_WRITTEN / f"{TABLES[event_type.table]}.sql")
                         .read_text(encoding="utf-8")
                         .replace("{envelope_columns}", ENVELOPE_COLUMNS_DDL),
-                        order_by=None,
                     )
                 ],
             )
