@@ -2,12 +2,23 @@
 
 Everything a plugin needs is here, so its imports never follow the core's layout:
 the hook marker, what a plugin contributes (``EventType``, ``PluginSetting``, ``View``,
-``Report``, ``TrackerScript``), strict field kinds for its schema, and its table's DDL and
-row helpers.
+``Report``, ``TrackerScript``), the field kinds of its schema (each knowing its column),
+and its table: generated (``table_ddl``) or hand-written (``load_ddl``), and its row helpers.
 """
 
-from core.host.ddl import load_ddl
-from core.host.fields import PositiveInteger, StrictBoolean, StrictInteger, Text
+from core.host.ddl import load_ddl, table_ddl
+from core.host.fields import (
+    UUID,
+    Boolean,
+    Choice,
+    Integer,
+    Number,
+    PositiveInteger,
+    StrictBoolean,
+    StrictInteger,
+    Text,
+    Timestamp,
+)
 from core.host.hookspecs import hookimpl
 from core.host.registry import (
     EventType,
@@ -22,7 +33,12 @@ from core.message import ENVELOPE_COLUMNS, envelope_columns
 
 __all__ = [
     "ENVELOPE_COLUMNS",
+    "UUID",
+    "Boolean",
+    "Choice",
     "EventType",
+    "Integer",
+    "Number",
     "PluginSetting",
     "PositiveInteger",
     "Report",
@@ -30,10 +46,12 @@ __all__ = [
     "StrictBoolean",
     "StrictInteger",
     "Text",
+    "Timestamp",
     "TrackerScript",
     "View",
     "default_row",
     "envelope_columns",
     "hookimpl",
     "load_ddl",
+    "table_ddl",
 ]

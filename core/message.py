@@ -130,7 +130,8 @@ MAX_VERSION = 65535
 ENVELOPE_COLUMNS = ("event_id", "event", "timestamp", "user_id", "identity", "schema_version")
 #: The ``schema_version`` of messages published before the envelope carried one.
 FIRST_SCHEMA_VERSION = 1
-#: Their ClickHouse definitions: what ``{envelope_columns}`` in a plugin's table.sql becomes.
+#: Their ClickHouse definitions: the first columns of a generated table (core.host.ddl), and
+#: what ``{envelope_columns}`` in a plugin's table.sql becomes.
 ENVELOPE_COLUMNS_DDL = """\
 event_id UUID COMMENT 'unique per event: re-deliveries share it and collapse',
     event LowCardinality(String) COMMENT 'the event name',

@@ -112,6 +112,27 @@ def _plugins(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _ddl(settings: Settings, args: argparse.Namespace) -> int:
+    from etl.warehouse import Warehouse, render
+
+    registry = _registry()
+    unknown = [event for event in args.events if event not in registry]
+    if unknown:
+        print(
+            f"unknown event type(s) {', '.join(unknown)}; installed: {', '.join(registry.names)}",
+            file=sys.stderr,
+        )
+        return 2
+    wanted = {registry[event].table for event in args.events or registry.names}
+    database = Warehouse.from_settings(settings).database
+    for table, event_type in registry.tables().items():
+        if table in wanted:
+            events = ", ".join(e.name for e in registry if e.table == table)
+            print(f"-- {table}: {events}, from {event_type.plugin}")
+            print(render(event_type.ddl, database, table) + ";\n")
+    return 0
+
+
 def _schema_check(settings: Settings, args: argparse.Namespace) -> int:
     changes = check(_registry(), Path(args.against))
     print(format_changes(changes))
@@ -163,6 +184,12 @@ def parser() -> argparse.ArgumentParser:
     plugins = commands.add_parser("plugins", help="the installed event types and their plugins")
     plugins.add_argument("--json", action="store_true", help="as a JSON array")
     plugins.set_defaults(run=_plugins)
+
+    ddl = commands.add_parser(
+        "ddl", help="the CREATE TABLE of each event table, as the ETL runs it (docs/warehouse.md)"
+    )
+    ddl.add_argument("events", nargs="*", metavar="EVENT", help="only these event types' tables")
+    ddl.set_defaults(run=_ddl)
 
     schema_check = commands.add_parser(
         "schema-check",

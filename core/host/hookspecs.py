@@ -22,15 +22,23 @@ def register_event_types() -> list[EventType]:
 
     * `name`: the event name, lower case, digits and underscores (`rating_submitted`).
     * `schema`: a marshmallow schema class validating `data`. Unknown fields are
-      refused, so list every field a client may send. `core` has strict integers
-      (`StrictInteger`), booleans (`StrictBoolean`) and bounded text (`Text`).
-    * `table` and `ddl`: the ClickHouse table the ETL writes the event into and its
-      `CREATE TABLE IF NOT EXISTS {database}.{table}` statement (the ETL fills in both
-      placeholders). Ship it as `table.sql` beside your code, start its columns with
-      `{envelope_columns},` and read it with `core.load_ddl(__name__)`, which adds
-      the columns every table has (`event_id`, `event`, `timestamp`, `user_id`,
-      `identity`, `schema_version`). Event types of one plugin may share a table;
-      they must then share its DDL.
+      refused, so list every field a client may send. Build it of the field kinds of
+      `core`, which refuse silent coercion and each know their column: `Text`
+      (bounded), `Choice` (one of fixed values), `Integer` (bounded), `Number`,
+      `Boolean`, `UUID` and `Timestamp`. Each takes `validate=` (one validator or a
+      list) on top of its own rules.
+    * `table` and `ddl`: the ClickHouse table the ETL writes the event into and,
+      optionally, its DDL. Left out, `ddl` is generated from `schema`
+      (`clickstream ddl` prints it): the columns every table has (`event_id`,
+      `event`, `timestamp`, `user_id`, `identity`, `schema_version`), then one per
+      field in declaration order, of its kind's type, `Nullable` when the field is
+      optional, commented with its `metadata["description"]`; a `ReplacingMergeTree`
+      partitioned by month. To write it yourself, ship `table.sql` beside your code:
+      `CREATE TABLE IF NOT EXISTS {database}.{table}` (the ETL fills in both
+      placeholders) with columns starting `{envelope_columns},`, read with
+      `core.load_ddl(__name__)`. Event types of one plugin may share a table; they
+      must then share its DDL (`core.table_ddl(SchemaA, SchemaB)` generates one
+      with the fields of both).
     * `example`: a valid `data` object, shown in the OpenAPI document; it must pass
       `schema`.
     * `to_row` (optional): turns an enriched message (see `docs/message.md`) whose
@@ -42,6 +50,10 @@ def register_event_types() -> list[EventType]:
       event as `schema_version`. Bump it for a breaking change (a field removed,
       retyped or newly required, bounds narrowed); `clickstream schema-check`
       refuses such a change without a bump.
+    * `order_by` (optional): the sort key of a generated table, column names or
+      expressions (`("video_id", "timestamp")`); `event_id` ends it unless it is there,
+      so that a re-delivered event collapses into one row. The default is
+      `(toDate(timestamp), event, event_id)`. A written `ddl` has its own `ORDER BY`.
     * `plugin`: set by clickstream to the plugin that returned the event type; leave it.
 
     A plugin contributes all of its event types or none: an invalid one stops

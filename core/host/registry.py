@@ -10,6 +10,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 
 from core.config import PluginSetting, Settings
+from core.host.ddl import DdlError, OrderBy, table_ddl
 from core.message import ENVELOPE_COLUMNS, MAX_VERSION, envelope_columns
 
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -26,8 +27,9 @@ RowMapper = Callable[[Mapping[str, Any]], Row]
 def default_row(message: Mapping[str, Any]) -> Row:
     """Envelope columns plus one column per ``data`` field, under the field's name.
 
-    Fields the client left out become ``None``; declare such columns
-    ``Nullable`` or give them a ``DEFAULT`` and drop ``None`` in your own mapper.
+    The columns of the table generated from the schema (core.host.ddl.table_ddl). In a
+    hand-written table, declare the columns of optional fields ``Nullable``, or give
+    them a ``DEFAULT`` and drop ``None`` in your own mapper.
     """
     return {**envelope_columns(message), **message["data"]}
 
@@ -43,12 +45,26 @@ class EventType:
     name: str
     schema: type[Schema]
     table: str
-    ddl: str
-    example: Mapping[str, Any]
+    #: The table's DDL; None: generated from ``schema``. A registry's copy holds the DDL in use.
+    ddl: str | None = None
+    #: Required; it has a default only so that ``ddl`` may be left out before it.
+    example: Mapping[str, Any] | None = None
     to_row: RowMapper | None = None
     description: str = ""
     version: int = 1
+    #: The sort key of the generated table (see core.host.ddl.table_ddl); in a registry's copy
+    #: it is part of ``ddl``, and None.
+    order_by: OrderBy | None = None
     plugin: str = field(default="", compare=False)
+
+    def table_ddl(self) -> str:
+        """The table's DDL: ``ddl`` as written, else generated from ``schema`` and ``order_by``.
+
+        Raises :class:`~core.host.ddl.DdlError` if the schema has a field of unknown column type.
+        """
+        if self.ddl is not None:
+            return self.ddl
+        return table_ddl(self.schema, order_by=self.order_by)
 
     def row(self, message: Mapping[str, Any]) -> Row:
         """The table row for an enriched ``message`` whose data the schema has loaded."""
@@ -63,11 +79,24 @@ class EventType:
             raise RegistryError(f"{where}: schema must be a marshmallow Schema class")
         if not isinstance(self.table, str) or not TABLE_NAME.match(self.table):
             raise RegistryError(f"{where}: the table must match {TABLE_NAME.pattern}")
-        if "{table}" not in self.ddl or "CREATE TABLE IF NOT EXISTS" not in self.ddl:
+        try:
+            ddl = self.table_ddl()
+        except DdlError as error:
+            raise RegistryError(f"{where}: its table cannot be generated: {error}") from None
+        if self.ddl is not None and self.order_by is not None:
+            raise RegistryError(
+                f"{where}: order_by is the sort key of a generated table; "
+                "a hand-written ddl has its own ORDER BY"
+            )
+        if (
+            not isinstance(ddl, str)
+            or "{table}" not in ddl
+            or "CREATE TABLE IF NOT EXISTS" not in ddl
+        ):
             raise RegistryError(
                 f"{where}: ddl must be 'CREATE TABLE IF NOT EXISTS {{database}}.{{table}} ...'"
             )
-        missing = [c for c in ENVELOPE_COLUMNS if not re.search(rf"[(,\s]{c}\s", self.ddl)]
+        missing = [c for c in ENVELOPE_COLUMNS if not re.search(rf"[(,\s]{c}\s", ddl)]
         if missing:
             raise RegistryError(
                 f"{where}: ddl lacks the envelope columns {missing}: start the columns "
@@ -81,6 +110,8 @@ class EventType:
             raise RegistryError(f"{where}: version must be an integer from 1 to {MAX_VERSION}")
         if self.to_row is not None and not callable(self.to_row):
             raise RegistryError(f"{where}: to_row must be callable")
+        if not isinstance(self.example, Mapping):
+            raise RegistryError(f"{where}: example is required: a valid data object")
         try:
             self.schema().load(dict(self.example))
         except ValidationError as error:
@@ -181,7 +212,8 @@ class Registry:
             for event_type in staged:
                 event_type.check()
             for event_type in staged:
-                self._add(event_type, tables)
+                resolved = replace(event_type, ddl=event_type.table_ddl(), order_by=None)
+                self._add(resolved, tables)
         #: Settings plugins read, by name (docs/configuration.md lists them).
         self.settings: dict[str, PluginSetting] = _unique(settings, PluginSetting, "setting")
         #: Views over event tables, by name, which the ETL keeps current.

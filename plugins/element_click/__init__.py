@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from importlib.resources import files
 
-from core import EventType, TrackerScript, hookimpl, load_ddl
+from core import EventType, TrackerScript, hookimpl
 from plugins.element_click.schema import ElementClickSchema
 
 EXAMPLE = {"element_type": "trailer", "page_type": "movie"}
@@ -17,10 +17,10 @@ def register_event_types() -> list[EventType]:
             name="element_click",
             schema=ElementClickSchema,
             table="element_clicks",
-            ddl=load_ddl(__name__),
             example=EXAMPLE,
             description="A click on an interface element: a movie card, a category, a trailer, ...",
             version=2,
+            order_by=("page_type", "element_type", "toDate(timestamp)"),
         )
     ]
 

@@ -20,7 +20,7 @@ from core import (
     View,
     envelope_columns,
     hookimpl,
-    load_ddl,
+    table_ddl,
 )
 from plugins.page_view.schema import PageViewEndSchema, PageViewStartSchema
 
@@ -47,7 +47,8 @@ def page_view_row(message: Mapping[str, Any]) -> Row:
 
 @hookimpl
 def register_event_types() -> list[EventType]:
-    ddl = load_ddl(__name__)
+    # One table for both ends, so its columns are those of both schemas.
+    ddl = table_ddl(PageViewStartSchema, PageViewEndSchema, order_by=("page_view_id", "event"))
     return [
         EventType(
             name="page_view_start",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import EventType, hookimpl, load_ddl
+from core import EventType, hookimpl
 from plugins.quality_change.schema import QualityChangeSchema
 
 EXAMPLE = {"video_id": "tt0111161", "old_quality": 720, "new_quality": 1080}
@@ -15,9 +15,9 @@ def register_event_types() -> list[EventType]:
             name="quality_change",
             schema=QualityChangeSchema,
             table="quality_changes",
-            ddl=load_ddl(__name__),
             example=EXAMPLE,
             description="The player switched video quality (e.g. video height in pixels).",
             version=2,
+            order_by=("video_id", "timestamp"),
         )
     ]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema
 
-from core import StrictInteger, Text
+from core import Choice, Integer, Text
 
 #: The player's quality value (video height in pixels: 480, 720, 1080, ...) fits a UInt16.
 MAX_QUALITY = 65535
@@ -13,17 +13,26 @@ MAX_POSITION_S = 24 * 60 * 60
 REASONS = ("auto", "manual")
 
 
-def _quality() -> StrictInteger:
-    return StrictInteger(validate=validate.Range(min=0, max=MAX_QUALITY), required=True)
+def _quality(description: str) -> Integer:
+    return Integer(min=0, max=MAX_QUALITY, required=True, metadata={"description": description})
 
 
 class QualityChangeSchema(Schema):
     # The specification's fields. An unchanged quality (old == new) is data, not an error.
-    video_id = Text(max_length=128, required=True)
-    old_quality = _quality()
-    new_quality = _quality()
+    video_id = Text(
+        max_length=128, required=True, metadata={"description": "The catalogue id of the video."}
+    )
+    old_quality = _quality("The quality before the change, e.g. video height in pixels: 720.")
+    new_quality = _quality("The quality after the change.")
     # Optional details a player may add.
-    reason = fields.String(validate=validate.OneOf(REASONS), load_default=None)
-    position_s = StrictInteger(
-        validate=validate.Range(min=0, max=MAX_POSITION_S), load_default=None
+    reason = Choice(
+        REASONS,
+        load_default=None,
+        metadata={"description": "auto (adaptive streaming) or manual (the viewer chose)."},
+    )
+    position_s = Integer(
+        min=0,
+        max=MAX_POSITION_S,
+        load_default=None,
+        metadata={"description": "Seconds into the video when the quality changed."},
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import EventType, hookimpl, load_ddl
+from core import EventType, hookimpl
 from plugins.search_filter.schema import SearchFilterSchema
 
 EXAMPLE = {"search_query": "Брат 2", "filters": "genre=драма"}
@@ -15,9 +15,9 @@ def register_event_types() -> list[EventType]:
             name="search_filter",
             schema=SearchFilterSchema,
             table="search_filters",
-            ddl=load_ddl(__name__),
             example=EXAMPLE,
             description="A catalogue search by text query and/or filters.",
             version=2,
+            order_by=("toDate(timestamp)", "search_query"),
         )
     ]

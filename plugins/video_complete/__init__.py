@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import EventType, hookimpl, load_ddl
+from core import EventType, hookimpl
 from plugins.video_complete.schema import VideoCompleteSchema
 
 EXAMPLE = {"video_id": "tt0111161", "duration_total": True}
@@ -15,9 +15,9 @@ def register_event_types() -> list[EventType]:
             name="video_complete",
             schema=VideoCompleteSchema,
             table="video_completes",
-            ddl=load_ddl(__name__),
             example=EXAMPLE,
             description="Playback reached the end; duration_total says if all of it was watched.",
             version=2,
+            order_by=("video_id", "timestamp"),
         )
     ]

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, validate
+from marshmallow import Schema
 
-from core import StrictBoolean, StrictInteger, Text
+from core import Boolean, Integer, Text
 
 #: One day in seconds: longer than any video in the catalogue.
 MAX_SECONDS = 24 * 60 * 60
@@ -12,8 +12,22 @@ MAX_SECONDS = 24 * 60 * 60
 
 class VideoCompleteSchema(Schema):
     # The specification's fields.
-    video_id = Text(max_length=128, required=True)
-    duration_total = StrictBoolean(required=True)
+    video_id = Text(
+        max_length=128, required=True, metadata={"description": "The catalogue id of the video."}
+    )
+    duration_total = Boolean(
+        required=True, metadata={"description": "true: the viewer watched the whole video."}
+    )
     # Optional details a player may add.
-    watched_s = StrictInteger(validate=validate.Range(min=0, max=MAX_SECONDS), load_default=None)
-    duration_s = StrictInteger(validate=validate.Range(min=1, max=MAX_SECONDS), load_default=None)
+    watched_s = Integer(
+        min=0,
+        max=MAX_SECONDS,
+        load_default=None,
+        metadata={"description": "Seconds actually played."},
+    )
+    duration_s = Integer(
+        min=1,
+        max=MAX_SECONDS,
+        load_default=None,
+        metadata={"description": "The length of the video in seconds."},
+    )

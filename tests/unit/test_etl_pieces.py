@@ -20,7 +20,7 @@ from etl.consume import PartitionRead, Record, _settle
 from etl.runner import run_forever
 from etl.sink import insert_token
 from etl.transform import Loaded, Rejected, transform
-from etl.warehouse import ddl_sha256, render
+from etl.warehouse import Warehouse, ddl_sha256, render
 from tests.etl_helpers import BASE_TIME, envelope
 
 
@@ -236,6 +236,8 @@ def test_a_ddl_version_ignores_the_database_it_is_applied_to():
         (["deadletters", "requeue", "--reason", "unknown_event"], {"reason": "unknown_event"}),
         (["deadletters", "requeue", "--id", "a", "--id", "b"], {"id": ["a", "b"]}),
         (["report", "quality"], {"which": "quality"}),
+        (["ddl"], {"command": "ddl", "events": []}),
+        (["ddl", "page_view_end", "search_filter"], {"events": ["page_view_end", "search_filter"]}),
     ],
 )
 def test_the_cli_parses_its_subcommands(argv, expected):
@@ -247,6 +249,33 @@ def test_the_cli_parses_its_subcommands(argv, expected):
 def test_the_cli_refuses_an_unknown_report():
     with pytest.raises(SystemExit):
         parser().parse_args(["report", "everything"])
+
+
+def test_clickstream_ddl_prints_each_tables_ddl_as_the_etl_runs_it(settings, registry, capsys):
+    database = Warehouse.from_settings(settings).database
+    assert main_ddl(settings, "page_view_end", "page_view_start", "video_complete") == 0
+    printed = capsys.readouterr().out
+    assert printed == "".join(
+        f"-- {table}: {events}, from {registry[event].plugin}\n"
+        f"{render(registry[event].ddl, database, table)};\n\n"
+        for table, events, event in (
+            ("page_views", "page_view_end, page_view_start", "page_view_end"),
+            ("video_completes", "video_complete", "video_complete"),
+        )
+    )
+    assert f"CREATE TABLE IF NOT EXISTS {database}.page_views\n" in printed
+    assert main_ddl(settings) == 0
+    assert capsys.readouterr().out.count("CREATE TABLE IF NOT EXISTS") == 5
+
+
+def test_clickstream_ddl_refuses_an_unknown_event(settings, capsys):
+    assert main_ddl(settings, "page_view") == 2
+    assert capsys.readouterr().err.startswith("unknown event type(s) page_view; installed: ")
+
+
+def main_ddl(settings, *events: str) -> int:
+    args = parser().parse_args(["ddl", *events])
+    return args.run(settings, args)
 
 
 REGISTRY = object()  # what run_forever hands to each pass, untouched

@@ -6,9 +6,9 @@ import itertools
 import re
 
 import pytest
-from marshmallow import Schema
+from marshmallow import Schema, fields
 
-from core import EventType, PluginSetting, Report, TrackerScript, View, hookimpl
+from core import EventType, PluginSetting, Report, TrackerScript, View, hookimpl, table_ddl
 from core.config import ConfigError, Settings
 from core.host.fields import Text
 from core.host.plugin_manager import build_registry, make_plugin_manager
@@ -78,11 +78,40 @@ def test_a_misspelled_hook_stops_start_up() -> None:
         ({"schema": dict}, "marshmallow Schema"),
         ({"example": {"text": ""}}, "example is invalid"),
         ({"to_row": "not callable"}, "to_row must be callable"),
+        ({"example": None}, "example is required"),
+        ({"order_by": ("text",)}, "order_by is the sort key of a generated table"),
+        ({"ddl": None, "order_by": ("txt",)}, "order_by names 'txt', which is not a column"),
     ],
 )
 def test_an_invalid_event_type_stops_start_up(changes, complaint) -> None:
     with pytest.raises(RegistryError, match=complaint):
         registry_of(plugin(note_type(**changes)))
+
+
+def test_a_table_of_a_field_with_no_known_column_stops_start_up_naming_it() -> None:
+    class Tagged(Schema):
+        text = Text(required=True)
+        tags = fields.List(fields.String(), load_default=None)
+
+    with pytest.raises(RegistryError) as raised:
+        registry_of(plugin(note_type(schema=Tagged, ddl=None)))
+    assert re.search(
+        r"event type 'note_added' of plugin .*Plugin\d+: its table cannot be generated: "
+        r"field 'tags' of Tagged: its kind, marshmallow.fields.List, names no ClickHouse column",
+        str(raised.value),
+    )
+    assert "table.sql" in str(raised.value)
+    # The same schema with a table of its own is fine: the field kinds matter only to generation.
+    assert "note_added" in registry_of(plugin(note_type(schema=Tagged)))
+
+
+def test_without_ddl_the_registry_holds_the_generated_table() -> None:
+    registry = registry_of(plugin(note_type(ddl=None), note_type("note_edited", ddl=None)))
+    ddl = registry["note_added"].ddl
+    assert ddl == table_ddl(NoteSchema) == registry["note_edited"].ddl
+    assert "\n    text String\n)\n" in ddl
+    # What the registry holds passes the checks again, unchanged.
+    assert registry_of(plugin(*registry))["note_added"] == registry["note_added"]
 
 
 def test_a_plugin_contributes_all_or_nothing() -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core import EventType, hookimpl, load_ddl
+from core import EventType, hookimpl
 
 from clickstream_rating.schema import RatingSchema
 
@@ -20,8 +20,9 @@ def register_event_types() -> list[EventType]:
             name="rating_submitted",
             schema=RatingSchema,
             table="ratings",
-            ddl=load_ddl(__name__),
             example=EXAMPLE,
             description="A viewer rated a movie from 1 to 10, optionally with a review.",
+            # The generated table's sort key: ratings are read per video, over time.
+            order_by=("video_id", "timestamp"),
         )
     ]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core import StrictInteger, Text
-from marshmallow import Schema, validate
+from core import Integer, Text
+from marshmallow import Schema
 
 #: Scores run from 1 to 10, as on the movie page.
 MIN_SCORE, MAX_SCORE = 1, 10
@@ -19,9 +19,10 @@ class RatingSchema(Schema):
         required=True,
         metadata={"description": "The rated video: the catalogue's id, such as tt0111161."},
     )
-    score = StrictInteger(
+    score = Integer(
+        min=MIN_SCORE,
+        max=MAX_SCORE,
         required=True,
-        validate=validate.Range(min=MIN_SCORE, max=MAX_SCORE),
         metadata={"description": f"From {MIN_SCORE} (worst) to {MAX_SCORE} (best)."},
     )
     review = Text(

@@ -101,7 +101,7 @@ def test_the_row_has_exactly_the_table_columns_in_order(rating, review: object) 
         "data": load(rating, review=review),
     }
     row = rating.row(message)
-    columns = COLUMN.findall(rating.ddl)
+    columns = COLUMN.findall(rating.table_ddl())
     assert list(row) == columns
     assert columns[: len(ENVELOPE_COLUMNS)] == list(ENVELOPE_COLUMNS)
     assert row["video_id"] == EXAMPLE["video_id"] == "tt0079944"
@@ -109,9 +109,11 @@ def test_the_row_has_exactly_the_table_columns_in_order(rating, review: object) 
     assert row["review"] == (None if review is ... else review)
 
 
-def test_the_table_keeps_one_row_per_event(rating) -> None:
-    ddl = rating.ddl.replace("{database}", "analytics").replace("{table}", "ratings")
+def test_the_table_is_generated_from_the_schema_one_row_per_event(rating) -> None:
+    ddl = rating.table_ddl().replace("{database}", "analytics").replace("{table}", "ratings")
     assert ddl.startswith("CREATE TABLE IF NOT EXISTS analytics.ratings")
     assert "ENGINE = ReplacingMergeTree" in ddl
-    assert "video_id String" in ddl
+    assert "\n    video_id String COMMENT 'The rated video: the catalogue''s id" in ddl
+    assert "\n    score UInt8 COMMENT 'From 1 (worst) to 10 (best).'" in ddl
+    assert "\n    review Nullable(String) COMMENT" in ddl
     assert ddl.strip().endswith("ORDER BY (video_id, timestamp, event_id)")
