@@ -107,7 +107,7 @@ def split(script: str) -> tuple[list[Statement], str]:
 
 def statements_of(script: str) -> list[Statement]:
     """Every statement of a script; the last one needs no ``;``."""
-    statements, rest = split(script + ";")
+    statements, rest = split(script + "\n;")
     if rest.strip():
         raise SqlError("the script ends inside a literal or a comment")
     return statements
@@ -185,6 +185,8 @@ class Shell:
         if not match:
             raise SqlError("USE takes one plain database name")
         name = next(group for group in match.groups() if group)
+        if not IDENTIFIER.match(name):
+            raise SqlError(f"invalid database name {name!r}")
         client.command(f"USE {name}")
         self.database, self._database_exists = name, True
         return Answer(done=f"USE: now in database {name}")
