@@ -98,13 +98,16 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
 
 def _sql(settings: Settings, args: argparse.Namespace) -> int:
     from etl import sql
-    from etl.warehouse import Warehouse
+    from etl.warehouse import Warehouse, WarehouseError
 
+    if args.query is not None and args.file:
+        print("sql takes a query or --file, not both", file=sys.stderr)
+        return 2
     printer = sql.Printer(args.format)
-    warehouse = Warehouse(settings)
-    if args.lock_timeout is not None:
-        warehouse.lock_timeout_s = args.lock_timeout
     try:
+        warehouse = Warehouse(settings)
+        if args.lock_timeout is not None:
+            warehouse.lock_timeout_s = args.lock_timeout
         shell = sql.Shell(warehouse, write=args.write, database=args.database, notice=printer.error)
         if args.file:
             script = Path(args.file).read_text(encoding="utf-8")
@@ -119,7 +122,10 @@ def _sql(settings: Settings, args: argparse.Namespace) -> int:
         else:
             script = args.query
         return sql.run_script(shell, script, printer)
-    except (sql.SqlError, OSError) as error:
+    except BrokenPipeError:  # the reader left (`| head`): nothing more to print, no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (sql.SqlError, WarehouseError, OSError) as error:
         printer.error(str(error))
         return 1
     except KeyboardInterrupt:

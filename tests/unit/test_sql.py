@@ -13,7 +13,8 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from etl.cli import parser
+from core.config import Settings
+from etl.cli import _sql, parser
 from etl.sql import (
     CONTINUATION,
     PROMPT,
@@ -290,3 +291,8 @@ def test_a_timestamp_with_its_zone_keeps_it() -> None:
     answer = Answer(["at"], [(datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),)])
     assert format_csv(answer).splitlines()[1] == "2026-01-02 03:04:05+00:00"
     assert json.loads(format_json(answer)) == [{"at": "2026-01-02T03:04:05+00:00"}]
+
+
+def test_a_query_and_a_file_together_are_a_usage_error(capsys) -> None:
+    assert _sql(Settings(), parser().parse_args(["sql", "SELECT 1", "-f", "q.sql"])) == 2
+    assert capsys.readouterr().err == "sql takes a query or --file, not both\n"
