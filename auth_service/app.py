@@ -41,7 +41,7 @@ class State:
 def create_app(secret: str | None = None) -> Flask:
     """The service; ``secret`` defaults to ``CLICKSTREAM_JWT_SECRET``, then Settings' default."""
     if secret is None:
-        secret = os.environ.get(env_name("jwt_secret"), Settings().jwt_secret)
+        secret = os.environ.get(env_name("jwt_secret"), Settings().jwt.secret)
     app = Flask(__name__)
     app.extensions["auth_service"] = State(secret=secret)
     app.register_blueprint(bp)

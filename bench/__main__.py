@@ -49,12 +49,12 @@ def main(argv: list[str] | None = None) -> int:
 
     def fresh() -> Settings:
         settings = stack.bench_settings(base, args.port, var_dir)
-        topics.append(settings.kafka_topic)
+        topics.append(settings.kafka.topic)
         return settings
 
     tokens = load.login_tokens(base, users=5)
-    singles, batches = load.write_bodies(work, tokens, base.max_batch_events)
-    api_url = f"http://{base.api_host}:{args.port}"
+    singles, batches = load.write_bodies(work, tokens, base.api.max_batch_events)
+    api_url = f"http://{base.api.host}:{args.port}"
     try:
         say("generator ceiling against a trivial server")
         results.ceiling = _ceiling(args.port + 1)
@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 )
             results.soak = _soak(api_url, singles, api, args.soak)
-            etl.wait_loaded(settings, timeout_s=4 * settings.etl_interval_s + 30)
-        results.etl_interval_s = settings.etl_interval_s
+            etl.wait_loaded(settings, timeout_s=4 * settings.etl.interval_s + 30)
+        results.etl_interval_s = settings.etl.interval_s
         loaded = etl.loaded_at(settings)
         results.freshness = [etl.freshness(path, loaded) for path in accepted]
 
@@ -203,7 +203,7 @@ def _soak(api_url, singles, api, seconds) -> dict:
 
 def _delete_topics(settings: Settings, topics: list[str]) -> None:
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","))
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap.split(","))
         try:
             existing = set(admin.list_topics())
             admin.delete_topics([t for t in topics if t in existing])

@@ -34,7 +34,7 @@ def main() -> None:
             settings = stack.bench_settings(base, args.port, var_dir)
             if directory is not None:
                 settings = settings.replace(warehouse_dsn=f"chdb://{directory}")
-            url = f"http://{base.api_host}:{args.port}/api/v1/events"
+            url = f"http://{base.api.host}:{args.port}/api/v1/events"
             with (
                 stack.api_server("granian", settings, var_dir / "log") as api,
                 stack.etl_schedule(settings, var_dir / "log"),

@@ -25,7 +25,7 @@ def produce_messages(settings: Settings, registry: Registry, count: int) -> floa
     """Write ``count`` messages, as the API publishes them, to the topic; seconds it took."""
     started = time.monotonic()
     producer = KafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap.split(","),
+        bootstrap_servers=settings.kafka.bootstrap.split(","),
         linger_ms=20,
         batch_size=512 * 1024,
         acks=1,
@@ -35,7 +35,7 @@ def produce_messages(settings: Settings, registry: Registry, count: int) -> floa
         for body in traffic.events(count, [None], seed=7):
             version = registry[body["event"]].version
             message = build_message(body["event"], body["data"], ANONYMOUS, now, version)
-            producer.send(settings.kafka_topic, key=body["event"].encode(), value=encode(message))
+            producer.send(settings.kafka.topic, key=body["event"].encode(), value=encode(message))
         producer.flush(timeout=120)
     finally:
         producer.close()
@@ -65,7 +65,7 @@ def timed_pass(settings: Settings, registry: Registry, batch: int) -> PassTiming
     settings = settings.replace(
         etl_group=f"bench-etl-{run}", warehouse_database=f"bench_etl_{run}", etl_max_records=batch
     )
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         warehouse.ensure_schema(client, registry)
     result = run_pass(settings, registry)
@@ -77,12 +77,12 @@ def timed_pass(settings: Settings, registry: Registry, batch: int) -> PassTiming
 def wait_loaded(settings: Settings, timeout_s: float) -> bool:
     """Wait until the ETL's group has committed up to the end of the topic."""
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap.split(","), group_id=settings.etl_group
+        bootstrap_servers=settings.kafka.bootstrap.split(","), group_id=settings.etl.group
     )
     try:
         partitions = [
-            TopicPartition(settings.kafka_topic, p)
-            for p in consumer.partitions_for_topic(settings.kafka_topic) or ()
+            TopicPartition(settings.kafka.topic, p)
+            for p in consumer.partitions_for_topic(settings.kafka.topic) or ()
         ]
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
@@ -97,7 +97,7 @@ def wait_loaded(settings: Settings, timeout_s: float) -> bool:
 
 def loaded_at(settings: Settings) -> dict[str, float]:
     """Per event id of the topic, when its row became queryable (end of its pass), Unix s."""
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         rows = client.query(
             f"""
@@ -109,7 +109,7 @@ def loaded_at(settings: Settings) -> dict[str, float]:
             ) AS p ON d.pass_id = p.pass_id
             WHERE d.topic = {{topic:String}}
             """,
-            parameters={"topic": settings.kafka_topic},
+            parameters={"topic": settings.kafka.topic},
         ).result_rows
     return dict(rows)
 

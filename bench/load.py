@@ -25,7 +25,7 @@ import traffic  # noqa: E402
 
 def login_tokens(settings: Settings, users: int) -> list[str | None]:
     """``None`` (anonymous) and one real token per user from the auth service."""
-    url = settings.auth_url.rsplit("/", 1)[0] + "/login"
+    url = settings.auth.url.rsplit("/", 1)[0] + "/login"
     tokens: list[str | None] = [None]
     for n in range(users):
         answer = requests.post(url, json={"user_id": f"bench-{n}", "ttl_s": 7200}, timeout=5)

@@ -47,7 +47,7 @@ def _rows(results: Results, settings: Settings) -> list[tuple[str, str, str, str
     single = results.single[server]
     single_rate = _spread(r.rate for r in single)
     single_bad = sum(r.bad for r in single)
-    batch_rate = _spread(r.rate * settings.max_batch_events for r in results.batch)
+    batch_rate = _spread(r.rate * settings.api.max_batch_events for r in results.batch)
     batch_bad = sum(r.bad for r in results.batch)
     p50 = _spread(r["p50_ms"] for r in results.seed)
     p99 = _spread(r["p99_ms"] for r in results.seed)
@@ -84,7 +84,7 @@ def _rows(results: Results, settings: Settings) -> list[tuple[str, str, str, str
             met(p99.median < 100 and not seed_errors),
         ),
         (
-            f"batched ingestion ({settings.max_batch_events} per batch, 8 connections)",
+            f"batched ingestion ({settings.api.max_batch_events} per batch, 8 connections)",
             ">= 50,000 events/s",
             f"{batch_rate.format()} events/s, {batch_bad} bad answers",
             met(batch_rate.median >= 50000 and batch_bad == 0),
@@ -156,9 +156,9 @@ def markdown(results: Results, settings: Settings) -> str:
         f"- load average (1, 5, 15 min) before: {_load(results.load_before)}, after: "
         f"{_load(results.load_after)}. Other engineers' test suites share these cores: "
         "compare ratios within one run rather than absolute figures across runs.",
-        f"- server: {server}, {settings.api_workers} workers x {settings.api_threads} threads; "
-        f"Kafka acks=all, idempotent, linger {settings.kafka_linger_ms} ms; "
-        f"ETL every {results.etl_interval_s:g} s, at most {settings.etl_max_records:,} "
+        f"- server: {server}, {settings.api.workers} workers x {settings.api.threads} threads; "
+        f"Kafka acks=all, idempotent, linger {settings.kafka.linger_ms} ms; "
+        f"ETL every {results.etl_interval_s:g} s, at most {settings.etl.max_records:,} "
         "messages a pass; warehouse: chDB (in-process ClickHouse).",
         "- every 202 means the broker acknowledged the event (acks=all); the bench posts "
         "realistic events of every type, one token in six anonymous, five users.",

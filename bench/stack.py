@@ -112,7 +112,7 @@ def api_server(kind: str, settings: Settings, log_dir: Path) -> Iterator[Process
     settings = settings.replace(api_server=kind)
     process = start(f"api-{kind}", server_command(), settings, log_dir)
     try:
-        wait_ready(process, f"http://{settings.api_host}:{settings.api_port}/health/ready")
+        wait_ready(process, f"http://{settings.api.host}:{settings.api.port}/health/ready")
         yield process
     finally:
         process.stop()

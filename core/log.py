@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from core.config import Settings
+from core.config import LogSettings
 
 #: The id of the request being served by this thread, or None outside a request.
 _REQUEST_ID: ContextVar[str | None] = ContextVar("clickstream_request_id", default=None)
@@ -81,13 +81,13 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def logconfig_dict(settings: Settings) -> dict[str, Any]:
+def logconfig_dict(settings: LogSettings) -> dict[str, Any]:
     """A :func:`logging.config.dictConfig` dictionary: every logger as JSON on stderr.
 
     gunicorn takes it as its ``logconfig_dict`` setting, so its own lines (worker
     boots, timeouts) come out as JSON too.
     """
-    level = settings.log_level.upper()
+    level = settings.level.upper()
     return {
         "version": 1,
         "disable_existing_loggers": False,
@@ -109,8 +109,8 @@ def logconfig_dict(settings: Settings) -> dict[str, Any]:
     }
 
 
-def configure(settings: Settings) -> None:
-    """Send every log line of this process to stderr as JSON, at ``settings.log_level``."""
+def configure(settings: LogSettings) -> None:
+    """Send every log line of this process to stderr as JSON, at ``settings.level``."""
     logging.config.dictConfig(logconfig_dict(settings))
 
 

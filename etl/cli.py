@@ -28,7 +28,7 @@ def _etl(settings: Settings, args: argparse.Namespace) -> int:
     from etl.runner import run_forever, run_pass
 
     # Before chDB starts its threads, so they inherit it.
-    os.nice(settings.etl_nice)
+    os.nice(settings.etl.nice)
     registry = _registry()
     registry.check_settings(settings)
     metrics = EtlMetrics(settings, registry)
@@ -40,7 +40,7 @@ def _etl(settings: Settings, args: argparse.Namespace) -> int:
             logging.getLogger("etl").exception("etl.pass_failed: nothing committed")
             return 1
         return 0
-    if settings.etl_metrics_port:
+    if settings.etl.metrics_port:
         metrics.serve()
     run_forever(settings, registry, pass_function=instrumented)
     return 0
@@ -90,7 +90,7 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
 def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     from etl.warehouse import Warehouse
 
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         print(warehouse.migrate(client, _registry(), args.table, Path(args.file).read_text()))
     return 0
@@ -105,7 +105,7 @@ def _sql(settings: Settings, args: argparse.Namespace) -> int:
         return 2
     printer = sql.Printer(args.format)
     try:
-        warehouse = Warehouse(settings)
+        warehouse = Warehouse.from_settings(settings)
         if args.lock_timeout is not None:
             warehouse.lock_timeout_s = args.lock_timeout
         shell = sql.Shell(warehouse, write=args.write, database=args.database, notice=printer.error)
@@ -244,7 +244,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        configure_logging(settings)
+        configure_logging(settings.log)
         return args.run(settings, args)
     except ConfigError as error:
         print(f"configuration error: {error}", file=sys.stderr)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from kafka import KafkaConsumer
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from core.config import Settings
+from core.config import EtlSettings, KafkaSettings
 
 #: Empty polls in a row after which a pass stops reading and loads what it has.
 IDLE_POLLS = 3
@@ -68,16 +68,16 @@ class Batch:
         }
 
 
-def open_consumer(settings: Settings) -> KafkaConsumer:
+def open_consumer(kafka: KafkaSettings, etl: EtlSettings) -> KafkaConsumer:
     """A consumer of the ETL's group with manual commits, assigned to no partition yet."""
     return KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap.split(","),
-        group_id=settings.etl_group,
+        bootstrap_servers=kafka.bootstrap.split(","),
+        group_id=etl.group,
         client_id="clickstream-etl",
         enable_auto_commit=False,
         auto_offset_reset="earliest",
-        max_poll_records=min(settings.etl_max_records, 5000),
-        request_timeout_ms=int(max(settings.kafka_ack_timeout_s, 5) * 1000) + 1000,
+        max_poll_records=min(etl.max_records, 5000),
+        request_timeout_ms=int(max(kafka.ack_timeout_s, 5) * 1000) + 1000,
     )
 
 

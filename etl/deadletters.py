@@ -43,7 +43,7 @@ def list_dead_letters(
     limit: int | None = None,
 ) -> list[DeadLetter]:
     """Dead letters, oldest first, filtered by ``ids`` and ``reason``."""
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     conditions = ["1"] if include_requeued else ["requeued = 0"]
     parameters: dict[str, object] = {}
     if ids:
@@ -92,19 +92,19 @@ def requeue(
     letters = list_dead_letters(settings, ids=ids, reason=reason)
     if not letters:
         return []
-    producer = KafkaProducer(**producer_config(settings, "clickstream-requeue"))
+    producer = KafkaProducer(**producer_config(settings.kafka, "clickstream-requeue"))
     try:
         sent = [
             producer.send(letter.topic, key=letter.key or None, value=letter.payload)
             for letter in letters
         ]
         for future in sent:
-            future.get(timeout=settings.kafka_ack_timeout_s * 4)
+            future.get(timeout=settings.kafka.ack_timeout_s * 4)
     finally:
         producer.close()
     now = datetime.now(UTC)
     version = time.time_ns()
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         client.insert(
             warehouse.table("dead_letters"),

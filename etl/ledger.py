@@ -196,8 +196,8 @@ def record_pass(
         [
             [
                 result.pass_id,
-                settings.etl_group,
-                settings.kafka_topic,
+                settings.etl.group,
+                settings.kafka.topic,
                 status,
                 started,
                 now,
@@ -218,7 +218,7 @@ def record_pass(
         [
             [
                 result.pass_id,
-                settings.etl_group,
+                settings.etl.group,
                 batch.topic,
                 p.partition,
                 p.expected,
@@ -301,6 +301,6 @@ def uncommitted_plan(
         f"SELECT partition, argMax(expected_offset, planned_at), argMax(next_offset, planned_at) "
         f"FROM {warehouse.table('etl_offsets')} "
         "WHERE consumer_group = {g:String} AND topic = {t:String} GROUP BY partition",
-        parameters={"g": settings.etl_group, "t": settings.kafka_topic},
+        parameters={"g": settings.etl.group, "t": settings.kafka.topic},
     ).result_rows
     return {partition: (start, stop) for partition, start, stop in rows}

@@ -177,11 +177,11 @@ class EtlMetrics:
         lag = consumer_lag(self._settings)
         for partition, waiting in (lag or {}).items():
             self.lag.labels(str(partition)).set(waiting)
-        interval = self._settings.etl_quality_interval_s
+        interval = self._settings.etl.quality_interval_s
         if self._quality_at is None or self._clock() - self._quality_at >= interval:
             self.refresh_quality()
-        if self._settings.etl_metrics_textfile:
-            self.write_textfile(Path(self._settings.etl_metrics_textfile))
+        if self._settings.etl.metrics_textfile:
+            self.write_textfile(Path(self._settings.etl.metrics_textfile))
 
     def refresh_quality(self) -> None:
         """Recompute the clickstream_warehouse_* figures; a failure is logged and retried."""
@@ -216,12 +216,12 @@ class EtlMetrics:
     def serve(self) -> int:
         """Serve ``/metrics`` on the configured address in a daemon thread; returns the port."""
         server, _thread = start_http_server(
-            self._settings.etl_metrics_port,
-            addr=self._settings.etl_metrics_host,
+            self._settings.etl.metrics_port,
+            addr=self._settings.etl.metrics_host,
             registry=self.registry,
         )
         port = server.server_port
-        log.info("etl.metrics_listening host=%s port=%s", self._settings.etl_metrics_host, port)
+        log.info("etl.metrics_listening host=%s port=%s", self._settings.etl.metrics_host, port)
         return port
 
     def write_textfile(self, path: Path) -> None:

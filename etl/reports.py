@@ -102,7 +102,7 @@ class QualityReport:
 
 def counts_report(settings: Settings, registry: Registry) -> list[TableCount]:
     """Per event table: distinct events and stored rows (they differ until merges)."""
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     result = []
     with warehouse.session() as client:
         for table in registry.tables():
@@ -118,7 +118,7 @@ def counts_report(settings: Settings, registry: Registry) -> list[TableCount]:
 
 def plugin_report(settings: Settings, registry: Registry, name: str) -> ReportResult:
     """The plugin report called ``name``: its rows and figures."""
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         return _run(client, warehouse, registry.reports[name])
 
@@ -139,7 +139,7 @@ def quality_report(
     settings: Settings, registry: Registry, *, with_lag: bool = True
 ) -> QualityReport:
     """Every data-quality figure; ``lag`` is None when Kafka cannot be asked."""
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     report = QualityReport()
     with warehouse.session() as client:
         if not warehouse.has_table(client, "event_deliveries"):
@@ -151,7 +151,7 @@ def quality_report(
                 "SELECT DISTINCT topic, partition, gap.1, gap.2 "
                 f"FROM {warehouse.table('etl_offsets')} ARRAY JOIN gaps AS gap "
                 "WHERE consumer_group = {g:String} ORDER BY topic, partition, gap.1",
-                parameters={"g": settings.etl_group},
+                parameters={"g": settings.etl.group},
             ).result_rows
         ]
         newest, last_pass, dead = client.query(
@@ -211,16 +211,16 @@ def _duplicates(client: Client, warehouse: Warehouse, registry: Registry) -> lis
 def consumer_lag(settings: Settings) -> dict[int, int] | None:
     """Messages waiting for the ETL per partition (end offset - committed offset)."""
     try:
-        consumer = open_consumer(settings)
+        consumer = open_consumer(settings.kafka, settings.etl)
     except Exception as error:
-        log.warning("etl.lag_unknown kafka=%s error=%s", settings.kafka_bootstrap, error)
+        log.warning("etl.lag_unknown kafka=%s error=%s", settings.kafka.bootstrap, error)
         return None
     try:
-        ends = end_offsets(consumer, settings.kafka_topic)
-        committed = committed_offsets(consumer, settings.kafka_topic)
+        ends = end_offsets(consumer, settings.kafka.topic)
+        committed = committed_offsets(consumer, settings.kafka.topic)
         return {p: max(end - (committed.get(p) or 0), 0) for p, end in ends.items()}
     except Exception as error:
-        log.warning("etl.lag_unknown kafka=%s error=%s", settings.kafka_bootstrap, error)
+        log.warning("etl.lag_unknown kafka=%s error=%s", settings.kafka.bootstrap, error)
         return None
     finally:
         consumer.close()

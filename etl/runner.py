@@ -53,7 +53,7 @@ def run_pass(
     """
     started = time.monotonic()
     result = PassResult(pass_id=str(uuid.uuid4()))
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         status = warehouse.ensure_schema(client, registry)
         if status.migrations_needed:
@@ -63,13 +63,13 @@ def run_pass(
                 + ": run `clickstream migrate TABLE FILE` (see docs/warehouse.md)"
             )
         replay = ledger.uncommitted_plan(client, warehouse, settings)
-    consumer = open_consumer(settings)
+    consumer = open_consumer(settings.kafka, settings.etl)
     try:
         batch = read_batch(
             consumer,
-            settings.kafka_topic,
-            settings.etl_max_records,
-            settings.etl_poll_timeout_s,
+            settings.kafka.topic,
+            settings.etl.max_records,
+            settings.etl.poll_timeout_s,
             replay,
         )
         result.replayed = any(
@@ -153,8 +153,8 @@ def run_forever(
             log.exception("etl.pass_failed: nothing committed, the next pass retries")
 
     scheduler = schedule.Scheduler()
-    scheduler.every(settings.etl_interval_s).seconds.do(tick)
-    log.info("etl.started interval_s=%s topic=%s", settings.etl_interval_s, settings.kafka_topic)
+    scheduler.every(settings.etl.interval_s).seconds.do(tick)
+    log.info("etl.started interval_s=%s topic=%s", settings.etl.interval_s, settings.kafka.topic)
     tick()
     while not stop.is_set():
         scheduler.run_pending()

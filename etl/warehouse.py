@@ -13,16 +13,17 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from core.config import Settings
+from core.config import PluginSetting, Settings, WarehouseSettings
 from core.host.registry import Registry, View
 from etl import ledger
 
@@ -79,16 +80,26 @@ class SchemaStatus:
 
 
 class Warehouse:
-    """The warehouse of one :class:`Settings`: sessions, schema, qualified names."""
+    """The warehouse: sessions, schema, qualified names."""
 
-    def __init__(self, settings: Settings) -> None:
-        if not IDENTIFIER.match(settings.warehouse_database):
-            raise WarehouseError(f"invalid database name {settings.warehouse_database!r}")
-        self.dsn = settings.warehouse_dsn
-        self.database = settings.warehouse_database
-        self.lock_timeout_s = settings.warehouse_lock_timeout_s
-        self.dedup_window = settings.warehouse_dedup_window
-        self.settings = settings
+    def __init__(
+        self,
+        settings: WarehouseSettings,
+        plugin_value: Callable[[PluginSetting], Any] = lambda setting: setting.default,
+    ) -> None:
+        """``plugin_value`` gives the value of a plugin's setting, which its views may use."""
+        if not IDENTIFIER.match(settings.database):
+            raise WarehouseError(f"invalid database name {settings.database!r}")
+        self.dsn = settings.dsn
+        self.database = settings.database
+        self.lock_timeout_s = settings.lock_timeout_s
+        self.dedup_window = settings.dedup_window
+        self._plugin_value = plugin_value
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Warehouse:
+        """The warehouse of ``settings``, its views filled with their plugins' settings."""
+        return cls(settings.warehouse, settings.plugin_value)
 
     @property
     def embedded(self) -> bool:
@@ -379,7 +390,7 @@ class Warehouse:
         """``view``'s query with ``{database}`` and its plugin's ``{setting}`` values filled in."""
         query = view.query.replace("{database}", self.database)
         for setting in registry.settings.values():
-            value = self.settings.plugin_value(setting)
+            value = self._plugin_value(setting)
             query = query.replace("{" + setting.name + "}", str(value))
         return query
 

@@ -79,7 +79,9 @@ def main() -> None:
     logging.getLogger("core").setLevel(logging.INFO)
 
     def app(**changes):
-        return create_app(Settings(**changes), identity=FakeIdentity(), publisher=FakePublisher())
+        return create_app(
+            Settings.of(**changes), identity=FakeIdentity(), publisher=FakePublisher()
+        )
 
     example = app().extensions["clickstream.pipeline"].registry["element_click"].example
     body = {"event": "element_click", "data": dict(example)}

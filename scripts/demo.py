@@ -25,7 +25,7 @@ from etl.warehouse import Warehouse  # noqa: E402
 
 
 def login(settings: Settings, user_id: str) -> str:
-    url = settings.auth_url.rsplit("/", 1)[0] + "/login"
+    url = settings.auth.url.rsplit("/", 1)[0] + "/login"
     answer = requests.post(url, json={"user_id": user_id}, timeout=5)
     answer.raise_for_status()
     return answer.json()["token"]
@@ -61,7 +61,7 @@ def total_events(settings: Settings, registry) -> int:
 
 def newest_rows(settings: Settings, registry) -> str:
     """The newest row of each event type: its user and the columns of its data fields."""
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     lines = []
     with warehouse.session() as client:
         for event_type in registry:
@@ -88,7 +88,7 @@ def main() -> int:
     args = options.parse_args()
     settings = Settings.from_env()
     registry = build_registry(make_plugin_manager())
-    api = f"http://{settings.api_host}:{settings.api_port}"
+    api = f"http://{settings.api.host}:{settings.api.port}"
 
     tokens = [None] + [login(settings, f"user-{n}") for n in range(1, 6)]
     bodies = list(traffic.events(args.events, tokens))
@@ -113,7 +113,7 @@ def main() -> int:
         if loaded >= accepted:
             break
         print(f"waiting for the ETL: {loaded}/{accepted} loaded")
-        time.sleep(settings.etl_interval_s)
+        time.sleep(settings.etl.interval_s)
     print(f"\nloaded {loaded} of {accepted} accepted events\n")
     print("== events per table ==")
     print(reports.format_counts(reports.counts_report(settings, registry)))

@@ -79,8 +79,8 @@ def main() -> None:
         for label, micros in figures.items():
             print(f"  {label:<38}{micros:10.1f} us")
     settings = Settings.from_env().replace(redis_prefix="security-costs:")
-    client_redis = redis.Redis.from_url(settings.redis_url)
-    limiter = RateLimiter(settings, client_redis)
+    client_redis = redis.Redis.from_url(settings.redis.url)
+    limiter = RateLimiter(settings.limits, client_redis, settings.redis.prefix)
     check = best_us(lambda: limiter.retry_after("ip", "192.0.2.1", 10**9), 2000)
     print(f"rate-limit check, one Redis round trip{check:10.1f} us")
     client_redis.delete(*client_redis.keys("security-costs:ratelimit:*"))

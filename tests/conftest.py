@@ -46,7 +46,7 @@ def base_settings(tmp_path_factory) -> Settings:
     this directory and gets a database of its own instead.
     """
     settings = Settings.from_env().replace(spool_dir=str(tmp_path_factory.mktemp("spool")))
-    if settings.warehouse_dsn.startswith("chdb://"):
+    if settings.warehouse.dsn.startswith("chdb://"):
         settings = settings.replace(warehouse_dsn=f"chdb://{tmp_path_factory.mktemp('warehouse')}")
     return settings
 
@@ -71,25 +71,25 @@ def settings(base_settings: Settings, unique: str) -> Settings:
 @pytest.fixture(scope="session")
 def kafka_bootstrap(base_settings: Settings) -> str:
     """The real Kafka broker's bootstrap address."""
-    host, _, port = base_settings.kafka_bootstrap.split(",")[0].rpartition(":")
+    host, _, port = base_settings.kafka.bootstrap.split(",")[0].rpartition(":")
     _require("Kafka", host, int(port))
-    return base_settings.kafka_bootstrap
+    return base_settings.kafka.bootstrap
 
 
 @pytest.fixture(scope="session")
 def redis_url(base_settings: Settings) -> str:
     """The real Redis server's URL."""
-    url = urlparse(base_settings.redis_url)
+    url = urlparse(base_settings.redis.url)
     _require("Redis", url.hostname or "127.0.0.1", url.port or 6379)
-    return base_settings.redis_url
+    return base_settings.redis.url
 
 
 @pytest.fixture(scope="session")
 def auth_service_url(base_settings: Settings) -> str:
     """The reference auth service's verify endpoint."""
-    url = urlparse(base_settings.auth_url)
+    url = urlparse(base_settings.auth.url)
     _require("the auth service", url.hostname or "127.0.0.1", url.port or 80)
-    return base_settings.auth_url
+    return base_settings.auth.url
 
 
 @pytest.fixture

@@ -45,9 +45,9 @@ def at(seconds: float) -> datetime:
 
 
 def create_topic(settings: Settings, partitions: int = 1) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","))
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap.split(","))
     try:
-        admin.create_topics([NewTopic(settings.kafka_topic, partitions, 1)], wait_for_metadata=True)
+        admin.create_topics([NewTopic(settings.kafka.topic, partitions, 1)], wait_for_metadata=True)
     finally:
         admin.close()
 
@@ -56,14 +56,14 @@ def produce(
     settings: Settings, messages: Iterable[dict[str, Any] | bytes], partition: int | None = None
 ) -> None:
     """Write messages (dicts as JSON, bytes as they are) to the test's topic, keyed by event."""
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap.split(","), linger_ms=1)
+    producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap.split(","), linger_ms=1)
     try:
         for message in messages:
             if isinstance(message, bytes):
                 key, value = b"raw", message
             else:
                 key, value = str(message.get("event", "")).encode(), orjson.dumps(message)
-            producer.send(settings.kafka_topic, key=key, value=value, partition=partition)
+            producer.send(settings.kafka.topic, key=key, value=value, partition=partition)
         producer.flush(timeout=10)
     finally:
         producer.close()
@@ -71,7 +71,7 @@ def produce(
 
 def query(settings: Settings, sql: str, **parameters: Any) -> list[tuple]:
     """Rows of ``sql``; ``{db}`` in it is the test's database."""
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         return client.query(
             sql.replace("{db}", warehouse.database), parameters=parameters

@@ -29,17 +29,19 @@ def create_app(
     registry = build_registry(plugin_manager or make_plugin_manager())
     registry.check_settings(settings)
     identity = identity or IdentityResolver.from_settings(settings)
-    limiter = limits.limiter_for(settings)
+    limiter = limits.limiter_for(settings.limits, settings.redis)
     metrics = ApiMetrics()
     pipeline = Pipeline(
         registry,
-        limits.limit_users(identity, limiter, settings),
-        publisher or Publisher(settings),
+        limits.limit_users(identity, limiter, settings.limits),
+        publisher or Publisher.from_settings(settings),
         observer=metrics,
     )
     metrics.watch(identity, pipeline.publisher)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.max_batch_bytes)
+    app.config["MAX_CONTENT_LENGTH"] = max(
+        settings.api.max_body_bytes, settings.api.max_batch_bytes
+    )
     app.json.ensure_ascii = False
     app.extensions.update(
         {
@@ -50,7 +52,7 @@ def create_app(
             RATE_LIMITER: limiter,
         }
     )
-    logging.getLogger("core").setLevel(settings.log_level)
+    logging.getLogger("core").setLevel(settings.log.level)
     observability.init_app(app)
     errors.init_app(app)
     for blueprint in (
@@ -61,6 +63,6 @@ def create_app(
         tracker.blueprint,
     ):
         app.register_blueprint(blueprint)
-    cors.init_app(app, settings)
-    limits.init_app(app, settings)
+    cors.init_app(app, settings.cors)
+    limits.init_app(app, settings.limits)
     return app

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from flask import Flask, Response, request
 
-from core.config import Settings
+from core.config import CorsSettings
 
 #: Blueprints whose answers carry CORS headers.
 CORS_BLUEPRINTS = frozenset({"events"})
@@ -22,13 +22,13 @@ ALLOWED_HEADERS = "Content-Type, Content-Encoding, X-Request-ID"
 EXPOSED_HEADERS = "Retry-After, X-Request-ID"
 
 
-def init_app(app: Flask, settings: Settings) -> None:
+def init_app(app: Flask, settings: CorsSettings) -> None:
     """Add CORS headers to the event endpoints' answers; nothing at all with no origin set."""
-    if not settings.cors_origins:
+    if not settings.origins:
         return
-    any_origin = "*" in settings.cors_origins
-    allowed = frozenset(settings.cors_origins)
-    max_age = str(settings.cors_max_age_s)
+    any_origin = "*" in settings.origins
+    allowed = frozenset(settings.origins)
+    max_age = str(settings.max_age_s)
 
     def add_headers(response: Response) -> Response:
         origin = request.headers.get("Origin")

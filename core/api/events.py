@@ -147,7 +147,7 @@ def _refuse_duplicate_keys(body: bytes) -> None:
 
 @blueprint.post("/api/v1/events")
 def post_event():
-    request.max_content_length = settings_of(current_app).max_body_bytes
+    request.max_content_length = settings_of(current_app).api.max_body_bytes
     event_id = pipeline_of(current_app).ingest(read_json_body())
     return {"event_id": event_id}, 202
 
@@ -156,7 +156,7 @@ def post_event():
 def post_batch():
     """A JSON array of events; 200 with one result per event (see the OpenAPI document)."""
     settings = settings_of(current_app)
-    request.max_content_length = settings.max_batch_bytes
+    request.max_content_length = settings.api.max_batch_bytes
     payloads = read_json_body()
     if not isinstance(payloads, list):
         raise ApiError(
@@ -164,11 +164,11 @@ def post_batch():
         )
     if not payloads:
         raise ApiError(422, "empty_batch", "The batch has no events.", {"body": ["Empty array."]})
-    if len(payloads) > settings.max_batch_events:
+    if len(payloads) > settings.api.max_batch_events:
         raise ApiError(
             413,
             "batch_too_large",
-            f"A batch holds at most {settings.max_batch_events} events.",
+            f"A batch holds at most {settings.api.max_batch_events} events.",
             {"body": [f"{len(payloads)} events."]},
         )
     results = pipeline_of(current_app).ingest_batch(payloads)

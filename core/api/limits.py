@@ -18,7 +18,7 @@ import redis
 from flask import Flask, current_app, request
 
 from core.api.extension import RATE_LIMITER, settings_of
-from core.config import Settings
+from core.config import LimitsSettings, RedisSettings
 from core.ingest import redis_link
 from core.ingest.errors import ApiError
 from core.ingest.identity import Identity, IdentityResolver
@@ -32,21 +32,22 @@ class RateLimiter:
 
     def __init__(
         self,
-        settings: Settings,
+        limits: LimitsSettings,
         client: redis.Redis,
+        key_prefix: str,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._prefix = f"{settings.redis_prefix}ratelimit:"
-        self._window_s = settings.rate_limit_window_s
+        self._prefix = f"{key_prefix}ratelimit:"
+        self._window_s = limits.window_s
         self._client = client
         self._clock = clock
         self._breaker = redis_link.breaker("rate-limit Redis", monotonic)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RateLimiter:
+    def from_settings(cls, limits: LimitsSettings, redis: RedisSettings) -> RateLimiter:
         """A limiter with its own Redis client: short timeouts, no retries."""
-        return cls(settings, redis_link.connect(settings))
+        return cls(limits, redis_link.connect(redis), redis.prefix)
 
     def retry_after(self, scope: str, subject: str, limit: int, cost: int = 1) -> int | None:
         """Count ``cost`` for ``subject``; the seconds to wait if that passes ``limit``, else None.
@@ -121,34 +122,32 @@ class UserLimitedIdentity:
 def _limit_client_ip() -> None:
     if request.method != "POST" or request.blueprint not in LIMITED_BLUEPRINTS:
         return
-    settings = settings_of(current_app)
+    limits = settings_of(current_app).limits
     address = client_ip(
-        request.remote_addr, request.headers.get("X-Forwarded-For"), settings.trusted_proxy_hops
+        request.remote_addr, request.headers.get("X-Forwarded-For"), limits.trusted_proxy_hops
     )
-    seconds = rate_limiter_of(current_app).retry_after(
-        "ip", address, settings.rate_limit_ip_requests
-    )
+    seconds = rate_limiter_of(current_app).retry_after("ip", address, limits.ip_requests)
     if seconds is not None:
         raise rate_limited(seconds, "requests from this address")
 
 
-def limiter_for(settings: Settings) -> RateLimiter | None:
-    """The rate limiter ``settings`` ask for, or None when no limit is set."""
-    if settings.rate_limit_ip_requests or settings.rate_limit_user_events:
-        return RateLimiter.from_settings(settings)
+def limiter_for(limits: LimitsSettings, redis: RedisSettings) -> RateLimiter | None:
+    """The rate limiter ``limits`` ask for, or None when no limit is set."""
+    if limits.ip_requests or limits.user_events:
+        return RateLimiter.from_settings(limits, redis)
     return None
 
 
 def limit_users(
-    identity: IdentityResolver, limiter: RateLimiter | None, settings: Settings
+    identity: IdentityResolver, limiter: RateLimiter | None, limits: LimitsSettings
 ) -> IdentityResolver | UserLimitedIdentity:
     """``identity``, counting verified users' events when a user limit is set."""
-    if limiter is None or not settings.rate_limit_user_events:
+    if limiter is None or not limits.user_events:
         return identity
-    return UserLimitedIdentity(identity, limiter, settings.rate_limit_user_events)
+    return UserLimitedIdentity(identity, limiter, limits.user_events)
 
 
-def init_app(app: Flask, settings: Settings) -> None:
+def init_app(app: Flask, limits: LimitsSettings) -> None:
     """Count requests per client address when an IP limit is set; else leave the app as is."""
-    if settings.rate_limit_ip_requests:
+    if limits.ip_requests:
         app.before_request(_limit_client_ip)

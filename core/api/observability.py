@@ -45,7 +45,7 @@ def _finish(response: Response) -> Response:
     request_id = g.get("request_id")
     if request_id is not None:
         response.headers[REQUEST_ID_HEADER] = request_id
-    if settings_of(current_app).access_log:
+    if settings_of(current_app).api.access_log:
         log.info(
             "http.request",
             extra={

@@ -36,9 +36,9 @@ def protect(blueprint: Blueprint) -> Blueprint:
 def check_request() -> None:
     """Raise 404 off the operational listener, 401 without the operational token."""
     settings = settings_of(current_app)
-    if settings.ops_port and request.environ.get("SERVER_PORT") != str(settings.ops_port):
+    if settings.ops.port and request.environ.get("SERVER_PORT") != str(settings.ops.port):
         raise ApiError(404, "not_found", "The requested URL was not found on the server.")
-    if settings.ops_token and not _bearer_matches(settings.ops_token):
+    if settings.ops.token and not _bearer_matches(settings.ops.token):
         raise ApiError(
             401,
             "unauthorized",

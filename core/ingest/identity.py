@@ -22,7 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from requests.adapters import HTTPAdapter
 
-from core.config import ConfigError, Settings, env_name
+from core.config import AuthSettings, CacheSettings, ConfigError, JwtSettings, Settings, env_name
 from core.ingest import redis_link
 from core.ingest.breaker import CircuitBreaker
 from core.ingest.token_cache import CachedAnswer, LocalCache
@@ -86,24 +86,32 @@ class IdentityResolver:
 
     def __init__(
         self,
-        settings: Settings,
+        auth: AuthSettings,
+        jwt: JwtSettings,
+        cache: CacheSettings,
         redis_client: redis.Redis | None = None,
         session: requests.Session | None = None,
         *,
+        key_prefix: str = "clickstream:",
+        pool_size: int = 8,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        """``clock`` is wall time (token expiry); ``monotonic`` drives the breakers."""
-        self._settings = settings
+        """Asks the auth service (``auth``), else verifies locally (``jwt``); keeps answers
+        in ``redis_client`` under ``key_prefix`` and in memory (``cache``). ``pool_size`` is
+        the threads that may call at once; ``clock`` is wall time (token expiry);
+        ``monotonic`` drives the breakers."""
+        self._auth = auth
+        self._jwt = jwt
+        self._cache = cache
+        self._key_prefix = key_prefix
         self._redis = redis_client
-        self._session = session if session is not None else _make_session(settings.api_threads)
+        self._session = session if session is not None else _make_session(pool_size)
         self._clock = clock
-        self._keys = _load_keys(settings)
-        self.breaker = CircuitBreaker(
-            settings.auth_breaker_failures, settings.auth_breaker_reset_s, monotonic
-        )
+        self._keys = _load_keys(jwt)
+        self.breaker = CircuitBreaker(auth.breaker_failures, auth.breaker_reset_s, monotonic)
         self._redis_breaker = redis_link.breaker("Redis", monotonic)
-        self._local = LocalCache(settings.cache_local_size, settings.cache_local_ttl_s, clock)
+        self._local = LocalCache(cache.local_size, cache.local_ttl_s, clock)
         self._stats = _Stats()
         self._warn = RateLimitedWarning(log, _WARN_EVERY_S, monotonic)
 
@@ -113,7 +121,14 @@ class IdentityResolver:
 
         ``options`` are the keyword-only arguments of the constructor.
         """
-        return cls(settings, redis_link.connect(settings), **options)
+        options = {"key_prefix": settings.redis.prefix, "pool_size": settings.api.threads} | options
+        return cls(
+            settings.auth,
+            settings.jwt,
+            settings.cache,
+            redis_link.connect(settings.redis),
+            **options,
+        )
 
     def resolve(self, token: str | None) -> Identity:
         """The identity behind ``token``; raises :class:`TokenRejected` when it is refused."""
@@ -160,7 +175,7 @@ class IdentityResolver:
         return self._redis_key(hashlib.sha256(token.encode()).hexdigest())
 
     def _redis_key(self, digest: str) -> str:
-        return f"{self._settings.redis_prefix}identity:{digest}"
+        return f"{self._key_prefix}identity:{digest}"
 
     # Cache
 
@@ -205,14 +220,13 @@ class IdentityResolver:
     # Auth service
 
     def _ask_service(self, token: str) -> CachedAnswer:
-        settings = self._settings
         self._stats.add("auth_calls")
         try:
             response = self._session.request(
-                settings.auth_method.upper(),
-                settings.auth_url,
+                self._auth.method.upper(),
+                self._auth.url,
                 headers={"Authorization": f"Bearer {token}"},
-                timeout=settings.auth_timeout_s,
+                timeout=self._auth.timeout_s,
                 # A redirect could carry the token to a host we did not configure.
                 allow_redirects=False,
             )
@@ -220,22 +234,22 @@ class IdentityResolver:
             raise _AuthUnavailableError(_name(error)) from None
         now = self._clock()
         if response.status_code in (401, 403):
-            return CachedAnswer(now + settings.cache_rejection_ttl_s, rejected="token rejected")
+            return CachedAnswer(now + self._cache.rejection_ttl_s, rejected="token rejected")
         if response.status_code != 200:
             raise _AuthUnavailableError(f"HTTP {response.status_code}")
         try:
             answer = response.json()
         except ValueError:
             raise _AuthUnavailableError("answer is not JSON") from None
-        user_id = _user_id(_dig(answer, settings.auth_user_id_field))
+        user_id = _user_id(_dig(answer, self._auth.user_id_field))
         if user_id is None:
-            raise _AuthUnavailableError(f"answer has no user id at {settings.auth_user_id_field!r}")
-        expiry = _dig(answer, settings.auth_expiry_field)
+            raise _AuthUnavailableError(f"answer has no user id at {self._auth.user_id_field!r}")
+        expiry = _dig(answer, self._auth.expiry_field)
         if expiry is None:
             expiry = _unverified_expiry(token)
         elif isinstance(expiry, bool) or not isinstance(expiry, int | float):
-            raise _AuthUnavailableError(f"answer has a non-numeric {settings.auth_expiry_field!r}")
-        until = now + settings.cache_max_ttl_s
+            raise _AuthUnavailableError(f"answer has a non-numeric {self._auth.expiry_field!r}")
+        until = now + self._cache.max_ttl_s
         if expiry is not None:
             until = min(until, float(expiry))
         return CachedAnswer(until, user_id=user_id)
@@ -251,12 +265,12 @@ class IdentityResolver:
             algorithm = jwt.get_unverified_header(token).get("alg")
         except jwt.PyJWTError:
             raise TokenRejected("token is not a valid JWT") from None
-        if not isinstance(algorithm, str) or algorithm not in self._settings.jwt_algorithms:
+        if not isinstance(algorithm, str) or algorithm not in self._jwt.algorithms:
             raise TokenRejected("token algorithm is not allowed")
         key = self._keys.get(_family(algorithm))
         if key is None:
             raise TokenRejected("token algorithm is not allowed")
-        claim = self._settings.jwt_user_id_claim
+        claim = self._jwt.user_id_claim
         try:
             # Only the header's own algorithm, with the key of its family: an HS token is
             # never checked against the public key used as a shared secret.
@@ -277,14 +291,13 @@ class IdentityResolver:
 
     def check_auth_service(self) -> dict[str, Any]:
         """Whether the auth service answers; its outage degrades identity but stops nothing."""
-        settings = self._settings
         breaker = self.breaker.state
         try:
             # No token: any answer below 500 (typically 401) shows the service is up.
             response = self._session.request(
-                settings.auth_method.upper(),
-                settings.auth_url,
-                timeout=min(settings.auth_timeout_s, _PROBE_TIMEOUT_S),
+                self._auth.method.upper(),
+                self._auth.url,
+                timeout=min(self._auth.timeout_s, _PROBE_TIMEOUT_S),
                 allow_redirects=False,
             )
         except requests.RequestException as error:
@@ -324,16 +337,16 @@ def _make_session(pool_size: int) -> requests.Session:
     return session
 
 
-def _load_keys(settings: Settings) -> dict[str, Any]:
+def _load_keys(jwt: JwtSettings) -> dict[str, Any]:
     """The verification key of each algorithm family allowed; a missing key stops start-up."""
     keys: dict[str, Any] = {}
-    families = {_family(algorithm) for algorithm in settings.jwt_algorithms}
+    families = {_family(algorithm) for algorithm in jwt.algorithms}
     if "hmac" in families:
-        if not settings.jwt_secret:
+        if not jwt.secret:
             raise ConfigError(f"{env_name('jwt_secret')} is needed for HS* algorithms")
-        keys["hmac"] = settings.jwt_secret
+        keys["hmac"] = jwt.secret
     if "public" in families:
-        keys["public"] = _load_public_key(settings.jwt_public_key)
+        keys["public"] = _load_public_key(jwt.public_key)
     if "unknown" in families:
         raise ConfigError(f"{env_name('jwt_algorithms')} has an unsupported algorithm")
     return keys

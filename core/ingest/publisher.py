@@ -11,29 +11,29 @@ from collections import Counter
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
-from core.config import Settings
+from core.config import KafkaSettings, Settings, SpoolSettings
 from core.ingest.spool import Record, SpoolFullError, Spools
 
 log = logging.getLogger(__name__)
 
 
-def producer_config(settings: Settings, client_id: str) -> dict[str, object]:
+def producer_config(kafka: KafkaSettings, client_id: str) -> dict[str, object]:
     """kafka-python producer settings for "no loss, no duplicate": every in-sync replica
-    acknowledges, sends are idempotent, and every wait ends within ``kafka_ack_timeout_s``."""
-    timeout_ms = max(1000, int(settings.kafka_ack_timeout_s * 1000))
+    acknowledges, sends are idempotent, and every wait ends within ``kafka.ack_timeout_s``."""
+    timeout_ms = max(1000, int(kafka.ack_timeout_s * 1000))
     return {
-        "bootstrap_servers": settings.kafka_bootstrap.split(","),
+        "bootstrap_servers": kafka.bootstrap.split(","),
         "acks": "all",
         "enable_idempotence": True,
-        "linger_ms": settings.kafka_linger_ms,
-        "batch_size": settings.kafka_batch_bytes,
-        "max_block_ms": int(settings.kafka_ack_timeout_s * 1000),
+        "linger_ms": kafka.linger_ms,
+        "batch_size": kafka.batch_bytes,
+        "max_block_ms": int(kafka.ack_timeout_s * 1000),
         # Without it a broker that is down at start-up holds a request for 30 s.
         "bootstrap_timeout_ms": timeout_ms,
         "request_timeout_ms": timeout_ms,
         # Give up on a record about when the request stops waiting for it: a record
         # spooled after a timeout should not also reach Kafka late.
-        "delivery_timeout_ms": timeout_ms + settings.kafka_linger_ms,
+        "delivery_timeout_ms": timeout_ms + kafka.linger_ms,
         "client_id": client_id,
     }
 
@@ -53,17 +53,26 @@ class Publisher:
     order; a replayer thread sends the spool to Kafka once the broker is back.
     """
 
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
+    def __init__(
+        self, kafka: KafkaSettings, spool: SpoolSettings, *, largest_event_bytes: int
+    ) -> None:
+        self._kafka = kafka
+        self._spool_settings = spool
+        self._largest_event_bytes = largest_event_bytes
         self._lock = threading.Lock()
         self._producer: KafkaProducer | None = None
         self._pid = 0
         self._spools: Spools | None = None
         self._counts: Counter[str] = Counter()
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Publisher:
+        """The publisher of ``settings``: Kafka, the spool, and the largest event the API takes."""
+        return cls(settings.kafka, settings.spool, largest_event_bytes=settings.api.max_body_bytes)
+
     @property
     def topic(self) -> str:
-        return self._settings.kafka_topic
+        return self._kafka.topic
 
     def _get_producer(self) -> KafkaProducer:
         producer = self._producer
@@ -72,7 +81,7 @@ class Publisher:
         with self._lock:
             if self._producer is None or self._pid != os.getpid():
                 self._producer = KafkaProducer(
-                    **producer_config(self._settings, f"clickstream-api-{os.getpid()}")
+                    **producer_config(self._kafka, f"clickstream-api-{os.getpid()}")
                 )
                 self._pid = os.getpid()
             return self._producer
@@ -113,7 +122,7 @@ class Publisher:
         results: list[PublishError | None] = []
         for future in futures:
             try:
-                future.get(timeout=self._settings.kafka_ack_timeout_s)
+                future.get(timeout=self._kafka.ack_timeout_s)
                 results.append(None)
             except KafkaError as error:
                 log.warning("publish failed: %s", error)
@@ -153,14 +162,20 @@ class Publisher:
 
     def _get_spools(self) -> Spools | None:
         """This process's spools, opened (and their replayer started) on first use after a fork."""
-        if self._settings.spool_max_bytes == 0:
+        if self._spool_settings.max_bytes == 0:
             return None
         spools = self._spools
         if spools is not None and spools.pid == os.getpid():
             return spools
         with self._lock:
             if self._spools is None or self._spools.pid != os.getpid():
-                self._spools = Spools(self._settings, self._send, self._count)
+                self._spools = Spools(
+                    self._spool_settings,
+                    self._send,
+                    self._count,
+                    largest_event_bytes=self._largest_event_bytes,
+                    send_timeout_s=self._kafka.ack_timeout_s,
+                )
             return self._spools
 
     def _count(self, **increments: int) -> None:
@@ -193,7 +208,7 @@ class Publisher:
         """Readiness of the broker: can we reach it and is the producer connected."""
         try:
             admin = KafkaAdminClient(
-                bootstrap_servers=self._settings.kafka_bootstrap.split(","),
+                bootstrap_servers=self._kafka.bootstrap.split(","),
                 request_timeout_ms=2000,
                 bootstrap_timeout_ms=2000,
             )

@@ -10,19 +10,19 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from core.config import Settings
+from core.config import RedisSettings
 from core.ingest.breaker import CircuitBreaker
 
 #: After a Redis error, how long callers skip Redis.
 RETRY_S = 1.0
 
 
-def connect(settings: Settings) -> redis.Redis:
-    """A client of ``settings.redis_url`` that fails fast: one try, within ``redis_timeout_s``."""
+def connect(settings: RedisSettings) -> redis.Redis:
+    """A client of ``settings.url`` that fails fast: one try, within ``settings.timeout_s``."""
     return redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_timeout_s,
-        socket_connect_timeout=settings.redis_timeout_s,
+        settings.url,
+        socket_timeout=settings.timeout_s,
+        socket_connect_timeout=settings.timeout_s,
         retry=Retry(NoBackoff(), 0),
     )
 

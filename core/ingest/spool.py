@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.config import Settings
+from core.config import SpoolSettings
 
 log = logging.getLogger(__name__)
 
@@ -356,12 +356,24 @@ class Spools:
     waits, so a process that never spools costs nothing.
     """
 
-    def __init__(self, settings: Settings, send: Send, count: Callable[..., None]) -> None:
+    def __init__(
+        self,
+        settings: SpoolSettings,
+        send: Send,
+        count: Callable[..., None],
+        *,
+        largest_event_bytes: int,
+        send_timeout_s: float,
+    ) -> None:
+        """``send`` hands records to Kafka within ``send_timeout_s``; :meth:`check` calls the
+        spool full once it cannot take one more event of ``largest_event_bytes``."""
         self.pid = os.getpid()
         self._settings = settings
         self._send = send
         self._count = count
-        self._root = Path(settings.spool_dir)
+        self._largest_event_bytes = largest_event_bytes
+        self._send_timeout_s = send_timeout_s
+        self._root = Path(settings.dir)
         self._lock = threading.Lock()
         self._own: Spool | None = None
         self._write_error: str | None = None
@@ -373,9 +385,7 @@ class Spools:
 
     def _adopt(self) -> list[Spool]:
         try:
-            return adopt_orphans(
-                self._root, self._settings.spool_max_bytes, self._settings.spool_fsync
-            )
+            return adopt_orphans(self._root, self._settings.max_bytes, self._settings.fsync)
         except OSError as error:
             log.error("spool.adopt_failed root=%s error=%s", self._root, error)
             return []
@@ -398,8 +408,8 @@ class Spools:
                 if self._own is None:
                     self._own = Spool(
                         self._root / f"{self.pid}-{uuid.uuid4().hex[:8]}",
-                        self._settings.spool_max_bytes,
-                        self._settings.spool_fsync,
+                        self._settings.max_bytes,
+                        self._settings.fsync,
                     )
             self._own.append(records)
         except OSError as error:
@@ -419,7 +429,7 @@ class Spools:
     def check(self) -> dict[str, object]:
         """``ok`` when the spool can take another event of the largest size the API accepts."""
         own_bytes = self._own.pending_bytes if self._own else 0
-        full = self._settings.spool_max_bytes - own_bytes < self._settings.max_body_bytes
+        full = self._settings.max_bytes - own_bytes < self._largest_event_bytes
         writable = self._write_error is None and _writable(self._root)
         if not writable:
             detail = f"spool unwritable: {self._write_error or self._root}"
@@ -432,11 +442,11 @@ class Spools:
             "detail": detail,
             "depth_events": self.depth,
             "bytes": self.pending_bytes,
-            "max_bytes": self._settings.spool_max_bytes,
+            "max_bytes": self._settings.max_bytes,
         }
 
     def _run(self) -> None:
-        while not self._stop.wait(self._settings.spool_replay_interval_s):
+        while not self._stop.wait(self._settings.replay_interval_s):
             try:
                 self.replay()
             except Exception:  # the thread must outlive any one bad attempt
@@ -481,7 +491,7 @@ class Spools:
         self._stop.set()
         thread = self._thread
         if thread is not None:
-            thread.join(timeout=2 * self._settings.kafka_ack_timeout_s + 1)
+            thread.join(timeout=2 * self._send_timeout_s + 1)
         for spool in [*self._adopted, self._own]:
             if spool is not None:
                 spool.close(remove_if_empty=True)

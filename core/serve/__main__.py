@@ -19,10 +19,10 @@ APP = "core.serve.wsgi:app"
 
 def main() -> None:
     settings = Settings.from_env()
-    if settings.api_server == "gunicorn":
+    if settings.api.server == "gunicorn":
         config = str(PROJECT_ROOT / "core" / "serve" / "gunicorn_config.py")
         os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-c", config, APP])
-    if settings.ops_port:
+    if settings.ops.port:
         # granian binds one address; the operational listener is gunicorn's second bind.
         sys.exit(f"{env_name('ops_port')} needs {env_name('api_server')}=gunicorn")
     from granian import Granian
@@ -35,11 +35,11 @@ def main() -> None:
     try:
         Granian(
             APP,
-            address=settings.api_host,
-            port=settings.api_port,
+            address=settings.api.host,
+            port=settings.api.port,
             interface=Interfaces.WSGI,
-            workers=settings.api_workers,
-            blocking_threads=settings.api_threads,
+            workers=settings.api.workers,
+            blocking_threads=settings.api.threads,
             log_access=False,
         ).serve()
     finally:

@@ -7,14 +7,14 @@ from core.serve import multiprocess
 # Before the application (and so prometheus_client) is imported by preload_app.
 multiprocess.enable()
 _settings = Settings.from_env()
-logconfig_dict = _logconfig_dict(_settings)
+logconfig_dict = _logconfig_dict(_settings.log)
 
-bind = [f"{_settings.api_host}:{_settings.api_port}"]
-if _settings.ops_port:
+bind = [f"{_settings.api.host}:{_settings.api.port}"]
+if _settings.ops.port:
     # Operational endpoints answer only on this listener (core/api/ops.py).
-    bind.append(f"{_settings.ops_host}:{_settings.ops_port}")
-workers = _settings.api_workers
-threads = _settings.api_threads
+    bind.append(f"{_settings.ops.host}:{_settings.ops.port}")
+workers = _settings.api.workers
+threads = _settings.api.threads
 worker_class = "gthread"
 # The Kafka producer is created lazily in each worker, so preloading the app is safe.
 preload_app = True

@@ -5,5 +5,5 @@ from core.config import Settings
 from core.log import configure
 
 _settings = Settings.from_env()
-configure(_settings)
+configure(_settings.log)
 app = create_app(_settings)

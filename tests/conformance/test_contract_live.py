@@ -41,7 +41,7 @@ def test_the_specifications_examples_reach_kafka_and_their_tables_unchanged(
             assert response.status_code == 202, (example, response.json)
             sent[response.json["event_id"]] = (example, tok)
 
-    records = read_topic(live_settings.kafka_topic, len(sent))
+    records = read_topic(live_settings.kafka.topic, len(sent))
     assert len(records) == len(sent)
     after = datetime.now(UTC) + timedelta(seconds=1)
     for key, message in records:

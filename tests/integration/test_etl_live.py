@@ -102,7 +102,7 @@ def etl_settings(request, settings: Settings, kafka_bootstrap: str) -> Settings:
     create_topic(settings)
     yield settings
     if request.param == "server":
-        warehouse = Warehouse(settings)
+        warehouse = Warehouse.from_settings(settings)
         with warehouse.session() as client:
             client.command(f"DROP DATABASE IF EXISTS {warehouse.database}")
 
@@ -346,14 +346,14 @@ def test_quality_report_counts_duplicates_gaps_lag_and_freshness(etl_settings, r
     assert count(etl_settings, "test_ratings") == (3, 4)
     assert scalar(etl_settings, "SELECT count() FROM {db}.test_ratings_dedup") == 3
 
-    with Warehouse(etl_settings).session() as client:
-        client.command(f"OPTIMIZE TABLE {etl_settings.warehouse_database}.test_ratings FINAL")
+    with Warehouse.from_settings(etl_settings).session() as client:
+        client.command(f"OPTIMIZE TABLE {etl_settings.warehouse.database}.test_ratings FINAL")
     [merged] = quality_report(etl_settings, registry, with_lag=False).duplicates
     assert (merged.duplicates, merged.pending, merged.absorbed) == (1, 0, 1)
 
 
 def test_reports_wait_for_a_process_holding_the_chdb_directory(etl_settings, registry):
-    if not Warehouse(etl_settings).embedded:
+    if not Warehouse.from_settings(etl_settings).embedded:
         pytest.skip("the lock exists for chDB only")
     produce(etl_settings, [rating()])
     run_pass(etl_settings, registry)
@@ -364,7 +364,7 @@ def test_reports_wait_for_a_process_holding_the_chdb_directory(etl_settings, reg
             "import sys, time\n"
             "from core.config import Settings\n"
             "from etl.warehouse import Warehouse\n"
-            "with Warehouse(Settings.from_env()).session():\n"
+            "with Warehouse.from_settings(Settings.from_env()).session():\n"
             "    print('held', flush=True)\n"
             "    time.sleep(1.5)\n",
         ],
@@ -416,12 +416,12 @@ def _s(seconds: float) -> timedelta:
 
 def _env(settings: Settings, **overrides: str) -> dict[str, str]:
     values = {
-        "kafka_bootstrap": settings.kafka_bootstrap,
-        "kafka_topic": settings.kafka_topic,
-        "warehouse_dsn": settings.warehouse_dsn,
-        "warehouse_database": settings.warehouse_database,
-        "etl_group": settings.etl_group,
-        "etl_poll_timeout_s": str(settings.etl_poll_timeout_s),
+        "kafka_bootstrap": settings.kafka.bootstrap,
+        "kafka_topic": settings.kafka.topic,
+        "warehouse_dsn": settings.warehouse.dsn,
+        "warehouse_database": settings.warehouse.database,
+        "etl_group": settings.etl.group,
+        "etl_poll_timeout_s": str(settings.etl.poll_timeout_s),
         "etl_metrics_port": "0",  # a running stack's ETL may hold the default port
         **overrides,
     }
@@ -429,9 +429,9 @@ def _env(settings: Settings, **overrides: str) -> dict[str, str]:
 
 
 def _delete_records_before(settings: Settings, offset: int) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap.split(","))
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap.split(","))
     try:
-        admin.delete_records({TopicPartition(settings.kafka_topic, 0): offset})
+        admin.delete_records({TopicPartition(settings.kafka.topic, 0): offset})
     finally:
         admin.close()
 
@@ -469,7 +469,7 @@ def test_a_ddl_that_only_adds_a_column_is_applied_without_stopping(etl_settings,
         etl_settings,
         "SELECT name FROM system.columns WHERE database = %(db)s AND table = 'test_ratings' "
         "ORDER BY position",
-        db=etl_settings.warehouse_database,
+        db=etl_settings.warehouse.database,
     )
     assert [name for (name,) in columns][-2:] == ["comment", "lang"]
     assert run_pass(etl_settings, _with_ddl(rating_type, added)).messages == 0
@@ -486,7 +486,7 @@ def test_a_changed_ddl_stops_passes_until_its_migration_is_applied(etl_settings,
 
     with pytest.raises(MigrationNeededError, match="test_ratings"):
         run_pass(etl_settings, changed_registry)
-    warehouse = Warehouse(etl_settings)
+    warehouse = Warehouse.from_settings(etl_settings)
     with warehouse.session() as client:
         warehouse.migrate(
             client,

@@ -173,7 +173,7 @@ def test_a_rating_goes_from_the_api_through_kafka_into_its_table(
     assert video_id["type"] == "string" and "format" not in video_id  # not a UUID
     assert schemas["RatingSubmittedEvent"]["x-schema-version"] == 1
 
-    published = read_topic(settings.kafka_topic, 2)
+    published = read_topic(settings.kafka.topic, 2)
     assert [key for key, _ in published] == ["rating_submitted", "rating_submitted"]
     assert [message["schema_version"] for _, message in published] == [1, 1]
     assert [message["data"]["score"] for _, message in published] == [7, 10]

@@ -189,7 +189,7 @@ def test_kafka_down_under_traffic_spools_and_replays_in_order(
     assert degraded["http"] == 200 and degraded["checks"]["kafka"]["ok"] is False
     assert spooled_at_restart > 0
     assert dict(traffic.statuses) == {202: traffic.sent}  # never a refusal, never a 5xx
-    delivered = read_event_ids(private_kafka.bootstrap, fault_settings.kafka_topic, traffic.sent)
+    delivered = read_event_ids(private_kafka.bootstrap, fault_settings.kafka.topic, traffic.sent)
     assert first_seen(delivered) == traffic.accepted  # each event once, in the order sent
     rows, ids = stored(fault_settings)
     assert ids == set(traffic.accepted) and rows == len(ids)
@@ -223,7 +223,7 @@ def test_a_full_spool_answers_503_with_retry_after_and_drops_nothing(
         False,
     )
     assert set(traffic.statuses) <= {202, 503}, traffic.statuses
-    delivered = read_event_ids(private_kafka.bootstrap, settings.kafka_topic, len(traffic.accepted))
+    delivered = read_event_ids(private_kafka.bootstrap, settings.kafka.topic, len(traffic.accepted))
     assert first_seen(delivered) == traffic.accepted  # every 202, and nothing refused
     rows, ids = stored(settings)
     assert ids == set(traffic.accepted)
@@ -249,7 +249,7 @@ def test_kill_9_of_the_api_with_a_spool_then_restart_delivers_every_202(
         private_kafka.down()
         traffic.wait_for(acknowledged + 60)
         api.kill()
-    spool_root = Path(fault_settings.spool_dir)
+    spool_root = Path(fault_settings.spool.dir)
     assert any(spool_root.glob("*/*.seg")), "the killed workers left their spools"
 
     private_kafka.up()
@@ -257,7 +257,7 @@ def test_kill_9_of_the_api_with_a_spool_then_restart_delivers_every_202(
     # A worker adopts orphaned spools on its first request, then replays them.
     wait_until(lambda: restarted.ready()["status"] == "ready" and not _spooled_bytes(spool_root))
     delivered = read_event_ids(
-        private_kafka.bootstrap, fault_settings.kafka_topic, len(traffic.accepted)
+        private_kafka.bootstrap, fault_settings.kafka.topic, len(traffic.accepted)
     )
 
     assert acknowledged >= 30 and len(traffic.accepted) >= acknowledged + 60

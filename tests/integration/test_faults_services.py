@@ -31,7 +31,7 @@ EVENTS = 40
 @pytest.fixture
 def own_auth_service(live_settings: Settings) -> Iterator[str]:
     """An auth service of this test's own: its verify URL."""
-    with serve(create_auth_app(live_settings.jwt_secret)) as url:
+    with serve(create_auth_app(live_settings.jwt.secret)) as url:
         yield f"{url}/api/v1/auth/verify"
 
 
@@ -65,7 +65,7 @@ def send(settings: Settings, tokens: list[str]) -> tuple[list[str], list[float],
 
 
 def count_and_record(scenario: str, settings: Settings, accepted: list[str], latencies, **notes):
-    delivered = read_event_ids(settings.kafka_bootstrap, settings.kafka_topic, len(accepted))
+    delivered = read_event_ids(settings.kafka.bootstrap, settings.kafka.topic, len(accepted))
     rows, events = load_and_count(settings)
     assert set(delivered) == set(accepted) and (rows, events) == (len(accepted), len(accepted))
     record(
@@ -97,7 +97,7 @@ def test_auth_service_down_or_slow_falls_back_and_the_breaker_stops_the_waits(
     accepted, latencies, stats = send(settings, tokens)
 
     # Only the calls that opened the breaker paid the timeout; every other event fell back.
-    assert stats["auth_calls"] == settings.auth_breaker_failures
+    assert stats["auth_calls"] == settings.auth.breaker_failures
     count_and_record(
         f"Auth service {'down' if fault == 'down' else 'answering after 2 s'}",
         settings,

@@ -40,9 +40,9 @@ def live(settings: Settings, redis_url: str, auth_service_url: str) -> Settings:
 
 @pytest.fixture
 def redis_client(live: Settings) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(live.redis_url)
+    client = redis.Redis.from_url(live.redis.url)
     yield client
-    keys = list(client.scan_iter(match=f"{live.redis_prefix}*"))
+    keys = list(client.scan_iter(match=f"{live.redis.prefix}*"))
     if keys:
         client.delete(*keys)
     client.close()
@@ -51,18 +51,18 @@ def redis_client(live: Settings) -> Iterator[redis.Redis]:
 @pytest.fixture
 def private_auth_service(settings: Settings) -> Iterator[str]:
     """An auth service of this test's own, so injected faults never reach other tests."""
-    with serve(create_app(settings.jwt_secret)) as url:
+    with serve(create_app(settings.jwt.secret)) as url:
         yield f"{url}/api/v1/auth/verify"
 
 
 def test_verified_and_cached_under_the_hash(live, redis_client):
-    token = issue_token(live.auth_url, "alice")
+    token = issue_token(live.auth.url, "alice")
     resolver = IdentityResolver.from_settings(live)
     assert resolver.resolve(token) == Identity("alice", "verified")
 
     digest = hashlib.sha256(token.encode()).hexdigest()
-    keys = list(redis_client.scan_iter(match=f"{live.redis_prefix}*"))
-    assert keys == [f"{live.redis_prefix}identity:{digest}".encode()]
+    keys = list(redis_client.scan_iter(match=f"{live.redis.prefix}*"))
+    assert keys == [f"{live.redis.prefix}identity:{digest}".encode()]
     assert 0 < redis_client.ttl(keys[0]) <= 600
     for key in keys:
         assert token.encode() not in key
@@ -77,8 +77,8 @@ def test_verified_and_cached_under_the_hash(live, redis_client):
 
 
 def test_revoked_token_rejected_by_the_service(live, redis_client):
-    token = issue_token(live.auth_url, "bob")
-    revoke = urljoin(live.auth_url, "revoke")
+    token = issue_token(live.auth.url, "bob")
+    revoke = urljoin(live.auth.url, "revoke")
     headers = {"Authorization": f"Bearer {token}"}
     requests.post(revoke, headers=headers, timeout=5).raise_for_status()
 
@@ -88,20 +88,20 @@ def test_revoked_token_rejected_by_the_service(live, redis_client):
         resolver.resolve(token)
     key = resolver.cache_key(token)
     assert b"rejected" in redis_client.get(key)
-    assert 0 < redis_client.ttl(key) <= live.cache_rejection_ttl_s
+    assert 0 < redis_client.ttl(key) <= live.cache.rejection_ttl_s
 
 
 def test_auth_service_down_gives_degraded_identity_even_expired(live, redis_client):
-    token = issue_token(live.auth_url, "carol", ttl_s=-60)
+    token = issue_token(live.auth.url, "carol", ttl_s=-60)
     down = live.replace(auth_url=f"http://127.0.0.1:{closed_port()}/api/v1/auth/verify")
     resolver = IdentityResolver.from_settings(down)
     assert resolver.resolve(token) == Identity("carol", "degraded")
-    assert list(redis_client.scan_iter(match=f"{live.redis_prefix}*")) == []
+    assert list(redis_client.scan_iter(match=f"{live.redis.prefix}*")) == []
     assert resolver.check_auth_service()["ok"] is False
 
 
 def test_forged_token_rejected_while_service_down(live):
-    token = issue_token(live.auth_url, "mallory")
+    token = issue_token(live.auth.url, "mallory")
     header, payload, signature = token.split(".")
     forged = f"{header}.{payload}.{signature[::-1]}"
     down = live.replace(auth_url=f"http://127.0.0.1:{closed_port()}/api/v1/auth/verify")
@@ -110,7 +110,7 @@ def test_forged_token_rejected_while_service_down(live):
 
 
 def test_redis_down_still_resolves(live):
-    token = issue_token(live.auth_url, "dave")
+    token = issue_token(live.auth.url, "dave")
     settings = live.replace(redis_url=f"redis://127.0.0.1:{closed_port()}/0")
     resolver = IdentityResolver.from_settings(settings)
     assert resolver.resolve(token) == Identity("dave", "verified")

@@ -43,7 +43,7 @@ def test_every_seed_event_reaches_kafka_anonymous_and_logged_in(
             response = client.post(URL, json={"event": name, "token": tok, "data": data})
             assert response.status_code == 202, response.json
             sent[response.json["event_id"]] = (name, tok)
-    records = read_topic(live_settings.kafka_topic, len(sent))
+    records = read_topic(live_settings.kafka.topic, len(sent))
     assert len(records) == len(sent)
     for key, message in records:
         name, tok = sent[message["event_id"]]
@@ -60,7 +60,7 @@ def test_cyrillic_round_trips_through_kafka(client, live_settings, read_topic) -
     query = "фильмы про космос 2024 — ёжик"
     body = {"event": "search_filter", "token": None, "data": {"search_query": query, "filters": ""}}
     assert client.post(URL, json=body).status_code == 202
-    [(_, message)] = read_topic(live_settings.kafka_topic, 1)
+    [(_, message)] = read_topic(live_settings.kafka.topic, 1)
     assert message["data"]["search_query"] == query
 
 
@@ -74,10 +74,10 @@ def test_auth_service_down_falls_back_to_the_jwt_even_when_expired(
 ) -> None:
     settings = live_settings.replace(auth_url=CLOSED_PORT_URL)
     client = create_app(settings).test_client()
-    token = _expired_token(settings.jwt_secret, "user-7")
+    token = _expired_token(settings.jwt.secret, "user-7")
     body = {"event": "video_complete", "token": token, "data": _video_complete()}
     assert client.post(URL, json=body).status_code == 202
-    [(_, message)] = read_topic(settings.kafka_topic, 1)
+    [(_, message)] = read_topic(settings.kafka.topic, 1)
     assert message["user_id"] == "user-7"
     assert message["identity"] == "degraded"
 
@@ -102,7 +102,7 @@ def test_redis_down_still_accepts_logged_in_events(live_settings, read_topic, lo
     client = create_app(settings).test_client()
     body = {"event": "video_complete", "token": login("user-9"), "data": _video_complete()}
     assert client.post(URL, json=body).status_code == 202
-    [(_, message)] = read_topic(settings.kafka_topic, 1)
+    [(_, message)] = read_topic(settings.kafka.topic, 1)
     assert message["user_id"] == "user-9"
     assert message["identity"] == "verified"
 
@@ -145,7 +145,7 @@ def test_a_test_only_plugin_is_accepted_end_to_end(live_settings, read_topic) ->
     response = client.post(URL, json={"event": "test_rating", "data": {"score": 9}})
     assert response.status_code == 202
     assert client.post(URL, json={"event": "test_rating", "data": {"score": 0}}).status_code == 422
-    [(key, message)] = read_topic(live_settings.kafka_topic, 1)
+    [(key, message)] = read_topic(live_settings.kafka.topic, 1)
     assert key == "test_rating"
     assert message["data"] == {"score": 9}
     assert "test_rating" in client.get("/openapi.json").get_data(as_text=True)

@@ -126,7 +126,7 @@ def old_warehouse(settings, kafka_bootstrap):
     settings = settings.replace(etl_poll_timeout_s=0.2)
     create_topic(settings)
     registry = build_registry(make_plugin_manager())
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         warehouse.ensure_schema(client, old_registry(registry))
         for table, rows in OLD_ROWS.items():
@@ -176,7 +176,7 @@ def test_the_migrations_carry_every_old_row_into_the_new_columns(old_warehouse) 
         settings,
         "SELECT name, total_rows FROM system.tables WHERE database = %(db)s "
         "AND name LIKE '%%\\_\\_before\\_%%' ORDER BY name",
-        db=settings.warehouse_database,
+        db=settings.warehouse.database,
     )
     assert [(name.split("__before_")[0], rows) for name, rows in kept] == [
         (table, 1) for table in sorted(PLUGINS)

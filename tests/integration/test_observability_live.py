@@ -126,18 +126,18 @@ def test_under_gunicorn_workers_add_up_and_one_request_id_joins_api_and_etl_logs
     port, etl_port = free_port(), free_port()
     (tmp_path / "metrics").mkdir()
     log_config = tmp_path / "logging.json"
-    log_config.write_text(json.dumps(logconfig_dict(live_settings)))
+    log_config.write_text(json.dumps(logconfig_dict(live_settings.log)))
     env = {
         **os.environ,
         "CLICKSTREAM_API_PORT": str(port),
         "CLICKSTREAM_API_WORKERS": "2",
         "CLICKSTREAM_API_THREADS": "2",
-        "CLICKSTREAM_KAFKA_TOPIC": live_settings.kafka_topic,
-        "CLICKSTREAM_REDIS_PREFIX": live_settings.redis_prefix,
+        "CLICKSTREAM_KAFKA_TOPIC": live_settings.kafka.topic,
+        "CLICKSTREAM_REDIS_PREFIX": live_settings.redis.prefix,
         "CLICKSTREAM_SPOOL_DIR": str(tmp_path / "spool"),
         "CLICKSTREAM_WAREHOUSE_DSN": f"chdb://{tmp_path / 'warehouse'}",
-        "CLICKSTREAM_WAREHOUSE_DATABASE": live_settings.warehouse_database,
-        "CLICKSTREAM_ETL_GROUP": live_settings.etl_group,
+        "CLICKSTREAM_WAREHOUSE_DATABASE": live_settings.warehouse.database,
+        "CLICKSTREAM_ETL_GROUP": live_settings.etl.group,
         "CLICKSTREAM_ETL_METRICS_PORT": str(etl_port),
         "CLICKSTREAM_ETL_INTERVAL_S": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),

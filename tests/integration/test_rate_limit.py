@@ -39,7 +39,7 @@ def make_client(live_settings, redis_url):
     for app in apps:
         app.extensions["clickstream.pipeline"].publisher.close()
     client = redis.Redis.from_url(redis_url)
-    keys = client.keys(f"{live_settings.redis_prefix}ratelimit:*")
+    keys = client.keys(f"{live_settings.redis.prefix}ratelimit:*")
     if keys:
         client.delete(*keys)
 
@@ -115,13 +115,16 @@ def test_windows_expire_and_restart(live_settings, redis_url) -> None:
     now = [1_000_000.0]
     client = redis.Redis.from_url(redis_url)
     limiter = limits.RateLimiter(
-        live_settings.replace(rate_limit_window_s=10), client, clock=lambda: now[0]
+        live_settings.replace(rate_limit_window_s=10).limits,
+        client,
+        live_settings.redis.prefix,
+        clock=lambda: now[0],
     )
     assert limiter.retry_after("ip", "192.0.2.1", limit=2, cost=2) is None
     now[0] += 3
     assert limiter.retry_after("ip", "192.0.2.1", limit=2) == 7
-    keys = client.keys(f"{live_settings.redis_prefix}ratelimit:*")
+    keys = client.keys(f"{live_settings.redis.prefix}ratelimit:*")
     assert len(keys) == 1 and 0 < client.ttl(keys[0]) <= 11
     now[0] += 7
     assert limiter.retry_after("ip", "192.0.2.1", limit=2) is None
-    client.delete(*client.keys(f"{live_settings.redis_prefix}ratelimit:*"))
+    client.delete(*client.keys(f"{live_settings.redis.prefix}ratelimit:*"))

@@ -160,7 +160,7 @@ def test_the_token_never_reaches_a_log_an_answer_redis_or_kafka(
     assert_absent(values, "stdout/stderr", captured.out + captured.err)
     for answer in [*answers, tampered]:
         assert_absent(values, f"an answer ({answer.status_code})", answer.text)
-    assert_absent(values, "Redis", redis_text(redis_url, live_settings.redis_prefix))
+    assert_absent(values, "Redis", redis_text(redis_url, live_settings.redis.prefix))
     accepted = sum(
         answer.json().get("accepted", answer.status_code == 202)
         for answer in answers
@@ -168,7 +168,7 @@ def test_the_token_never_reaches_a_log_an_answer_redis_or_kafka(
         and answer.headers["Content-Type"].startswith("application/json")
         and "metrics" not in answer.url
     )
-    messages = read_topic(live_settings.kafka_topic, accepted)
+    messages = read_topic(live_settings.kafka.topic, accepted)
     assert len(messages) == accepted
     assert_absent(values, "Kafka", repr(messages))
 

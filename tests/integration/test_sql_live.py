@@ -47,7 +47,7 @@ def sql_settings(request, settings: Settings) -> Settings:
     """Per-test settings whose database has the event tables and three searches."""
     if request.param == "server":
         settings = settings.replace(warehouse_dsn=SERVER_DSN)
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         warehouse.ensure_schema(client, build_registry(make_plugin_manager()))
         client.insert(
@@ -64,7 +64,7 @@ def sql_settings(request, settings: Settings) -> Settings:
 def run(settings: Settings, script: str, fmt: str = "table", **options) -> tuple[int, str, str]:
     """(exit code, stdout, stderr) of ``script`` run in this process, as the command does."""
     printer = Printer(fmt, io.StringIO(), io.StringIO())
-    shell = Shell(Warehouse(settings), notice=printer.error, **options)
+    shell = Shell(Warehouse.from_settings(settings), notice=printer.error, **options)
     code = run_script(shell, script, printer)
     return code, printer.out.getvalue(), printer.err.getvalue()
 
@@ -124,7 +124,7 @@ def test_a_read_only_session_refuses_every_change(
     sql_settings: Settings, statement: str, tmp_path: Path
 ) -> None:
     [parsed] = statements_of(statement.replace("{tmp}", str(tmp_path)))
-    shell = Shell(Warehouse(sql_settings))
+    shell = Shell(Warehouse.from_settings(sql_settings))
     with pytest.raises(SqlError, match=r"refused.*--write allows it") as refused:
         shell.run(parsed)
     assert "\n" not in str(refused.value)
@@ -161,7 +161,7 @@ def test_a_database_not_made_yet_is_said_once_and_default_is_used(settings: Sett
     assert code == 0
     assert out.split() == ["one", "1", "db", "default"]
     assert err == (
-        f"clickstream sql: database {settings.warehouse_database} does not exist (yet): "
+        f"clickstream sql: database {settings.warehouse.database} does not exist (yet): "
         "using `default`\n"
     )
 
@@ -218,7 +218,7 @@ def test_an_error_is_one_line_and_exit_code_1(
 
 
 def test_a_read_only_session_does_not_nest_in_a_writable_one(sql_settings: Settings) -> None:
-    warehouse = Warehouse(sql_settings)
+    warehouse = Warehouse.from_settings(sql_settings)
     if not warehouse.embedded:
         pytest.skip("sessions nest for chDB only")
     refused = pytest.raises(WarehouseError, match="read-only session cannot share")
@@ -233,7 +233,7 @@ def test_a_read_only_session_does_not_nest_in_a_writable_one(sql_settings: Setti
 def test_a_busy_warehouse_is_reported_once_the_lock_timeout_passes(
     sql_settings: Settings,
 ) -> None:
-    warehouse = Warehouse(sql_settings)
+    warehouse = Warehouse.from_settings(sql_settings)
     if not warehouse.embedded:
         pytest.skip("the lock exists for chDB only")
     with warehouse.session():

@@ -26,7 +26,7 @@ LIMIT = 4096
 
 @pytest.fixture
 def app_settings() -> Settings:
-    return Settings(max_body_bytes=LIMIT, max_batch_bytes=4 * LIMIT)
+    return Settings.of(max_body_bytes=LIMIT, max_batch_bytes=4 * LIMIT)
 
 
 def post(client, body: bytes, url: str = URL, **headers: str):
@@ -231,7 +231,7 @@ def test_strings_far_over_every_bound_are_413(client) -> None:
 
 def test_a_token_over_its_bound_is_422_without_echoing_it(client) -> None:
     token = "t" * (MAX_TOKEN_LENGTH + 1)
-    settings = Settings(max_body_bytes=2 * MAX_TOKEN_LENGTH)
+    settings = Settings.of(max_body_bytes=2 * MAX_TOKEN_LENGTH)
     big = create_app(settings, identity=FakeIdentity(), publisher=FakePublisher()).test_client()
     response = post(big, orjson.dumps({**CLICK, "token": token}))
     assert "token" in assert_error(response, 422)["details"]

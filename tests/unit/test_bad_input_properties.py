@@ -61,7 +61,7 @@ def encode(value: Any) -> bytes:
 def app_and_publisher():
     publisher = FakePublisher()
     app = create_app(
-        Settings(max_body_bytes=8192, max_batch_bytes=65536, max_batch_events=20),
+        Settings.of(max_body_bytes=8192, max_batch_bytes=65536, max_batch_events=20),
         identity=FakeIdentity(),
         publisher=publisher,
     )

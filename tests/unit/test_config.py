@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config import ConfigError, Settings, describe
+from core.config import ConfigError, KafkaSettings, Settings, declarations, describe
 from core.host.plugin_manager import build_registry, make_plugin_manager
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
@@ -22,10 +22,10 @@ def test_variables_override_defaults_with_their_types() -> None:
             "UNRELATED": "x",
         }
     )
-    assert settings.api_port == 9000
-    assert settings.auth_timeout_s == 0.75
-    assert settings.jwt_algorithms == ("RS256", "HS256")
-    assert settings.kafka_topic == "clicks"
+    assert settings.api.port == 9000
+    assert settings.auth.timeout_s == 0.75
+    assert settings.jwt.algorithms == ("RS256", "HS256")
+    assert settings.kafka.topic == "clicks"
     assert Settings.from_env({}) == Settings()
 
 
@@ -50,3 +50,45 @@ def test_a_bad_value_stops_start_up_naming_the_variable(variable, value) -> None
 def test_the_configuration_page_is_not_stale() -> None:
     plugin_settings = build_registry(make_plugin_manager()).settings.values()
     assert DOCS.read_text(encoding="utf-8") == describe(plugin_settings), "run `make docs`"
+
+
+def test_each_setting_belongs_to_one_group_under_its_variable() -> None:
+    declared = list(declarations())
+    variables = [setting.variable for setting in declared]
+    assert len(variables) == len(set(variables)), "two settings share a variable"
+    assert all(setting.spec.metadata["doc"] for setting in declared)
+    by_variable = {setting.variable: setting for setting in declared}
+    # Names and variables are those of the flat settings before the groups: unchanged.
+    assert by_variable["CLICKSTREAM_MAX_BODY_BYTES"].group == "api"
+    assert by_variable["CLICKSTREAM_RATE_LIMIT_IP_REQUESTS"].attribute == "ip_requests"
+    assert by_variable["CLICKSTREAM_LOG_LEVEL"].group == "log"
+
+
+def test_settings_change_by_name_or_by_whole_group_and_are_validated() -> None:
+    changed = Settings.of(kafka_topic="clicks", max_body_bytes=10, rate_limit_window_s=5)
+    assert (changed.kafka.topic, changed.api.max_body_bytes) == ("clicks", 10)
+    assert changed.limits.window_s == 5
+    assert changed.spool == Settings().spool
+    assert Settings().replace(kafka=KafkaSettings(topic="t")).kafka.topic == "t"
+    with pytest.raises(TypeError, match="no such setting: kafka_topik"):
+        Settings.of(kafka_topik="x")
+    with pytest.raises(ConfigError, match="CLICKSTREAM_API_PORT must be positive"):
+        Settings.of(api_port=0)
+    with pytest.raises(ConfigError, match="CLICKSTREAM_OPS_PORT"):
+        Settings.of(ops_port=8000, api_port=8000)
+
+
+def test_the_environment_of_some_settings_gives_them_back() -> None:
+    settings = Settings.of(
+        cors_origins=("https://a.example", "*"), spool_fsync=False, etl_interval_s=0.5
+    )
+    env = settings.to_env()
+    assert env["CLICKSTREAM_CORS_ORIGINS"] == "https://a.example,*"
+    assert env["CLICKSTREAM_SPOOL_FSYNC"] == "false"
+    assert Settings.from_env(env) == settings
+
+
+@pytest.mark.parametrize("origin", ["cinema.example", "https://cinema.example/path"])
+def test_an_origin_with_no_scheme_or_with_a_path_is_refused(origin) -> None:
+    with pytest.raises(ConfigError, match="CLICKSTREAM_CORS_ORIGINS"):
+        Settings.from_env({"CLICKSTREAM_CORS_ORIGINS": origin})

@@ -303,16 +303,17 @@ def test_the_consumer_commits_by_hand_under_the_etl_group(settings, monkeypatch)
         kafka_bootstrap="k1:9092,k2:9092", etl_max_records=20000, kafka_ack_timeout_s=10.0
     )
 
-    open_consumer(settings)
+    open_consumer(settings.kafka, settings.etl)
 
     assert seen == {
         "bootstrap_servers": ["k1:9092", "k2:9092"],
-        "group_id": settings.etl_group,
+        "group_id": settings.etl.group,
         "client_id": "clickstream-etl",
         "enable_auto_commit": False,  # offsets move only once the rows are stored
         "auto_offset_reset": "earliest",  # a new group starts at the beginning: nothing skipped
         "max_poll_records": 5000,
         "request_timeout_ms": 11000,
     }
-    open_consumer(settings.replace(etl_max_records=300, kafka_ack_timeout_s=1.0))
+    changed = settings.replace(etl_max_records=300, kafka_ack_timeout_s=1.0)
+    open_consumer(changed.kafka, changed.etl)
     assert (seen["max_poll_records"], seen["request_timeout_ms"]) == (300, 6000)

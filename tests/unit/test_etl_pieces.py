@@ -287,7 +287,7 @@ def test_the_schedule_runs_a_pass_at_once_then_every_interval(settings):
     assert calls[0][1] - started < 0.5  # the first pass does not wait for the first tick
     assert calls[2][1] - calls[0][1] < 0.9  # two intervals of 0.05 s, not of a coarser tick
     assert calls[1][1] - calls[0][1] >= 0.04
-    assert all(pass_settings.etl_interval_s == 0.05 for pass_settings, _ in calls)
+    assert all(pass_settings.etl.interval_s == 0.05 for pass_settings, _ in calls)
 
 
 def test_the_schedule_starts_with_a_pass_and_stops_when_told(settings):

@@ -108,8 +108,8 @@ def rating(stars: int) -> dict:
 
 
 class FakeConsumer:
-    def __init__(self, settings) -> None:
-        self.settings = settings
+    def __init__(self, kafka, etl) -> None:
+        self.group = etl.group
         self.closed = False
 
     def close(self) -> None:
@@ -132,8 +132,8 @@ def kafka(monkeypatch):
         consumers: list[FakeConsumer] = []
         on_commit = None
 
-    def open_consumer(settings):
-        Kafka.consumers.append(FakeConsumer(settings))
+    def open_consumer(kafka, etl):
+        Kafka.consumers.append(FakeConsumer(kafka, etl))
         return Kafka.consumers[-1]
 
     def read_batch(consumer, topic, max_records, poll_timeout_s, replay):
@@ -197,7 +197,7 @@ def test_every_data_insert_carries_the_token_of_its_own_block(settings, kafka, i
         b"not json",
         b"[]",
     ]
-    batch = batch_of(settings.kafka_topic, messages)
+    batch = batch_of(settings.kafka.topic, messages)
     by_event_id = {
         uuid.UUID(m["event_id"]): r
         for m, r in zip(messages, batch.records, strict=True)
@@ -212,18 +212,18 @@ def test_every_data_insert_carries_the_token_of_its_own_block(settings, kafka, i
     assert {table for table, *_ in data_inserts} == {"element_clicks", "video_completes"}
     for table, columns, rows, insert_settings in data_inserts:
         records = [by_event_id[row[columns.index("event_id")]] for row in rows]
-        expected = insert_token(settings.kafka_topic, table, columns, records)
+        expected = insert_token(settings.kafka.topic, table, columns, records)
         assert insert_settings["insert_deduplication_token"] == expected
     [(_, columns, rows, insert_settings)] = [i for i in inserts if i[0] == "dead_letters"]
     records = [by_offset[row[columns.index("offset")]] for row in rows]
     assert len(records) == 2
     assert insert_settings["insert_deduplication_token"] == insert_token(
-        settings.kafka_topic, "dead_letters", DEAD_LETTER_COLUMNS, records
+        settings.kafka.topic, "dead_letters", DEAD_LETTER_COLUMNS, records
     )
 
 
 def test_a_clean_batch_goes_in_as_one_block_per_table(settings, kafka, inserts) -> None:
-    kafka.batches = [batch_of(settings.kafka_topic, [click(position=i) for i in range(4)])]
+    kafka.batches = [batch_of(settings.kafka.topic, [click(position=i) for i in range(4)])]
 
     run_pass(settings, REGISTRY)
 
@@ -236,8 +236,8 @@ def test_a_replay_of_the_same_offsets_is_dropped_even_if_its_bytes_differ(settin
     # between the crash and the replay. ClickHouse's own hash of the block would not match.
     again = {**first, "data": {**first["data"], "position": 2}}
     kafka.batches = [
-        batch_of(settings.kafka_topic, [first]),
-        batch_of(settings.kafka_topic, [again]),
+        batch_of(settings.kafka.topic, [first]),
+        batch_of(settings.kafka.topic, [again]),
     ]
 
     run_pass(settings, REGISTRY)
@@ -251,7 +251,7 @@ def test_offsets_are_committed_only_once_the_rows_are_stored(settings, kafka) ->
     kafka.on_commit = lambda batch: stored_at_commit.append(
         query(settings, "SELECT count() FROM {db}.element_clicks")[0][0]
     )
-    kafka.batches = [batch_of(settings.kafka_topic, [click(), click(), click()])]
+    kafka.batches = [batch_of(settings.kafka.topic, [click(), click(), click()])]
 
     run_pass(settings, REGISTRY)
 
@@ -264,7 +264,7 @@ def test_a_pass_whose_load_fails_commits_nothing(settings, kafka, monkeypatch) -
         raise WarehouseError("the warehouse went away")
 
     monkeypatch.setattr(etl.runner, "_load", failing_load)
-    kafka.batches = [batch_of(settings.kafka_topic, [click()])]
+    kafka.batches = [batch_of(settings.kafka.topic, [click()])]
 
     with pytest.raises(WarehouseError):
         run_pass(settings, REGISTRY)
@@ -272,7 +272,7 @@ def test_a_pass_whose_load_fails_commits_nothing(settings, kafka, monkeypatch) -
 
 
 def test_a_bad_message_is_dead_lettered_and_still_committed_past(settings, kafka) -> None:
-    kafka.batches = [batch_of(settings.kafka_topic, [b"not json", click()])]
+    kafka.batches = [batch_of(settings.kafka.topic, [b"not json", click()])]
 
     result = run_pass(settings, REGISTRY)
 
@@ -286,10 +286,10 @@ def test_a_pass_records_its_plan_its_outcome_and_the_delivery_of_each_event(
     settings, kafka
 ) -> None:
     clicks = [click(position=i) for i in range(3)]
-    first = batch_of(settings.kafka_topic, [*clicks[:2], b"not json"], partition=0, start=4)
+    first = batch_of(settings.kafka.topic, [*clicks[:2], b"not json"], partition=0, start=4)
     first.partitions[0].gaps = [(2, 4)]
     unmoved = PartitionRead(2, expected=7, end=7, next_offset=7)
-    batch = merged(first, batch_of(settings.kafka_topic, clicks[2:], partition=1))
+    batch = merged(first, batch_of(settings.kafka.topic, clicks[2:], partition=1))
     batch.partitions[2] = unmoved
     kafka.batches = [batch]
 
@@ -304,10 +304,10 @@ def test_a_pass_records_its_plan_its_outcome_and_the_delivery_of_each_event(
     assert (result.committed, result.gaps, result.replayed) == ({0: 7, 1: 1}, [(0, 2, 4)], False)
     assert 0 < result.duration_s <= elapsed + 0.001 and elapsed - result.duration_s < 0.05
     assert kafka.reads == [
-        (settings.kafka_topic, settings.etl_max_records, settings.etl_poll_timeout_s, {})
+        (settings.kafka.topic, settings.etl.max_records, settings.etl.poll_timeout_s, {})
     ]
     [consumer] = kafka.consumers
-    assert consumer.settings is settings and consumer.closed
+    assert consumer.group == settings.etl.group and consumer.closed
     passes = query(
         settings,
         "SELECT pass_id, consumer_group, topic, status, messages, rows, dead_letters, replayed, "
@@ -315,7 +315,7 @@ def test_a_pass_records_its_plan_its_outcome_and_the_delivery_of_each_event(
     )
     assert passes == [
         (
-            uuid.UUID(result.pass_id), settings.etl_group, settings.kafka_topic, "loaded",
+            uuid.UUID(result.pass_id), settings.etl.group, settings.kafka.topic, "loaded",
             4, 3, 1, 0, True, True,
         )
     ]  # fmt: skip
@@ -325,7 +325,7 @@ def test_a_pass_records_its_plan_its_outcome_and_the_delivery_of_each_event(
         "last_offset, next_offset, end_offset, messages, gaps FROM {db}.etl_offsets "
         "ORDER BY partition",
     )
-    plan = (uuid.UUID(result.pass_id), settings.etl_group, settings.kafka_topic)
+    plan = (uuid.UUID(result.pass_id), settings.etl.group, settings.kafka.topic)
     assert offsets == [(*plan, 0, 4, 4, 6, 7, 7, 3, [(2, 4)]), (*plan, 1, 0, 0, 0, 1, 1, 1, [])]
     deliveries = query(
         settings,
@@ -336,7 +336,7 @@ def test_a_pass_records_its_plan_its_outcome_and_the_delivery_of_each_event(
     assert [row[:8] for row in deliveries] == [
         (
             uuid.UUID(m["event_id"]), "element_click", "element_clicks",
-            datetime.fromisoformat(m["timestamp"].replace("Z", "")), settings.kafka_topic,
+            datetime.fromisoformat(m["timestamp"].replace("Z", "")), settings.kafka.topic,
             partition, offset, uuid.UUID(result.pass_id),
         )
         for m, (partition, offset) in zip(clicks, where, strict=True)
@@ -346,10 +346,10 @@ def test_a_pass_records_its_plan_its_outcome_and_the_delivery_of_each_event(
 
 
 def test_dead_letters_keep_the_records_key_bytes_and_reason(settings, kafka) -> None:
-    batch = batch_of(settings.kafka_topic, [b"\xff{", b"[1]", click(position=-1), b"{}"])
+    batch = batch_of(settings.kafka.topic, [b"\xff{", b"[1]", click(position=-1), b"{}"])
     records = batch.records
-    records[1] = Record(settings.kafka_topic, 0, 1, None, b"[1]", 0)  # no key
-    records[3] = Record(settings.kafka_topic, 0, 3, b"k", None, 0)  # a tombstone
+    records[1] = Record(settings.kafka.topic, 0, 1, None, b"[1]", 0)  # no key
+    records[3] = Record(settings.kafka.topic, 0, 3, b"k", None, 0)  # a tombstone
     kafka.batches = [batch]
 
     result = run_pass(settings, REGISTRY)
@@ -374,7 +374,7 @@ def test_dead_letters_keep_the_records_key_bytes_and_reason(settings, kafka) -> 
 def test_a_pass_that_did_not_commit_is_replayed_and_stores_nothing_twice(settings, kafka) -> None:
     """The replay reads the same offsets, its records interleaved otherwise across partitions:
     each block, data or dead letters, gets the same token and ClickHouse drops it."""
-    topic = settings.kafka_topic
+    topic = settings.kafka.topic
     batch = merged(
         batch_of(topic, [click(), b"not json", click(), b"[]"], partition=0),
         batch_of(topic, [click(), b"{}", click()], partition=1),
@@ -406,9 +406,9 @@ def test_a_pass_that_did_not_commit_is_replayed_and_stores_nothing_twice(setting
 
 
 def test_the_plan_of_a_pass_covers_only_the_partitions_it_moved(settings, kafka) -> None:
-    batch = batch_of(settings.kafka_topic, [click(), click()])
+    batch = batch_of(settings.kafka.topic, [click(), click()])
     batch.partitions[1] = PartitionRead(1, expected=5, end=5, next_offset=5)
-    kafka.batches = [batch, batch_of(settings.kafka_topic, [click()], start=2)]
+    kafka.batches = [batch, batch_of(settings.kafka.topic, [click()], start=2)]
 
     run_pass(settings, REGISTRY)
     run_pass(settings, REGISTRY)
@@ -421,7 +421,7 @@ def test_a_row_its_table_refuses_is_dead_lettered_and_the_rest_of_its_block_load
     settings, kafka, inserts
 ) -> None:
     messages = [rating(4), rating(300), rating(5), click()]
-    batch = batch_of(settings.kafka_topic, messages)
+    batch = batch_of(settings.kafka.topic, messages)
     by_event_id = {
         uuid.UUID(m["event_id"]): r for m, r in zip(messages, batch.records, strict=True)
     }
@@ -445,7 +445,7 @@ def test_a_row_its_table_refuses_is_dead_lettered_and_the_rest_of_its_block_load
     for table, columns, rows, insert_settings in inserts:
         if table in ("test_ratings", "element_clicks"):
             records = [by_event_id[row[columns.index("event_id")]] for row in rows]
-            expected = insert_token(settings.kafka_topic, table, columns, records)
+            expected = insert_token(settings.kafka.topic, table, columns, records)
             assert insert_settings["insert_deduplication_token"] == expected
 
 
@@ -454,7 +454,7 @@ def test_a_refused_rows_detail_is_cut_to_2000_characters(settings, kafka, insert
         return ValueError("x" * 5000) if table == "element_clicks" else None
 
     inserts.refuse = refuse
-    kafka.batches = [batch_of(settings.kafka_topic, [click()])]
+    kafka.batches = [batch_of(settings.kafka.topic, [click()])]
 
     run_pass(settings, REGISTRY)
 
@@ -480,7 +480,7 @@ def test_the_warehouse_going_away_mid_insert_fails_the_pass_and_commits_nothing(
         return refusals.pop(0) if table == "element_clicks" and refusals else None
 
     inserts.refuse = refuse
-    kafka.batches = [batch_of(settings.kafka_topic, [click(), click()])]
+    kafka.batches = [batch_of(settings.kafka.topic, [click(), click()])]
 
     with pytest.raises(OperationalError):
         run_pass(settings, REGISTRY)
@@ -492,7 +492,7 @@ def test_the_warehouse_going_away_mid_insert_fails_the_pass_and_commits_nothing(
 
 
 def test_a_pass_with_nothing_new_writes_and_commits_nothing(settings, kafka) -> None:
-    empty = batch_of(settings.kafka_topic, [], start=3)
+    empty = batch_of(settings.kafka.topic, [], start=3)
     kafka.batches = [empty]
 
     result = run_pass(settings, REGISTRY)
@@ -503,7 +503,7 @@ def test_a_pass_with_nothing_new_writes_and_commits_nothing(settings, kafka) -> 
 
 def test_a_table_needing_a_migration_stops_the_pass_before_it_reads(settings, kafka) -> None:
     changed = RATINGS_DDL.replace("ORDER BY (stars, event_id)", "ORDER BY (event_id, stars)")
-    kafka.batches = [batch_of(settings.kafka_topic, [rating(4)])]
+    kafka.batches = [batch_of(settings.kafka.topic, [rating(4)])]
     run_pass(settings, RATED)
     other = build_registry(make_plugin_manager(extra_plugins=[RatingPlugin(changed)]))
 
@@ -515,7 +515,7 @@ def test_a_table_needing_a_migration_stops_the_pass_before_it_reads(settings, ka
 
 def test_after_insert_runs_once_the_rows_are_stored_and_before_the_commit(settings, kafka) -> None:
     seen = []
-    kafka.batches = [batch_of(settings.kafka_topic, [click(), click()])]
+    kafka.batches = [batch_of(settings.kafka.topic, [click(), click()])]
 
     def after_insert():
         seen.append((query(settings, "SELECT count() FROM {db}.element_clicks"), kafka.commits[:]))
@@ -528,7 +528,7 @@ def test_after_insert_runs_once_the_rows_are_stored_and_before_the_commit(settin
 
 def test_a_pass_logs_its_result_and_each_event_with_the_pass_id(settings, kafka, caplog) -> None:
     caplog.set_level(logging.DEBUG, logger="etl")
-    batch = batch_of(settings.kafka_topic, [click(), b"not json", click()])
+    batch = batch_of(settings.kafka.topic, [click(), b"not json", click()])
     batch.partitions[0].gaps = [(7, 8)]
     kafka.batches = [batch]
 
@@ -553,12 +553,12 @@ def test_a_pass_logs_its_result_and_each_event_with_the_pass_id(settings, kafka,
 def test_dead_letters_of_two_topics_at_the_same_offsets_are_both_kept(settings, kafka) -> None:
     """The dead letters' insert token names the topic: two topics loading into one database
     may fail at the same partition and offset, and neither may drop the other's."""
-    other = settings.replace(kafka_topic=settings.kafka_topic + "-other")
-    kafka.batches = [batch_of(settings.kafka_topic, [b"not json"])]
+    other = settings.replace(kafka_topic=settings.kafka.topic + "-other")
+    kafka.batches = [batch_of(settings.kafka.topic, [b"not json"])]
     run_pass(settings, REGISTRY)
-    kafka.batches = [batch_of(other.kafka_topic, [b"not json either"])]
+    kafka.batches = [batch_of(other.kafka.topic, [b"not json either"])]
     run_pass(other, REGISTRY)
     assert query(settings, "SELECT topic FROM {db}.dead_letters ORDER BY topic") == [
-        (settings.kafka_topic,),
-        (other.kafka_topic,),
+        (settings.kafka.topic,),
+        (other.kafka.topic,),
     ]

@@ -25,7 +25,7 @@ NOW = 1_800_000_000.0
 # pyjwt checks ``exp`` against the real clock, not the injected one: a token meant to be
 # expired for pyjwt must have expired in real time.
 LONG_AGO = 1_000_000_000
-SECRET = Settings().jwt_secret
+SECRET = Settings().jwt.secret
 
 
 class Clock:
@@ -112,12 +112,21 @@ def clock() -> Clock:
 
 @pytest.fixture
 def base() -> Settings:
-    return Settings(auth_breaker_failures=2, auth_breaker_reset_s=5.0, redis_prefix="t:")
+    return Settings.of(auth_breaker_failures=2, auth_breaker_reset_s=5.0, redis_prefix="t:")
 
 
 def make(settings: Settings, session: Session, clock: Clock, cache=None, **changes):
     settings = settings.replace(**changes)
-    return IdentityResolver(settings, cache, session, clock=clock, monotonic=clock)
+    return IdentityResolver(
+        settings.auth,
+        settings.jwt,
+        settings.cache,
+        cache,
+        session,
+        key_prefix=settings.redis.prefix,
+        clock=clock,
+        monotonic=clock,
+    )
 
 
 def rejection(resolver: IdentityResolver, token: object) -> str:
@@ -156,9 +165,9 @@ def test_service_call_shape(base, clock):
     assert resolver.resolve("tok-123") == Identity("u1", "verified")
     call = session.requests[0]
     assert call["method"] == "POST"
-    assert call["url"] == base.auth_url
+    assert call["url"] == base.auth.url
     assert call["headers"] == {"Authorization": "Bearer tok-123"}
-    assert call["timeout"] == base.auth_timeout_s
+    assert call["timeout"] == base.auth.timeout_s
     assert call["allow_redirects"] is False
 
 
@@ -510,7 +519,7 @@ def test_check_auth_service_probe(base, clock, auth_timeout_s, probe_timeout_s):
     resolver.check_auth_service()
     (call,) = session.requests
     assert call["method"] == "GET"
-    assert call["url"] == base.auth_url
+    assert call["url"] == base.auth.url
     assert "headers" not in call  # no token
     assert call["timeout"] == probe_timeout_s  # at most 1 s, whatever the verify call's timeout
     assert call["allow_redirects"] is False
@@ -558,7 +567,7 @@ def test_algorithm_outside_allow_list_rejected(base, clock):
 
 def test_correctly_signed_token_of_an_algorithm_outside_allow_list_rejected(base, clock):
     settings = base.replace(jwt_secret="s" * 64)
-    token = jwt.encode({"sub": "u1"}, settings.jwt_secret, algorithm="HS512")
+    token = jwt.encode({"sub": "u1"}, settings.jwt.secret, algorithm="HS512")
     rejection(make(settings, Session(requests.ConnectionError()), clock), token)
     allowed = settings.replace(jwt_algorithms=("HS256", "HS512"))
     assert make(allowed, Session(requests.ConnectionError()), clock).resolve(token).user_id == "u1"
@@ -687,7 +696,9 @@ def test_default_session_pools_a_connection_per_thread_and_never_retries(
         return Response(401, {})
 
     monkeypatch.setattr(requests.Session, "request", request)
-    resolver = IdentityResolver(base.replace(api_threads=threads), clock=clock, monotonic=clock)
+    resolver = IdentityResolver(
+        base.auth, base.jwt, base.cache, pool_size=threads, clock=clock, monotonic=clock
+    )
     assert resolver.check_auth_service()["ok"] is True
     (session,) = used
     for url in ("http://auth.example/verify", "https://auth.example/verify"):

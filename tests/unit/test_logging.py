@@ -105,7 +105,9 @@ def test_the_api_echoes_the_request_id_logs_it_and_puts_it_in_the_message(lines)
 
 
 def test_the_access_log_can_be_turned_off(lines):
-    app = create_app(Settings(access_log=False), identity=FakeIdentity(), publisher=FakePublisher())
+    app = create_app(
+        Settings.of(access_log=False), identity=FakeIdentity(), publisher=FakePublisher()
+    )
     app.test_client().get("/health/live")
     assert not [line for line in lines() if line["message"] == "http.request"]
 
@@ -139,7 +141,7 @@ def test_a_message_without_a_usable_request_id_has_none(value):
 
 
 def test_the_logging_configuration_routes_gunicorn_through_json():
-    config = logconfig_dict(Settings(log_level="debug"))
+    config = logconfig_dict(Settings.of(log_level="debug").log)
     assert config["root"]["level"] == "DEBUG"
     assert config["loggers"]["gunicorn.error"]["propagate"] is True
     assert config["loggers"]["kafka"]["level"] == "WARNING"

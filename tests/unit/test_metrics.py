@@ -94,7 +94,7 @@ def test_unknown_routes_and_invented_methods_do_not_grow_labels(client):
 
 def test_the_metrics_endpoint_is_an_operational_endpoint(publisher):
     app = create_app(
-        Settings(ops_token="s3cret-ops-token"), identity=FakeIdentity(), publisher=publisher
+        Settings.of(ops_token="s3cret-ops-token"), identity=FakeIdentity(), publisher=publisher
     )
     client = app.test_client()
     assert client.get("/metrics").status_code == 401
@@ -240,7 +240,7 @@ def test_quality_figures_and_freshness_come_from_the_quality_report():
 
 
 def test_a_failed_pass_is_counted_and_reraised(tmp_path):
-    settings = Settings(etl_metrics_textfile=str(tmp_path / "etl.prom"))
+    settings = Settings.of(etl_metrics_textfile=str(tmp_path / "etl.prom"))
     metrics = EtlMetrics(settings, registry=None)  # type: ignore[arg-type]
     metrics.after_pass = lambda: metrics.write_textfile(tmp_path / "etl.prom")
 

@@ -115,7 +115,7 @@ def producers(monkeypatch) -> list[RecordingProducer]:
 
 @pytest.fixture
 def publisher(producers) -> Publisher:
-    publisher = Publisher(Settings(spool_max_bytes=0, kafka_ack_timeout_s=2.0))
+    publisher = Publisher.from_settings(Settings.of(spool_max_bytes=0, kafka_ack_timeout_s=2.0))
     yield publisher
     publisher.close()
 
@@ -147,14 +147,14 @@ def test_the_producer_waits_for_every_in_sync_replica_and_is_idempotent(
     config = producers[0].config
     assert config["acks"] == "all"
     assert config["enable_idempotence"] is True
-    assert config["bootstrap_servers"] == Settings().kafka_bootstrap.split(",")
+    assert config["bootstrap_servers"] == Settings().kafka.bootstrap.split(",")
 
 
 def test_publish_returns_only_after_the_broker_acknowledged(publisher, producers) -> None:
     thread, outcome = publish_in_background(publisher)
     _wait_for_send(producers)
     topic, key, value, future = producers[0].sent[0]
-    assert (topic, key, value) == (Settings().kafka_topic, b"element_click", b"{}")
+    assert (topic, key, value) == (Settings().kafka.topic, b"element_click", b"{}")
     thread.join(0.3)
     assert thread.is_alive() and outcome == [], "publish returned before the acknowledgement"
     future.acknowledge()
@@ -193,7 +193,7 @@ def test_the_producer_is_configured_from_the_settings_and_bounded_by_the_ack_tim
 ) -> None:
     """Every wait of the producer ends about when the request stops waiting for the broker,
     so a record spooled after a timeout does not also reach Kafka late."""
-    settings = Settings(
+    settings = Settings.of(
         spool_max_bytes=0,
         kafka_bootstrap="k1:9092,k2:9093",
         kafka_linger_ms=7,
@@ -201,7 +201,7 @@ def test_the_producer_is_configured_from_the_settings_and_bounded_by_the_ack_tim
         kafka_ack_timeout_s=2.5,
     )
     RecordingProducer.broker = UP
-    publisher = Publisher(settings)
+    publisher = Publisher.from_settings(settings)
     publisher.publish("element_click", b"{}")
     publisher.close()
     config = producers[0].config
@@ -340,7 +340,7 @@ def admins(monkeypatch) -> list[RecordingAdmin]:
 
 
 def test_a_reachable_broker_is_ready(admins) -> None:
-    publisher = Publisher(Settings(kafka_bootstrap="k1:9092,k2:9093"))
+    publisher = Publisher.from_settings(Settings.of(kafka_bootstrap="k1:9092,k2:9093"))
     assert publisher.check() == {"ok": True, "detail": "broker reachable"}
     [admin] = admins
     assert admin.config["bootstrap_servers"] == ["k1:9092", "k2:9093"]
@@ -349,7 +349,7 @@ def test_a_reachable_broker_is_ready(admins) -> None:
 
 def test_the_readiness_probe_gives_up_on_a_silent_broker_within_seconds(admins) -> None:
     """Not after kafka-python's 30 s default: a probe that hangs is a probe that fails."""
-    Publisher(Settings()).check()
+    Publisher.from_settings(Settings()).check()
     config = admins[0].config
     assert 0 < config["request_timeout_ms"] <= 5000
     assert 0 < config["bootstrap_timeout_ms"] <= 5000
@@ -357,7 +357,7 @@ def test_the_readiness_probe_gives_up_on_a_silent_broker_within_seconds(admins) 
 
 def test_a_broker_that_does_not_answer_is_not_ready_and_says_why(admins) -> None:
     RecordingAdmin.failure = TimeoutError("no topics in time")
-    publisher = Publisher(Settings())
+    publisher = Publisher.from_settings(Settings())
     assert publisher.check() == {"ok": False, "detail": "TimeoutError: no topics in time"}
     assert admins[0].closed
 
@@ -367,7 +367,7 @@ def test_a_broker_that_cannot_be_reached_is_not_ready_and_never_a_crash(monkeypa
         raise ConnectionRefusedError("connection refused")
 
     monkeypatch.setattr(core.ingest.publisher, "KafkaAdminClient", unreachable)
-    answer = Publisher(Settings()).check()
+    answer = Publisher.from_settings(Settings()).check()
     assert answer == {"ok": False, "detail": "ConnectionRefusedError: connection refused"}
 
 
@@ -375,7 +375,7 @@ def test_a_broker_that_cannot_be_reached_is_not_ready_and_never_a_crash(monkeypa
 
 
 def spool_settings(tmp_path, **changes) -> Settings:
-    settings = Settings(
+    settings = Settings.of(
         spool_dir=str(tmp_path / "spool"),
         spool_max_bytes=1 << 20,
         spool_fsync=False,
@@ -388,13 +388,13 @@ def spool_settings(tmp_path, **changes) -> Settings:
 @pytest.fixture
 def spooling(tmp_path, producers) -> Publisher:
     """A publisher with a spool whose replayer waits longer than any test: nothing is replayed."""
-    publisher = Publisher(spool_settings(tmp_path, spool_replay_interval_s=60.0))
+    publisher = Publisher.from_settings(spool_settings(tmp_path, spool_replay_interval_s=60.0))
     yield publisher
     publisher.close()
 
 
 def spooled_bytes(*messages: tuple[str, bytes]) -> int:
-    return sum(len(encode(Record(Settings().kafka_topic, k, v))) for k, v in messages)
+    return sum(len(encode(Record(Settings().kafka.topic, k, v))) for k, v in messages)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -455,7 +455,7 @@ def test_while_the_spool_holds_events_new_ones_join_it_without_trying_kafka(
 
 
 def test_spooled_events_reach_kafka_in_order_once_it_is_back(tmp_path, producers) -> None:
-    publisher = Publisher(spool_settings(tmp_path))
+    publisher = Publisher.from_settings(spool_settings(tmp_path))
     try:
         RecordingProducer.broker = DOWN
         messages = [("element_click", b"1"), ("element_click", b"2"), ("other", b"3")]
@@ -473,12 +473,12 @@ def test_spooled_events_reach_kafka_in_order_once_it_is_back(tmp_path, producers
 def test_what_the_spool_holds_at_close_stays_on_disk_for_the_next_process(
     tmp_path, producers
 ) -> None:
-    first = Publisher(spool_settings(tmp_path, spool_replay_interval_s=60.0))
+    first = Publisher.from_settings(spool_settings(tmp_path, spool_replay_interval_s=60.0))
     RecordingProducer.broker = DOWN
     first.publish("element_click", b"kept")
     first.close()
     RecordingProducer.broker = UP
-    second = Publisher(spool_settings(tmp_path))
+    second = Publisher.from_settings(spool_settings(tmp_path))
     try:
         assert second.check_spool()["depth_events"] == 1
         wait_until(lambda: (b"element_click", b"kept") in delivered(producers))
@@ -487,7 +487,7 @@ def test_what_the_spool_holds_at_close_stays_on_disk_for_the_next_process(
 
 
 def test_a_full_spool_refuses_only_what_kafka_did_not_take(tmp_path, producers) -> None:
-    publisher = Publisher(spool_settings(tmp_path, spool_max_bytes=1))
+    publisher = Publisher.from_settings(spool_settings(tmp_path, spool_max_bytes=1))
     try:
         RecordingProducer.broker = lambda value: value != b"lost"
         ok, refused = publisher.publish_many([("a", b"ok"), ("b", b"lost")])
@@ -501,7 +501,7 @@ def test_a_full_spool_refuses_only_what_kafka_did_not_take(tmp_path, producers) 
 
 def test_an_unwritable_spool_is_a_publish_error(tmp_path, producers) -> None:
     (tmp_path / "spool").write_text("a file where the spool directory should be")
-    publisher = Publisher(spool_settings(tmp_path))
+    publisher = Publisher.from_settings(spool_settings(tmp_path))
     try:
         RecordingProducer.broker = DOWN
         with pytest.raises(PublishError):
@@ -523,7 +523,7 @@ def test_an_empty_spool_is_ready_to_take_events(spooling) -> None:
 
 
 def test_a_spool_turned_off_never_touches_the_disk(tmp_path, producers) -> None:
-    publisher = Publisher(spool_settings(tmp_path, spool_max_bytes=0))
+    publisher = Publisher.from_settings(spool_settings(tmp_path, spool_max_bytes=0))
     try:
         RecordingProducer.broker = DOWN
         with pytest.raises(PublishError):

@@ -25,7 +25,7 @@ OPS_TOKEN = "ops-secret-7f3a9c"
 
 
 def make_client(**changes):
-    app = create_app(Settings(**changes), identity=FakeIdentity(), publisher=FakePublisher())
+    app = create_app(Settings.of(**changes), identity=FakeIdentity(), publisher=FakePublisher())
     probe = ops.protect(Blueprint("probe", __name__))
     probe.get("/ops-probe")(lambda: {"ok": True})
     app.register_blueprint(probe)
@@ -264,6 +264,6 @@ def test_security_settings_from_the_environment() -> None:
             "CLICKSTREAM_OPS_TOKEN": OPS_TOKEN,
         }
     )
-    assert settings.cors_origins == ("https://cinema.example", "http://localhost:3000")
-    assert settings.rate_limit_user_events == 600
-    assert settings.ops_token == OPS_TOKEN
+    assert settings.cors.origins == ("https://cinema.example", "http://localhost:3000")
+    assert settings.limits.user_events == 600
+    assert settings.ops.token == OPS_TOKEN

@@ -29,6 +29,17 @@ from core.ingest.spool import (
 )
 
 
+def spools_of(settings: Settings, send, count) -> Spools:
+    """The spools the publisher of ``settings`` would open."""
+    return Spools(
+        settings.spool,
+        send,
+        count,
+        largest_event_bytes=settings.api.max_body_bytes,
+        send_timeout_s=settings.kafka.ack_timeout_s,
+    )
+
+
 def records(count: int, start: int = 0, size: int = 10) -> list[Record]:
     return [
         Record("topic", f"key{i % 3}", str(i).encode().ljust(size, b"."))
@@ -248,12 +259,12 @@ class FlakyKafka:
 
 
 def test_orphans_replay_before_the_process_own_spool(tmp_path) -> None:
-    settings = Settings(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
+    settings = Settings.of(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
     orphan = Spool(tmp_path / "old", max_bytes=10**6, fsync=False)
     orphan.append(records(3))
     orphan.close()
     kafka, counts = FlakyKafka(), []
-    spools = Spools(settings, kafka.send, lambda **c: counts.append(c))
+    spools = spools_of(settings, kafka.send, lambda **c: counts.append(c))
     try:
         assert spools.depth == 3
         spools.append(records(2, 3))
@@ -385,9 +396,9 @@ def file_size_limit(limit: int):
 def test_a_short_write_is_cut_off_refused_whole_and_reported_until_a_write_succeeds(
     tmp_path,
 ) -> None:
-    settings = Settings(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
+    settings = Settings.of(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
     kafka = FlakyKafka()
-    spools = Spools(settings, kafka.send, lambda **c: None)
+    spools = spools_of(settings, kafka.send, lambda **c: None)
     try:
         spools.append(records(1))
         [directory] = tmp_path.iterdir()
@@ -411,8 +422,8 @@ def test_a_short_write_is_cut_off_refused_whole_and_reported_until_a_write_succe
 def test_the_process_spool_is_named_after_the_process_and_fsynced_as_configured(
     tmp_path, fsyncs
 ) -> None:
-    settings = Settings(spool_dir=str(tmp_path), spool_fsync=True, spool_replay_interval_s=3600)
-    spools = Spools(settings, FlakyKafka().send, lambda **c: None)
+    settings = Settings.of(spool_dir=str(tmp_path), spool_fsync=True, spool_replay_interval_s=3600)
+    spools = spools_of(settings, FlakyKafka().send, lambda **c: None)
     try:
         spools.append(records(2))
         [directory] = tmp_path.iterdir()
@@ -426,10 +437,10 @@ def test_the_process_spool_is_named_after_the_process_and_fsynced_as_configured(
 def test_the_health_check_says_whether_one_more_largest_event_fits(tmp_path) -> None:
     one = len(encode(records(1)[0]))
     root = tmp_path / "not" / "yet" / "made"
-    settings = Settings(
+    settings = Settings.of(
         spool_dir=str(root), spool_max_bytes=100, max_body_bytes=100, spool_replay_interval_s=3600
     )
-    spools = Spools(settings, FlakyKafka().send, lambda **c: None)
+    spools = spools_of(settings, FlakyKafka().send, lambda **c: None)
     try:
         assert spools.check() == {
             "ok": True,
@@ -449,7 +460,7 @@ def test_the_health_check_says_whether_one_more_largest_event_fits(tmp_path) -> 
     finally:
         spools.close()
 
-    roomy = Spools(settings.replace(spool_max_bytes=10**6), FlakyKafka().send, lambda **c: None)
+    roomy = spools_of(settings.replace(spool_max_bytes=10**6), FlakyKafka().send, lambda **c: None)
     try:
         roomy.append(records(2))
         assert roomy.check()["ok"] is True
@@ -461,7 +472,7 @@ def test_the_health_check_says_whether_one_more_largest_event_fits(tmp_path) -> 
 def test_the_health_check_names_a_spool_root_that_cannot_be_made(tmp_path) -> None:
     (tmp_path / "file").write_text("")
     root = tmp_path / "file" / "spool"
-    spools = Spools(Settings(spool_dir=str(root)), FlakyKafka().send, lambda **c: None)
+    spools = spools_of(Settings.of(spool_dir=str(root)), FlakyKafka().send, lambda **c: None)
     try:
         health = spools.check()
         assert (health["ok"], health["detail"]) == (False, f"spool unwritable: {root}")
@@ -525,16 +536,16 @@ def test_closing_deletes_an_empty_spool_only_when_asked_and_never_one_with_event
 def test_closing_the_spools_keeps_what_waits_for_the_next_process_and_removes_the_rest(
     tmp_path,
 ) -> None:
-    settings = Settings(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
+    settings = Settings.of(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
     kafka = FlakyKafka()
-    spools = Spools(settings, kafka.send, lambda **c: None)
+    spools = spools_of(settings, kafka.send, lambda **c: None)
     spools.append(records(2))
     spools.close()
     [orphan] = adopt_orphans(tmp_path, max_bytes=10**6, fsync=False)
     assert drain(orphan) == records(2)
     orphan.close(remove_if_empty=True)
 
-    spools = Spools(settings, kafka.send, lambda **c: None)
+    spools = spools_of(settings, kafka.send, lambda **c: None)
     spools.append(records(1))
     kafka.up = True
     assert spools.replay() == 1
@@ -546,9 +557,9 @@ def test_a_replay_probes_with_one_record_and_commits_exactly_what_kafka_acknowle
     tmp_path,
 ) -> None:
     one = len(encode(records(1)[0]))
-    settings = Settings(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
+    settings = Settings.of(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
     kafka = FlakyKafka()
-    spools = Spools(settings, kafka.send, lambda **c: None)
+    spools = spools_of(settings, kafka.send, lambda **c: None)
     try:
         spools.append(records(6))
         assert spools.replay() == 0
@@ -570,9 +581,9 @@ def test_an_orphan_damaged_after_adoption_does_not_hold_back_the_process_own_eve
     orphan = Spool(tmp_path / "old", max_bytes=10**6, fsync=False)
     orphan.append(records(2))
     orphan.close()
-    settings = Settings(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
+    settings = Settings.of(spool_dir=str(tmp_path), spool_replay_interval_s=3600)
     kafka = FlakyKafka()
-    spools = Spools(settings, kafka.send, lambda **c: None)
+    spools = spools_of(settings, kafka.send, lambda **c: None)
     try:
         [segment] = (tmp_path / "old").glob("*.seg")
         damaged = bytearray(segment.read_bytes())
@@ -593,10 +604,10 @@ def started_threads(before: set[threading.Thread]) -> list[threading.Thread]:
 def test_one_replayer_runs_while_events_wait_and_delivers_them_once_kafka_is_back(
     tmp_path,
 ) -> None:
-    settings = Settings(spool_dir=str(tmp_path), spool_replay_interval_s=0.01)
+    settings = Settings.of(spool_dir=str(tmp_path), spool_replay_interval_s=0.01)
     kafka = FlakyKafka()
     before = set(threading.enumerate())
-    spools = Spools(settings, kafka.send, lambda **c: None)
+    spools = spools_of(settings, kafka.send, lambda **c: None)
     try:
         assert started_threads(before) == []
         spools.append(records(2))
@@ -631,11 +642,11 @@ class StuckKafka(FlakyKafka):
 
 
 def test_close_waits_for_the_send_in_flight_then_sends_nothing_more(tmp_path) -> None:
-    settings = Settings(
+    settings = Settings.of(
         spool_dir=str(tmp_path), spool_replay_interval_s=0.01, kafka_ack_timeout_s=0.05
     )
     kafka = StuckKafka()
-    spools = Spools(settings, kafka.send, lambda **c: None)
+    spools = spools_of(settings, kafka.send, lambda **c: None)
     spools.append(records(3))
     assert kafka.sending.wait(5)
     closing = threading.Thread(target=spools.close)
@@ -653,12 +664,12 @@ def test_close_waits_for_the_send_in_flight_then_sends_nothing_more(tmp_path) ->
 
 
 def test_close_gives_up_on_a_send_that_does_not_return(tmp_path) -> None:
-    settings = Settings(
+    settings = Settings.of(
         spool_dir=str(tmp_path), spool_replay_interval_s=0.01, kafka_ack_timeout_s=0.05
     )
     kafka = StuckKafka()
     before = set(threading.enumerate())
-    spools = Spools(settings, kafka.send, lambda **c: None)
+    spools = spools_of(settings, kafka.send, lambda **c: None)
     try:
         spools.append(records(1))
         assert kafka.sending.wait(5)

@@ -60,7 +60,7 @@ def registry_with(*views: View):
 
 
 def ensure(settings, registry) -> None:
-    warehouse = Warehouse(settings)
+    warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
         warehouse.ensure_schema(client, registry)
         client.command(
