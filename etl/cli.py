@@ -16,6 +16,7 @@ from core.config import ConfigError, Settings
 from core.host.plugin_manager import build_registry, installed_event_types, make_plugin_manager
 from core.host.registry import Registry
 from core.log import configure as configure_logging
+from etl.sql import FORMATS
 
 
 def _registry() -> Registry:
@@ -93,6 +94,42 @@ def _migrate(settings: Settings, args: argparse.Namespace) -> int:
     with warehouse.session() as client:
         print(warehouse.migrate(client, _registry(), args.table, Path(args.file).read_text()))
     return 0
+
+
+def _sql(settings: Settings, args: argparse.Namespace) -> int:
+    from etl import sql
+    from etl.warehouse import Warehouse, WarehouseError
+
+    if args.query is not None and args.file:
+        print("sql takes a query or --file, not both", file=sys.stderr)
+        return 2
+    printer = sql.Printer(args.format)
+    try:
+        warehouse = Warehouse.from_settings(settings)
+        if args.lock_timeout is not None:
+            warehouse.lock_timeout_s = args.lock_timeout
+        shell = sql.Shell(warehouse, write=args.write, database=args.database, notice=printer.error)
+        if args.file:
+            script = Path(args.file).read_text(encoding="utf-8")
+        elif args.query == "-" or (args.query is None and not sys.stdin.isatty()):
+            script = sys.stdin.read()
+        elif args.query is None:
+            import readline  # noqa: F401 - line editing and history for input()
+
+            mode = "read-write" if args.write else "read-only (--write to change data)"
+            printer.error(f"database {shell.database}, {mode}; end statements with ;, Ctrl-D quits")
+            return sql.interactive(shell, printer)
+        else:
+            script = args.query
+        return sql.run_script(shell, script, printer)
+    except BrokenPipeError:  # the reader left (`| head`): nothing more to print, no error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except (sql.SqlError, WarehouseError, OSError) as error:
+        printer.error(str(error))
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 def _plugins(settings: Settings, args: argparse.Namespace) -> int:
@@ -180,6 +217,31 @@ def parser() -> argparse.ArgumentParser:
     migrate.add_argument("table", help="the event table to migrate")
     migrate.add_argument("file", help="SQL file; {database} and {table} are filled in")
     migrate.set_defaults(run=_migrate)
+
+    query = commands.add_parser(
+        "sql",
+        help="run SQL on the warehouse (read-only unless --write), also while the ETL runs",
+        description="Run statements on the warehouse, in its database, each holding chDB's "
+        "lock only while it runs. QUERY may hold several statements separated by ;. "
+        "Without QUERY: a prompt on a terminal, else the statements on stdin.",
+    )
+    query.add_argument("query", nargs="?", help="the statement(s); - reads them from stdin")
+    query.add_argument("-f", "--file", help="read the statements from this file")
+    query.add_argument("--format", choices=FORMATS, default="table", help="default: table")
+    query.add_argument(
+        "--write", action="store_true", help="allow statements that change data or tables"
+    )
+    query.add_argument(
+        "--database", help="the database to run in (default: CLICKSTREAM_WAREHOUSE_DATABASE)"
+    )
+    query.add_argument(
+        "--lock-timeout",
+        type=float,
+        metavar="S",
+        help="give up after waiting S seconds for chDB's lock "
+        "(default: CLICKSTREAM_WAREHOUSE_LOCK_TIMEOUT_S)",
+    )
+    query.set_defaults(run=_sql)
 
     plugins = commands.add_parser("plugins", help="the installed event types and their plugins")
     plugins.add_argument("--json", action="store_true", help="as a JSON array")

@@ -67,7 +67,7 @@ def render(ddl: str, database: str, table: str) -> str:
 
 # chDB runs one embedded server per process, so the open session is process state by nature.
 _embedded_lock = threading.RLock()
-_embedded: dict[str, object] = {"path": None, "client": None, "depth": 0}
+_embedded: dict[str, object] = {"path": None, "client": None, "depth": 0, "readonly": False}
 
 
 @dataclass(frozen=True)
@@ -137,10 +137,16 @@ class Warehouse:
         return f"{self.database}.{name}"
 
     @contextmanager
-    def session(self) -> Iterator[Client]:
-        """A client for a short piece of work; closed (and the chDB lock released) on exit."""
+    def session(self, *, readonly: bool = False) -> Iterator[Client]:
+        """A client for a short piece of work; closed (and the chDB lock released) on exit.
+
+        ``readonly`` opens it with ClickHouse's ``readonly = 1`` for the whole session: the
+        engine itself refuses whatever would change data, tables, settings or files, and
+        the session cannot lift it. A session nested in an open one must be of its kind.
+        """
+        settings = {"readonly": 1} if readonly else None
         if not self.embedded:
-            client = self._connect()
+            client = self._connect(settings)
             try:
                 yield client
             finally:
@@ -155,6 +161,11 @@ class Warehouse:
                         f"chDB already has {state['path']} open in this process; "
                         f"it cannot open {path} at the same time"
                     )
+                if state["readonly"] != readonly:
+                    raise WarehouseError(
+                        "a read-only session cannot share the client of a writable one, "
+                        "nor the reverse"
+                    )
                 state["depth"] += 1
                 try:
                     yield state["client"]
@@ -163,15 +174,15 @@ class Warehouse:
                 return
             lock_file = self._acquire_lock()
             try:
-                client = self._connect()
+                client = self._connect(settings)
             except BaseException:
                 _release(lock_file)
                 raise
-            state.update(path=path, client=client, depth=1)
+            state.update(path=path, client=client, depth=1, readonly=readonly)
             try:
                 yield client
             finally:
-                state.update(path=None, client=None, depth=0)
+                state.update(path=None, client=None, depth=0, readonly=False)
                 try:
                     client.close()
                 finally:
@@ -198,9 +209,9 @@ class Warehouse:
                     ) from None
                 time.sleep(0.05)
 
-    def _connect(self) -> Client:
+    def _connect(self, settings: dict[str, int] | None = None) -> Client:
         try:
-            return clickhouse_connect.get_client(dsn=self.dsn)
+            return clickhouse_connect.get_client(dsn=self.dsn, settings=settings)
         except Exception as error:
             raise WarehouseError(
                 f"cannot open the warehouse {self._safe_dsn()}: {error}"

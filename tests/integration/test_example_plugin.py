@@ -53,20 +53,11 @@ print(json.dumps({
 }))
 """
 
-# Runs in the plugin's environment: the rows of the plugin's table.
-READ_RATINGS = """
-import json
-from core.config import Settings
-from etl.warehouse import Warehouse
-
-warehouse = Warehouse.from_settings(Settings.from_env())
-with warehouse.session() as client:
-    rows = client.query(
-        "SELECT toString(event_id), video_id, score, review, user_id, identity, "
-        f"schema_version FROM {warehouse.table('ratings')} ORDER BY score"
-    ).result_rows
-print(json.dumps([list(row) for row in rows]))
-"""
+# What docs/writing-plugins.md section 7 runs: the rows of the plugin's table.
+READ_RATINGS = (
+    "SELECT toString(event_id) AS event_id, video_id, score, review, user_id, identity, "
+    "schema_version FROM ratings ORDER BY score"
+)
 
 
 @dataclass(frozen=True)
@@ -192,9 +183,18 @@ def test_a_rating_goes_from_the_api_through_kafka_into_its_table(
     counts = run(plugin_env.python, "-m", "etl.cli", "report", "counts", settings=settings)
     assert ["ratings", "2", "2"] in [line.split() for line in counts.stdout.splitlines()]
 
-    read = run(plugin_env.python, "-c", READ_RATINGS, settings=settings)
+    read = run(
+        plugin_env.python,
+        "-m",
+        "etl.cli",
+        "sql",
+        "--format",
+        "json",
+        READ_RATINGS,
+        settings=settings,
+    )
     assert read.returncode == 0, read.stderr
-    anonymous, verified = json.loads(read.stdout)
+    anonymous, verified = (list(row.values()) for row in json.loads(read.stdout))
     assert anonymous[:2] == [answers["anonymous"][1]["event_id"], VIDEO]
     assert anonymous[2:] == [7, None, "anonymous", "anonymous", 1]
     assert verified[0] == answers["verified"][1]["event_id"]
