@@ -19,6 +19,7 @@ import pytest
 
 from core.config import Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
+from etl import ledger
 from etl.sql import Printer, Shell, SqlError, run_script, statements_of
 from etl.warehouse import Warehouse, WarehouseError
 from tests.etl_helpers import create_topic, envelope, produce, scalar
@@ -49,7 +50,7 @@ def sql_settings(request, settings: Settings) -> Settings:
         settings = settings.replace(warehouse_dsn=SERVER_DSN)
     warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
-        warehouse.ensure_schema(client, build_registry(make_plugin_manager()))
+        warehouse.ensure_schema(client, build_registry(make_plugin_manager()), ledger.TABLES)
         client.insert(
             warehouse.table("search_filters"),
             [[uuid.uuid4(), text, f"genre={text}", 'say "да", then, no'] for text in QUERIES],
