@@ -176,6 +176,30 @@ def _schema_check(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if any(change.refused for change in changes) else 0
 
 
+def _new_plugin(settings: Settings, args: argparse.Namespace) -> int:
+    from core.host.scaffold import ScaffoldError, plugin_names, write_plugin
+
+    registry = _registry()
+    try:
+        names = plugin_names(args.name, args.event)
+        written = write_plugin(
+            names, Path(args.dir), taken_events=registry.names, taken_tables=registry.tables()
+        )
+    except ScaffoldError as error:
+        print(f"new-plugin: {error}", file=sys.stderr)
+        return 2
+    root = Path(args.dir) / names.directory
+    for path in written:
+        print(f"wrote {path}")
+    print(
+        f"\nNext: edit {root / names.package / 'schema.py'} (the fields of {names.event}), "
+        f"then\n  pip install -e {root}\n  (cd {root} && python -m pytest -q)\n"
+        f"  clickstream ddl {names.event}\nand restart the API and the ETL: "
+        f"{root / 'README.md'} has every step."
+    )
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(prog="clickstream", description=__doc__)
     commands = main_parser.add_subparsers(dest="command", required=True)
@@ -264,6 +288,21 @@ def parser() -> argparse.ArgumentParser:
         help="the published document (default: docs/openapi.json of this installation)",
     )
     schema_check.set_defaults(run=_schema_check)
+
+    new_plugin = commands.add_parser(
+        "new-plugin",
+        help="write a new plugin package, ready for pip install -e (docs/writing-plugins.md)",
+        description="Write clickstream-NAME/: a plugin package with one event type, its "
+        "schema (to edit), its tests (core.testing) and a README of the next steps.",
+    )
+    new_plugin.add_argument(
+        "name", metavar="NAME", help="lower case and underscores: the package is clickstream_NAME"
+    )
+    new_plugin.add_argument(
+        "--dir", default=".", help="where to write clickstream-NAME/ (default: here)"
+    )
+    new_plugin.add_argument("--event", help="the event type's name (default: NAME)")
+    new_plugin.set_defaults(run=_new_plugin)
     return main_parser
 
 

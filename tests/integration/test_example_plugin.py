@@ -4,7 +4,8 @@ The package goes into a virtual environment of its own (seeing the shared site-p
 so clickstream and its dependencies are there): installed into the shared environment,
 ``rating_submitted`` would appear in every other test's app and in docs/openapi.json.
 Everything that must see the plugin therefore runs in a subprocess with that
-environment's Python, exactly as an operator would after ``pip install`` and a restart.
+environment's Python, exactly as an operator would after ``pip install`` and a restart,
+importing this checkout's clickstream.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from core.config import Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from tests.servers import subprocess_env
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "plugin-rating"
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "examples" / "plugin-rating"
 #: A catalogue id: an opaque string, not a UUID.
 VIDEO = "tt0069293"
 
@@ -103,6 +105,9 @@ def plugin_env(tmp_path_factory) -> PluginEnvironment:
 
 def run(python: Path, *args: str, settings: Settings | None = None, cwd: Path | None = None):
     env = subprocess_env(settings) if settings else dict(os.environ)
+    # This checkout's clickstream (core.testing, which the plugin's tests use, among the
+    # rest), whichever checkout the shared environment has installed as editable.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
         [python, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
     )
