@@ -109,6 +109,40 @@ def test_the_written_plugin_passes_clickstreams_checks(imported) -> None:
     ]
 
 
+def test_the_trailer_share_journey_of_the_guide_is_a_schema_edit(
+    written: Path, monkeypatch
+) -> None:
+    """docs/writing-plugins.md, section 1: a field added to the schema and the example."""
+    package = written / "clickstream_trailer_share"
+    schema = (package / "schema.py").read_text(encoding="utf-8")
+    schema = schema.replace(
+        "from core import Number, Text", "from core import Choice, Number, Text"
+    )
+    schema += '    channel = Choice(("link", "email", "whatsapp", "telegram"), required=True)\n'
+    (package / "schema.py").write_text(schema, encoding="utf-8")
+    init = (package / "__init__.py").read_text(encoding="utf-8")
+    init = init.replace('"position_s": 42.5}', '"position_s": 42.5, "channel": "link"}')
+    (package / "__init__.py").write_text(init, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(written))
+    try:
+        checked = check_plugin(importlib.import_module("clickstream_trailer_share"))
+    finally:
+        for name in [name for name in sys.modules if name.startswith("clickstream_trailer_share")]:
+            del sys.modules[name]
+    assert [(c.name, c.type) for c in checked.columns["trailer_shares"]][-3:] == [
+        ("video_id", "String"),
+        ("position_s", "Nullable(Float64)"),
+        ("channel", "LowCardinality(String)"),
+    ]
+    checked.assert_refused(
+        "trailer_share", checked.example("trailer_share", channel="fax"), "channel"
+    )
+    assert (
+        checked.row("trailer_share", checked.example("trailer_share", position_s=...))["position_s"]
+        is None
+    )
+
+
 def test_the_readme_gives_the_next_steps(written: Path) -> None:
     readme = (written / "README.md").read_text(encoding="utf-8")
     for step in (
