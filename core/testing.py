@@ -17,8 +17,13 @@ Exported:
   :class:`CheckedPlugin` for further checks of the plugin's own (``row``, ``stored``,
   ``assert_refused``).
 * ``CheckedPlugin``: what the checks found (``registry``, ``rows``, ``columns``), and
-  what a test sends through it.
+  what a test sends through it (``example``, ``post``, ``publish``, ``row``, ``stored``,
+  ``assert_refused``).
+* ``Column``: a table's column as ClickHouse made it (``name``, ``type``, ``default_kind``).
 * ``PluginCheckError``: an ``AssertionError`` saying what the plugin should change.
+
+chDB lets a process hold one data directory at a time: each check opens a new one and
+closes it, so call them outside any open warehouse session of the same process.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ from core.host.plugin_manager import build_registry, describe_plugin, make_plugi
 from core.host.registry import EventType, Registry, RegistryError, Row
 from core.message import ANONYMOUS, MESSAGE_KEYS, Identity, decode, envelope_error
 
-__all__ = ["CheckedPlugin", "PluginCheckError", "check_plugin"]
+__all__ = ["CheckedPlugin", "Column", "PluginCheckError", "check_plugin"]
 
 #: The warehouse database of the temporary chDB directory.
 DATABASE = "clickstream"
@@ -114,9 +119,12 @@ def check_plugin(plugin: object) -> CheckedPlugin:
        ``table.sql``) in a fresh chDB directory, the rows are inserted and read back,
        and every value comes back as the row held it.
     """
-    checked = CheckedPlugin(plugin)
+    name = describe_plugin(plugin)
+    checked = CheckedPlugin(plugin, _registry_alone(plugin, name))
+    _check_with_installed(plugin, name)
+    checked._check_documented()
     samples = [
-        (event_type, data, checked._row(event_type.name, data, columns_known=False))
+        (event_type, data, _map(event_type, checked.publish(event_type.name, data)))
         for event_type in checked.registry
         for data in _samples(event_type)
     ]
@@ -138,11 +146,13 @@ class CheckedPlugin:
     (``Column(name, type, default_kind)``) as ClickHouse made them.
     """
 
-    def __init__(self, plugin: object) -> None:
+    def __init__(self, plugin: object, registry: Registry) -> None:
+        """``registry`` is that of ``plugin`` alone; :func:`check_plugin` makes both."""
         self.plugin = plugin
         self.name = describe_plugin(plugin)
-        self.registry = _registry_alone(plugin, self.name)
-        _check_with_installed(plugin, self.name)
+        self.registry = registry
+        self.rows: dict[str, Row] = {}
+        self.columns: dict[str, list[Column]] = {}
         self._publisher = _Publisher()
         self._client = create_app(
             Settings(),
@@ -150,9 +160,6 @@ class CheckedPlugin:
             identity=_Identity(),
             publisher=self._publisher,
         ).test_client()
-        self.rows: dict[str, Row] = {}
-        self.columns: dict[str, list[Column]] = {}
-        self._check_documented()
 
     def example(self, event: str, **changes: Any) -> dict[str, Any]:
         """The example of ``event`` with ``changes``; a change to ``...`` removes the field."""
@@ -179,8 +186,8 @@ class CheckedPlugin:
         if status != 202:
             raise PluginCheckError(
                 f"{where}: POST /api/v1/events answered {status}, not 202, for data {data!r}: "
-                f"{body}\n(is the data valid for the schema {event_type.schema.__name__}? "
-                "an example must pass it)"
+                f"{body}\n(publish, row and stored need data that {event_type.schema.__name__} "
+                "accepts; assert_refused checks a refusal)"
             )
         if len(self._publisher.sent) != 1:
             raise PluginCheckError(
@@ -202,7 +209,10 @@ class CheckedPlugin:
 
         Checks that the row's keys are its table's columns, in their order.
         """
-        return self._row(event, data, token=token, columns_known=True)
+        event_type = self._event_type(event)
+        row = _map(event_type, self.publish(event, data, token=token))
+        _check_columns(event_type, row, self.columns[event_type.table], data)
+        return row
 
     def stored(self, event: str, data: Any, *, token: str | None = None) -> Row:
         """:meth:`row`, then inserted into a new copy of the table (chDB) and read back.
@@ -239,14 +249,6 @@ class CheckedPlugin:
                 f"{sorted(details)}"
             )
         return details
-
-    def _row(self, event: str, data: Any, *, token: str | None = None, columns_known: bool) -> Row:
-        event_type = self._event_type(event)
-        message = self.publish(event, data, token=token)
-        row = _map(event_type, message)
-        if columns_known:
-            _check_columns(event_type, row, self.columns[event_type.table], data)
-        return row
 
     def _event_type(self, event: str) -> EventType:
         if event not in self.registry:

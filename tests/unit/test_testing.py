@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from marshmallow import Schema
 
-from core import EventType, Integer, Text, envelope_columns, hookimpl
+from core import EventType, Integer, Text, envelope_columns, hookimpl, testing
 from core.host.plugin_manager import make_plugin_manager
 from core.message import ENVELOPE_COLUMNS, ENVELOPE_COLUMNS_DDL
 from core.testing import CheckedPlugin, PluginCheckError, check_plugin
@@ -227,3 +227,8 @@ def test_a_hand_written_table_clickhouse_refuses_fails() -> None:
     message = failure(Plugin(score_given(ddl=ddl)))
     assert "ClickHouse refuses the DDL of table 'scores'" in message
     assert "video_id Strin" in message
+
+
+def test_its_docstring_lists_every_exported_name() -> None:
+    for name in testing.__all__:
+        assert f"``{name}" in testing.__doc__, name
