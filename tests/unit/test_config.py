@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from core import PluginSetting
 from core.config import ConfigError, KafkaSettings, Settings, declarations, describe
 from core.host.plugin_manager import build_registry, make_plugin_manager
 
@@ -122,3 +123,21 @@ def test_security_settings_from_the_environment() -> None:
     assert settings.cors.origins == ("https://cinema.example", "http://localhost:3000")
     assert settings.limits.user_events == 600
     assert settings.ops.token == OPS_TOKEN
+
+
+@pytest.mark.parametrize(
+    ("default", "raw", "value"),
+    [
+        (10, "25", 25),
+        (1.5, "0.25", 0.25),
+        (False, "yes", True),
+        (True, "off", False),
+        ("a", "b", "b"),
+    ],
+)
+def test_a_plugin_setting_is_read_from_its_variable_as_its_defaults_type(default, raw, value):
+    setting = PluginSetting("note_limit", default, "x")
+    settings = Settings.from_env({"CLICKSTREAM_NOTE_LIMIT": raw})
+    assert settings.plugin_value(setting) == value
+    assert Settings.from_env({}).plugin_value(setting) == default
+    assert Settings.from_env(settings.to_env()).plugin_value(setting) == value
