@@ -29,11 +29,6 @@ CLICK = {
 RECEIVED = datetime(2026, 11, 28, 13, 4, 5, 678901, tzinfo=timezone(timedelta(hours=3)))
 
 
-@pytest.fixture
-def publisher() -> FakePublisher:
-    return FakePublisher()
-
-
 def pipeline(publisher: FakePublisher, clock=lambda: RECEIVED) -> Pipeline:
     return Pipeline(REGISTRY, FakeIdentity(), publisher, clock=clock)
 
