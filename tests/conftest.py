@@ -1,6 +1,8 @@
 """Fixtures: settings per test, one fixture per real service, and the application chain
-``app_settings -> app -> client`` (fakes for identity and Kafka) beside its live twin
-``live_settings -> live_app -> live_client`` (the real services).
+``app_settings -> make_app -> app -> client`` (fakes for identity and Kafka) beside its
+live twin ``live_settings -> make_live_app -> live_app -> live_client`` (the real services).
+Every API a test uses is built by ``make_app`` or ``make_live_app``: a test module that
+needs other settings overrides ``app_settings`` or asks the factory for changes.
 
 The real services (Kafka, Redis, the reference auth service) are started by
 ``make services-up`` (``make test`` does it). Their addresses come from the
@@ -10,19 +12,31 @@ prefix and warehouse database, so tests never see each other's data.
 
 from __future__ import annotations
 
+import io
+import logging
+import os
 import shutil
 import socket
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+import orjson
 import pytest
+from flask import Flask
 
+import etl.runner
 from core.api import create_app
+from core.api.extension import pipeline_of
 from core.config import Settings
-from tests.fakes import FakeIdentity, FakePublisher
+from core.host.plugin_manager import build_registry, make_plugin_manager
+from core.host.registry import Registry
+from core.log import JsonFormatter
+from etl.warehouse import Warehouse
+from tests.etl_helpers import RatingPlugin, create_topic
+from tests.fakes import Clock, FakeIdentity, FakePublisher, with_ops_probe
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -198,9 +212,25 @@ def app_settings() -> Settings:
 
 
 @pytest.fixture
-def app(app_settings: Settings, identity: FakeIdentity, publisher: FakePublisher):
+def make_app(app_settings: Settings, identity: FakeIdentity, publisher: FakePublisher):
+    """``make_app(**setting_changes)``: the API on ``app_settings`` with those changes, identity
+    and Kafka faked by the ``identity`` and ``publisher`` fixtures.
+
+    ``plugin_manager=``, ``identity=`` and ``publisher=`` replace what the chain gives, for
+    the tests that need plugins of their own or another stand-in.
+    """
+
+    def make(*, plugin_manager=None, identity=identity, publisher=publisher, **changes) -> Flask:
+        settings = app_settings.replace(**changes) if changes else app_settings
+        return create_app(settings, plugin_manager, identity=identity, publisher=publisher)
+
+    return make
+
+
+@pytest.fixture
+def app(make_app):
     """The API with identity and Kafka faked."""
-    return create_app(app_settings, identity=identity, publisher=publisher)
+    return make_app()
 
 
 @pytest.fixture
@@ -209,13 +239,154 @@ def client(app):
 
 
 @pytest.fixture
-def live_app(live_settings: Settings):
-    """The API on the real services; its Kafka producer is closed afterwards."""
-    app = create_app(live_settings)
-    yield app
-    app.extensions["clickstream.pipeline"].publisher.close()
+def make_client(make_app) -> Callable:
+    """``make_client(**setting_changes)``: a client of ``make_app(**setting_changes)`` that
+    also answers ``GET /ops-probe``, an operational endpoint of the tests' own."""
+    return lambda **changes: with_ops_probe(make_app(**changes)).test_client()
+
+
+@pytest.fixture
+def make_live_app(live_settings: Settings):
+    """``make_live_app(**setting_changes)``: the API on the real services, on
+    ``live_settings`` with those changes (``plugin_manager=`` for plugins of the test's own).
+    Every Kafka producer is closed afterwards."""
+    apps: list[Flask] = []
+
+    def make(*, plugin_manager=None, **changes) -> Flask:
+        settings = live_settings.replace(**changes) if changes else live_settings
+        apps.append(create_app(settings, plugin_manager))
+        return apps[-1]
+
+    yield make
+    for app in apps:
+        pipeline_of(app).publisher.close()
+
+
+@pytest.fixture
+def live_app(make_live_app):
+    """The API on the real services."""
+    return make_live_app()
 
 
 @pytest.fixture
 def live_client(live_app):
     return live_app.test_client()
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    """The registry of the installed plugins."""
+    return build_registry(make_plugin_manager())
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """Time that only moves when the test says so, for what takes a clock (``clock.advance``)."""
+    return Clock()
+
+
+@pytest.fixture
+def resolver_settings() -> Settings:
+    """Settings of an identity resolver under test: its breaker opens after two failures in a
+    row, for 5 s; its Redis keys start with ``t:``."""
+    return Settings.of(auth_breaker_failures=2, auth_breaker_reset_s=5.0, redis_prefix="t:")
+
+
+@pytest.fixture
+def log_lines():
+    """Lines logged by ``core`` and ``etl`` loggers through the JSON formatter, parsed:
+    ``log_lines()`` gives those written so far."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    loggers = [logging.getLogger(name) for name in ("core", "etl")]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    yield lambda: [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    for logger in loggers:
+        logger.removeHandler(handler)
+        logger.setLevel(logging.NOTSET)
+
+
+@pytest.fixture
+def etl_kafka(monkeypatch):
+    """Kafka as ``run_pass`` sees it, faked: ``etl_kafka.batches`` are read in turn, commits
+    are recorded in ``etl_kafka.commits``.
+
+    ``etl_kafka.reads`` has the (topic, max_records, poll_timeout_s, replay) of every read and
+    ``etl_kafka.consumers`` every consumer opened; a read or commit through any other consumer
+    than the pass's open one fails the pass. ``etl_kafka.on_commit(batch)``, if set, runs
+    before a commit is recorded (and may raise instead).
+    """
+
+    class Consumer:
+        def __init__(self, kafka, etl) -> None:
+            self.group = etl.group
+            self.closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    class Kafka:
+        batches: list = []
+        commits: list[dict[int, int]] = []
+        reads: list[tuple] = []
+        consumers: list[Consumer] = []
+        on_commit = None
+
+    def open_consumer(kafka, etl):
+        Kafka.consumers.append(Consumer(kafka, etl))
+        return Kafka.consumers[-1]
+
+    def read_batch(consumer, topic, max_records, poll_timeout_s, replay):
+        assert consumer is Kafka.consumers[-1] and not consumer.closed
+        Kafka.reads.append((topic, max_records, poll_timeout_s, replay))
+        return Kafka.batches.pop(0)
+
+    def commit(consumer, batch):
+        assert consumer is Kafka.consumers[-1] and not consumer.closed
+        if Kafka.on_commit is not None:
+            Kafka.on_commit(batch)
+        Kafka.commits.append(batch.to_commit)
+
+    monkeypatch.setattr(etl.runner, "open_consumer", open_consumer)
+    monkeypatch.setattr(etl.runner, "read_batch", read_batch)
+    monkeypatch.setattr(etl.runner, "commit", commit)
+    return Kafka
+
+
+SERVER_DSN = os.environ.get("CLICKSTREAM_TEST_SERVER_DSN", "")
+
+
+@pytest.fixture(
+    params=[
+        "chdb",
+        pytest.param(
+            "server",
+            marks=pytest.mark.skipif(
+                not SERVER_DSN,
+                reason="no ClickHouse server: set CLICKSTREAM_TEST_SERVER_DSN=http://user:pass@host:8123",
+            ),
+        ),
+    ]
+)
+def etl_settings(request, settings: Settings, kafka_bootstrap: str) -> Settings:
+    """Per-test settings of the ETL on the real broker: a fresh one-partition topic, and the
+    warehouse on chDB or, with ``CLICKSTREAM_TEST_SERVER_DSN``, on a ClickHouse server."""
+    settings = settings.replace(etl_poll_timeout_s=0.2, plugin_values={"page_view_timeout_s": "60"})
+    if request.param == "server":
+        settings = settings.replace(warehouse_dsn=SERVER_DSN)
+    create_topic(settings)
+    yield settings
+    if request.param == "server":
+        warehouse = Warehouse.from_settings(settings)
+        with warehouse.session() as client:
+            client.command(f"DROP DATABASE IF EXISTS {warehouse.database}")
+
+
+@pytest.fixture(scope="module")
+def etl_registry() -> Registry:
+    """The installed plugins and :class:`tests.etl_helpers.RatingPlugin`, a third-party plugin
+    known only to the tests."""
+    return build_registry(make_plugin_manager(extra_plugins=[RatingPlugin()]))

@@ -7,16 +7,12 @@ import time
 
 import pytest
 
-from core.api import create_app
-from core.config import Settings
-from tests.fakes import FakeIdentity, FakePublisher
 from tests.servers import serve
 
 pytestmark = pytest.mark.integration
 
 
-def test_the_reference_page_renders_every_operation_offline(browser) -> None:
-    app = create_app(Settings(), identity=FakeIdentity(), publisher=FakePublisher())
+def test_the_reference_page_renders_every_operation_offline(app, browser) -> None:
     spec = app.test_client().get("/openapi.json").json
     operations = {
         f"{method.upper()} {path}" for path, item in spec["paths"].items() for method in item

@@ -21,12 +21,10 @@ from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from core import TrackerScript, hookimpl
-from core.api import create_app
 from core.config import Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from etl.runner import run_pass
 from tests.etl_helpers import query
-from tests.fakes import FakeIdentity, FakePublisher
 from tests.servers import serve
 
 # Catalogue ids of videos: opaque strings, not UUIDs.
@@ -82,9 +80,9 @@ def site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 @pytest.fixture
-def api(live_settings: Settings, site) -> Iterator[str]:
+def api(make_live_app, site) -> Iterator[str]:
     """The API on another origin, allowing the site's."""
-    with serve(create_app(live_settings.replace(cors_origins=(site[0],)))) as url:
+    with serve(make_live_app(cors_origins=(site[0],))) as url:
         yield url
 
 
@@ -234,16 +232,10 @@ class _SharePlugin:
 
 
 def test_a_plugins_tracker_script_runs_beside_the_built_in_ones(
-    site, browser: webdriver.Chrome
+    make_app, publisher, site, browser: webdriver.Chrome
 ) -> None:
     origin, root = site
-    publisher = FakePublisher()
-    app = create_app(
-        Settings.of(cors_origins=(origin,)),
-        make_plugin_manager([_SharePlugin()]),
-        identity=FakeIdentity(),
-        publisher=publisher,
-    )
+    app = make_app(plugin_manager=make_plugin_manager([_SharePlugin()]), cors_origins=(origin,))
     with serve(app) as url:
         (root / "plain.html").write_text(
             f'<!doctype html><script src="{url}/static/clickstream.js" data-page-type="movie" '

@@ -17,8 +17,7 @@ import pytest
 import requests
 
 from auth_service.app import create_app as create_auth_app
-from core.api import create_app
-from core.api.extension import identity_of
+from core.api.extension import identity_of, settings_of
 from core.config import Settings
 from tests.reliability import load_and_count, read_event_ids, record, search_event
 from tests.servers import serve
@@ -47,21 +46,17 @@ def login(verify_url: str, user_id: str) -> str:
     return answer.json()["token"]
 
 
-def send(settings: Settings, tokens: list[str]) -> tuple[list[str], list[float], dict]:
+def send(app, tokens: list[str]) -> tuple[list[str], list[float], dict]:
     """Post one event per token; (accepted event ids, latencies in s, resolver stats)."""
-    app = create_app(settings)
     client = app.test_client()
     accepted, latencies = [], []
-    try:
-        for sequence, token in enumerate(tokens):
-            started = time.perf_counter()
-            response = client.post("/api/v1/events", json=search_event(sequence, token))
-            latencies.append(time.perf_counter() - started)
-            assert response.status_code == 202, response.json
-            accepted.append(response.json["event_id"])
-        return accepted, latencies, identity_of(app).stats()
-    finally:
-        app.extensions["clickstream.pipeline"].publisher.close()
+    for sequence, token in enumerate(tokens):
+        started = time.perf_counter()
+        response = client.post("/api/v1/events", json=search_event(sequence, token))
+        latencies.append(time.perf_counter() - started)
+        assert response.status_code == 202, response.json
+        accepted.append(response.json["event_id"])
+    return accepted, latencies, identity_of(app).stats()
 
 
 def count_and_record(scenario: str, settings: Settings, accepted: list[str], latencies, **notes):
@@ -83,7 +78,7 @@ def count_and_record(scenario: str, settings: Settings, accepted: list[str], lat
 
 @pytest.mark.parametrize("fault", ["down", "slow"])
 def test_auth_service_down_or_slow_falls_back_and_the_breaker_stops_the_waits(
-    live_settings, own_auth_service, fault
+    make_live_app, own_auth_service, fault
 ):
     tokens = [login(own_auth_service, f"user-{i}") for i in range(EVENTS)]
     if fault == "slow":
@@ -92,9 +87,10 @@ def test_auth_service_down_or_slow_falls_back_and_the_breaker_stops_the_waits(
         url = own_auth_service
     else:
         url = f"http://127.0.0.1:{closed_port()}/api/v1/auth/verify"
-    settings = live_settings.replace(auth_url=url, auth_breaker_reset_s=600)
+    app = make_live_app(auth_url=url, auth_breaker_reset_s=600)
+    settings = settings_of(app)
 
-    accepted, latencies, stats = send(settings, tokens)
+    accepted, latencies, stats = send(app, tokens)
 
     # Only the calls that opened the breaker paid the timeout; every other event fell back.
     assert stats["auth_calls"] == settings.auth.breaker_failures
@@ -107,13 +103,12 @@ def test_auth_service_down_or_slow_falls_back_and_the_breaker_stops_the_waits(
     )
 
 
-def test_redis_down_accepts_and_resolves_without_the_cache(live_settings, own_auth_service):
+def test_redis_down_accepts_and_resolves_without_the_cache(make_live_app, own_auth_service):
     tokens = [login(own_auth_service, f"user-{i % 5}") for i in range(EVENTS)]
-    settings = live_settings.replace(
-        auth_url=own_auth_service, redis_url=f"redis://127.0.0.1:{closed_port()}/0"
-    )
+    app = make_live_app(auth_url=own_auth_service, redis_url=f"redis://127.0.0.1:{closed_port()}/0")
+    settings = settings_of(app)
 
-    accepted, latencies, stats = send(settings, tokens)
+    accepted, latencies, stats = send(app, tokens)
 
     assert stats["cache_errors"] >= 1
     count_and_record("Redis down", settings, accepted, latencies)

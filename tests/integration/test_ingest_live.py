@@ -10,7 +10,7 @@ import pytest
 from marshmallow import Schema
 
 from core import EventType, hookimpl
-from core.api import create_app
+from core.api.extension import settings_of
 from core.host.fields import PositiveInteger
 from core.host.plugin_manager import make_plugin_manager
 from core.message import ENVELOPE_COLUMNS_DDL
@@ -70,10 +70,10 @@ def _expired_token(secret: str, user_id: str) -> str:
 
 
 def test_auth_service_down_falls_back_to_the_jwt_even_when_expired(
-    live_settings, read_topic
+    make_live_app, read_topic
 ) -> None:
-    settings = live_settings.replace(auth_url=CLOSED_PORT_URL)
-    client = create_app(settings).test_client()
+    app = make_live_app(auth_url=CLOSED_PORT_URL)
+    settings, client = settings_of(app), app.test_client()
     token = _expired_token(settings.jwt.secret, "user-7")
     body = {"event": "video_complete", "token": token, "data": _video_complete()}
     assert client.post(URL, json=body).status_code == 202
@@ -83,9 +83,9 @@ def test_auth_service_down_falls_back_to_the_jwt_even_when_expired(
 
 
 @pytest.mark.parametrize("auth_url_down", [False, True])
-def test_forged_or_unsigned_tokens_are_401(live_settings, auth_url_down) -> None:
-    settings = live_settings.replace(auth_url=CLOSED_PORT_URL) if auth_url_down else live_settings
-    client = create_app(settings).test_client()
+def test_forged_or_unsigned_tokens_are_401(make_live_app, auth_url_down) -> None:
+    changes = {"auth_url": CLOSED_PORT_URL} if auth_url_down else {}
+    client = make_live_app(**changes).test_client()
     forged = jwt.encode(
         {"sub": "mallory", "exp": int(time.time()) + 600}, "wrong-secret-0123456789abcdef0123"
     )
@@ -97,9 +97,9 @@ def test_forged_or_unsigned_tokens_are_401(live_settings, auth_url_down) -> None
         assert token not in response.get_data(as_text=True)
 
 
-def test_redis_down_still_accepts_logged_in_events(live_settings, read_topic, login) -> None:
-    settings = live_settings.replace(redis_url="redis://127.0.0.1:9/0")
-    client = create_app(settings).test_client()
+def test_redis_down_still_accepts_logged_in_events(make_live_app, read_topic, login) -> None:
+    app = make_live_app(redis_url="redis://127.0.0.1:9/0")
+    settings, client = settings_of(app), app.test_client()
     body = {"event": "video_complete", "token": login("user-9"), "data": _video_complete()}
     assert client.post(URL, json=body).status_code == 202
     [(_, message)] = read_topic(settings.kafka.topic, 1)
@@ -117,9 +117,8 @@ def test_readiness_reports_each_service(client) -> None:
     }
 
 
-def test_readiness_is_503_when_kafka_is_unreachable_without_a_spool(live_settings) -> None:
-    settings = live_settings.replace(kafka_bootstrap="127.0.0.1:9", spool_max_bytes=0)
-    client = create_app(settings).test_client()
+def test_readiness_is_503_when_kafka_is_unreachable_without_a_spool(make_live_app) -> None:
+    client = make_live_app(kafka_bootstrap="127.0.0.1:9", spool_max_bytes=0).test_client()
     response = client.get("/health/ready")
     assert response.status_code == 503
     assert response.json["checks"]["kafka"]["ok"] is False
@@ -139,9 +138,11 @@ class RatingPlugin:
         return [EventType("test_rating", RatingSchema, "test_ratings", ddl, example={"score": 7})]
 
 
-def test_a_test_only_plugin_is_accepted_end_to_end(live_settings, read_topic) -> None:
+def test_a_test_only_plugin_is_accepted_end_to_end(
+    make_live_app, live_settings, read_topic
+) -> None:
     manager = make_plugin_manager([RatingPlugin()])
-    client = create_app(live_settings, manager).test_client()
+    client = make_live_app(plugin_manager=manager).test_client()
     response = client.post(URL, json={"event": "test_rating", "data": {"score": 9}})
     assert response.status_code == 202
     assert client.post(URL, json={"event": "test_rating", "data": {"score": 0}}).status_code == 422

@@ -17,7 +17,6 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.api import create_app
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.log import logconfig_dict
 from etl.metrics import EtlMetrics
@@ -57,10 +56,8 @@ def wait_until(check, timeout_s: float = 60.0, every_s: float = 0.2):
 
 
 @pytest.fixture
-def app(live_settings, tmp_path):
-    app = create_app(live_settings.replace(spool_dir=str(tmp_path / "spool")))
-    yield app
-    app.extensions["clickstream.pipeline"].publisher.close()
+def app(make_live_app, tmp_path):
+    return make_live_app(spool_dir=str(tmp_path / "spool"))
 
 
 def examples(app) -> dict[str, dict]:
@@ -120,7 +117,7 @@ def test_api_and_etl_metrics_move_with_the_traffic(app, live_settings, login, ca
 
 
 def test_under_gunicorn_workers_add_up_and_one_request_id_joins_api_and_etl_logs(
-    live_settings, tmp_path
+    live_app, live_settings, tmp_path
 ):
     """Two gunicorn workers and the `clickstream etl` process, as in production."""
     port, etl_port = free_port(), free_port()
@@ -155,8 +152,7 @@ def test_under_gunicorn_workers_add_up_and_one_request_id_joins_api_and_etl_logs
     base = f"http://127.0.0.1:{port}"
     try:
         assert wait_until(lambda: requests.get(f"{base}/health/live", timeout=1).ok)
-        app = create_app(live_settings)
-        data = examples(app)["element_click"]
+        data = examples(live_app)["element_click"]
         sent = []
         for index in range(20):
             headers = {"X-Request-ID": "trace-gunicorn-1"} if index == 7 else {}

@@ -12,8 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import jwt
 import orjson
@@ -21,9 +19,8 @@ import pytest
 import redis
 import requests
 
-from core.api import create_app
 from core.api.extension import identity_of
-from core.config import PROJECT_ROOT, Settings
+from core.config import PROJECT_ROOT
 from tests.servers import serve, subprocess_env
 
 CLOSED_PORT_URL = "http://127.0.0.1:9/api/v1/auth/verify"
@@ -41,13 +38,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-@contextmanager
-def werkzeug_server(settings: Settings) -> Iterator[str]:
-    """The real app served by werkzeug in a thread; yields its base URL."""
-    with serve(create_app(settings)) as url:
-        yield url
 
 
 def send_everything(base: str, tokens: dict[str, str]) -> list[requests.Response]:
@@ -132,7 +122,7 @@ def tokens(login, live_settings) -> dict[str, str]:
     ["normal", "auth service down", "redis down", "user rate limited"],
 )
 def test_the_token_never_reaches_a_log_an_answer_redis_or_kafka(
-    situation, live_settings, tokens, caplog, capfd, read_topic, redis_url
+    situation, make_live_app, live_settings, tokens, caplog, capfd, read_topic, redis_url
 ) -> None:
     changes = {
         "normal": {},
@@ -140,9 +130,9 @@ def test_the_token_never_reaches_a_log_an_answer_redis_or_kafka(
         "redis down": {"redis_url": CLOSED_REDIS},
         "user rate limited": {"rate_limit_user_events": 2},
     }[situation]
-    settings = live_settings.replace(ops_token=OPS_TOKEN, log_level="DEBUG", **changes)
+    app = make_live_app(ops_token=OPS_TOKEN, log_level="DEBUG", **changes)
     caplog.set_level(logging.DEBUG)
-    with werkzeug_server(settings) as base:
+    with serve(app) as base:  # werkzeug in a thread
         answers = send_everything(base, tokens)
         tampered = requests.post(
             f"{base}/api/v1/events", json=click(tokens["tampered"]), timeout=10
@@ -215,8 +205,8 @@ def test_gunicorn_with_its_access_log_on_never_shows_the_token(
     assert_absent(secrets(tokens), "gunicorn's output", text)
 
 
-def test_tokens_that_would_break_the_auth_header_never_reach_the_service(live_settings) -> None:
-    app = create_app(live_settings)
+def test_tokens_that_would_break_the_auth_header_never_reach_the_service(live_app) -> None:
+    app = live_app
     client = app.test_client()
     identity = identity_of(app)
     for token in ["я-token", "a\nb", "a\r\nX-Injected: yes", "tab\there", "nul\x00"] * 2:
@@ -225,4 +215,3 @@ def test_tokens_that_would_break_the_auth_header_never_reach_the_service(live_se
         assert "token" in answer.json["details"]
     assert identity.stats()["auth_calls"] == 0
     assert identity.breaker.state == "closed"
-    app.extensions["clickstream.pipeline"].publisher.close()

@@ -16,10 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.api import create_app
 from core.config import Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
-from tests.fakes import FakeIdentity, FakePublisher
+from tests.fakes import FakePublisher
 
 URL = "/api/v1/events"
 BATCH = "/api/v1/events/batch"
@@ -57,15 +56,9 @@ def encode(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode()
 
 
-@pytest.fixture(scope="module")
-def app_and_publisher():
-    publisher = FakePublisher()
-    app = create_app(
-        Settings.of(max_body_bytes=8192, max_batch_bytes=65536, max_batch_events=20),
-        identity=FakeIdentity(),
-        publisher=publisher,
-    )
-    return app.test_client(), publisher
+@pytest.fixture
+def app_settings() -> Settings:
+    return Settings.of(max_body_bytes=8192, max_batch_bytes=65536, max_batch_events=20)
 
 
 def assert_error_shape(body: Any) -> None:
@@ -96,8 +89,7 @@ def post(client, body: bytes, url: str = URL, content_type: str = "application/j
 
 @PROPERTY_SETTINGS
 @given(target=st.sampled_from(FIELDS), value=json_values, drop=st.booleans())
-def test_any_value_in_any_plugin_field(app_and_publisher, target, value, drop) -> None:
-    client, publisher = app_and_publisher
+def test_any_value_in_any_plugin_field(client, publisher, target, value, drop) -> None:
     name, field = target
     data = dict(EVENT_TYPES[name].example)
     if drop:
@@ -115,16 +107,14 @@ def test_any_value_in_any_plugin_field(app_and_publisher, target, value, drop) -
     data=st.dictionaries(st.text(max_size=12), json_values, max_size=6) | json_values,
     extra=st.dictionaries(st.text(max_size=8), json_values, max_size=2),
 )
-def test_any_envelope(app_and_publisher, event, token, data, extra) -> None:
-    client, publisher = app_and_publisher
+def test_any_envelope(client, publisher, event, token, data, extra) -> None:
     body = {**extra, "event": event, "token": token, "data": data}
     check_event_answer(post(client, encode(body)), publisher)
 
 
 @PROPERTY_SETTINGS
 @given(value=json_values)
-def test_any_json_body(app_and_publisher, value) -> None:
-    client, publisher = app_and_publisher
+def test_any_json_body(client, publisher, value) -> None:
     check_event_answer(post(client, encode(value)), publisher)
 
 
@@ -134,8 +124,7 @@ def test_any_json_body(app_and_publisher, value) -> None:
     content_type=st.sampled_from(["application/json", "text/plain", "application/xml", ""])
     | st.text(st.characters(min_codepoint=32, max_codepoint=255), max_size=30),
 )
-def test_any_bytes_with_any_content_type(app_and_publisher, raw, content_type) -> None:
-    client, publisher = app_and_publisher
+def test_any_bytes_with_any_content_type(client, publisher, raw, content_type) -> None:
     response = client.post(URL, data=raw, headers={"Content-Type": content_type})
     check_event_answer(response, publisher)
 
@@ -155,8 +144,7 @@ def test_any_bytes_with_any_content_type(app_and_publisher, raw, content_type) -
     )
     | json_values
 )
-def test_any_batch(app_and_publisher, events) -> None:
-    client, publisher = app_and_publisher
+def test_any_batch(client, publisher, events) -> None:
     response = post(client, encode(events), BATCH)
     assert response.status_code in {200, 400, 413, 415, 422}, (response.status_code, response.data)
     if response.status_code != 200:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from core.ingest.breaker import CircuitBreaker
-from tests.unit.test_identity import Clock
+from tests.fakes import Clock
 
 
 def test_failures_below_the_threshold_keep_it_closed() -> None:

@@ -11,11 +11,9 @@ from pathlib import Path
 import orjson
 import pytest
 
-from core.api import create_app
 from core.api.tracker import bundle
-from core.config import Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
-from tests.fakes import FakeIdentity, FakePublisher
+from tests.fakes import FakePublisher
 from tests.servers import serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,9 +50,7 @@ def events_in(body: bytes) -> list[str]:
     return [item["event"] for item in (payload if isinstance(payload, list) else [payload])]
 
 
-def test_every_curl_example_is_accepted_and_every_event_type_is_shown() -> None:
-    app = create_app(Settings(), identity=FakeIdentity(), publisher=FakePublisher())
-    client = app.test_client()
+def test_every_curl_example_is_accepted_and_every_event_type_is_shown(client) -> None:
     singles, batched = set(), set()
     examples = curl_requests()
     assert len(examples) >= 9
@@ -72,9 +68,7 @@ def test_every_curl_example_is_accepted_and_every_event_type_is_shown() -> None:
 
 
 @pytest.fixture
-def api() -> Iterator[tuple[str, FakePublisher]]:
-    publisher = FakePublisher()
-    app = create_app(Settings(), identity=FakeIdentity(), publisher=publisher)
+def api(app, publisher: FakePublisher) -> Iterator[tuple[str, FakePublisher]]:
     with serve(app) as url:
         yield url, publisher
 

@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from core import PluginSetting
 from core.config import ConfigError, KafkaSettings, Settings, declarations, describe
 from core.host.plugin_manager import build_registry, make_plugin_manager
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+OPS_TOKEN = "ops-secret-7f3a9c"
 
 
 def test_variables_override_defaults_with_their_types() -> None:
@@ -92,3 +94,50 @@ def test_the_environment_of_some_settings_gives_them_back() -> None:
 def test_an_origin_with_no_scheme_or_with_a_path_is_refused(origin) -> None:
     with pytest.raises(ConfigError, match="CLICKSTREAM_CORS_ORIGINS"):
         Settings.from_env({"CLICKSTREAM_CORS_ORIGINS": origin})
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"CLICKSTREAM_RATE_LIMIT_IP_REQUESTS": "-1"},
+        {"CLICKSTREAM_RATE_LIMIT_WINDOW_S": "0"},
+        {"CLICKSTREAM_CORS_ORIGINS": "https://cinema.example/"},
+        {"CLICKSTREAM_CORS_ORIGINS": "cinema.example"},
+        {"CLICKSTREAM_OPS_PORT": "8000"},
+        {"CLICKSTREAM_OPS_PORT": "70000"},
+    ],
+)
+def test_bad_security_settings_stop_start_up(environ) -> None:
+    with pytest.raises(ConfigError, match=next(iter(environ))):
+        Settings.from_env(environ)
+
+
+def test_security_settings_from_the_environment() -> None:
+    settings = Settings.from_env(
+        {
+            "CLICKSTREAM_CORS_ORIGINS": "https://cinema.example, http://localhost:3000",
+            "CLICKSTREAM_RATE_LIMIT_USER_EVENTS": "600",
+            "CLICKSTREAM_OPS_TOKEN": OPS_TOKEN,
+        }
+    )
+    assert settings.cors.origins == ("https://cinema.example", "http://localhost:3000")
+    assert settings.limits.user_events == 600
+    assert settings.ops.token == OPS_TOKEN
+
+
+@pytest.mark.parametrize(
+    ("default", "raw", "value"),
+    [
+        (10, "25", 25),
+        (1.5, "0.25", 0.25),
+        (False, "yes", True),
+        (True, "off", False),
+        ("a", "b", "b"),
+    ],
+)
+def test_a_plugin_setting_is_read_from_its_variable_as_its_defaults_type(default, raw, value):
+    setting = PluginSetting("note_limit", default, "x")
+    settings = Settings.from_env({"CLICKSTREAM_NOTE_LIMIT": raw})
+    assert settings.plugin_value(setting) == value
+    assert Settings.from_env({}).plugin_value(setting) == default
+    assert Settings.from_env(settings.to_env()).plugin_value(setting) == value

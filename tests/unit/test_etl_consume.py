@@ -12,7 +12,9 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 import etl.consume
 from etl.consume import (
     IDLE_POLLS,
+    PartitionRead,
     Record,
+    _settle,
     commit,
     committed_offsets,
     end_offsets,
@@ -317,3 +319,24 @@ def test_the_consumer_commits_by_hand_under_the_etl_group(settings, monkeypatch)
     changed = settings.replace(etl_max_records=300, kafka_ack_timeout_s=1.0)
     open_consumer(changed.kafka, changed.etl)
     assert (seen["max_poll_records"], seen["request_timeout_ms"]) == (300, 6000)
+
+
+@pytest.mark.parametrize(
+    ("expected", "offsets", "beginning", "gaps", "next_offset"),
+    [
+        (0, [0, 1, 2], 0, [], 3),
+        (4, [7, 8], 0, [(4, 7)], 9),
+        (0, [0, 2, 5], 0, [(1, 2), (3, 5)], 6),
+        (3, [], 10, [(3, 10)], 10),  # retention deleted everything unread
+        (3, [], 0, [], 3),
+        (3, [], 3, [], 3),  # nothing deleted, nothing new: no gap, not even an empty one
+    ],
+)
+def test_settling_a_partition_finds_gaps_and_the_offset_to_commit(
+    expected, offsets, beginning, gaps, next_offset
+):
+    read = PartitionRead(partition=0, expected=expected, end=10, offsets=offsets)
+
+    _settle(read, beginning)
+
+    assert (read.gaps, read.next_offset) == (gaps, next_offset)

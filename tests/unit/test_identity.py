@@ -20,67 +20,12 @@ from cryptography.x509.oid import NameOID
 
 from core.config import ConfigError, Settings
 from core.ingest.identity import ANONYMOUS, Identity, IdentityResolver, TokenRejected
+from tests.fakes import NOW, FakeRedis, FakeResponse, FakeSession, make_resolver, ok
 
-NOW = 1_800_000_000.0
 # pyjwt checks ``exp`` against the real clock, not the injected one: a token meant to be
 # expired for pyjwt must have expired in real time.
 LONG_AGO = 1_000_000_000
 SECRET = Settings().jwt.secret
-
-
-class Clock:
-    """Time that only moves when a test says so."""
-
-    def __init__(self, now: float = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Response:
-    def __init__(self, status_code: int, body: object = None) -> None:
-        self.status_code = status_code
-        self._body = body
-
-    def json(self) -> object:
-        if isinstance(self._body, str):
-            return json.loads(self._body)
-        return self._body
-
-
-class Session:
-    """Answers every request with the next item of ``answers`` (repeating the last)."""
-
-    def __init__(self, *answers: Response | Exception) -> None:
-        self.answers = list(answers)
-        self.requests: list[dict] = []
-
-    def request(self, method: str, url: str, **kwargs) -> Response:
-        self.requests.append({"method": method, "url": url, **kwargs})
-        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-
-class FakeRedis:
-    def __init__(self) -> None:
-        self.data: dict[str, bytes] = {}
-        self.ttls_ms: dict[str, int] = {}
-
-    def get(self, key: str) -> bytes | None:
-        return self.data.get(key)
-
-    def set(self, key: str, value: str, px: int) -> None:
-        self.data[key] = value.encode()
-        self.ttls_ms[key] = px
-
-    def ping(self) -> bool:
-        return True
 
 
 class DownRedis:
@@ -98,37 +43,6 @@ def hs256(claims: dict, secret: str = SECRET, **kwargs) -> str:
     return jwt.encode(claims, secret, algorithm="HS256", **kwargs)
 
 
-def ok(user_id: str = "u1", exp: float | None = NOW + 600) -> Response:
-    body: dict = {"user_id": user_id}
-    if exp is not None:
-        body["exp"] = exp
-    return Response(200, body)
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def base() -> Settings:
-    return Settings.of(auth_breaker_failures=2, auth_breaker_reset_s=5.0, redis_prefix="t:")
-
-
-def make(settings: Settings, session: Session, clock: Clock, cache=None, **changes):
-    settings = settings.replace(**changes)
-    return IdentityResolver(
-        settings.auth,
-        settings.jwt,
-        settings.cache,
-        cache,
-        session,
-        key_prefix=settings.redis.prefix,
-        clock=clock,
-        monotonic=clock,
-    )
-
-
 def rejection(resolver: IdentityResolver, token: object) -> str:
     """The reason the client is given for the refusal of ``token``: a sentence, never the token."""
     with pytest.raises(TokenRejected) as raised:
@@ -144,57 +58,66 @@ def rejection(resolver: IdentityResolver, token: object) -> str:
 # Basics
 
 
-def test_absent_token_is_anonymous(base, clock):
-    session = Session(ok())
+def test_absent_token_is_anonymous(resolver_settings, clock):
+    session = FakeSession(ok())
     assert (
-        make(base, session, clock).resolve(None) == ANONYMOUS == Identity("anonymous", "anonymous")
+        make_resolver(resolver_settings, session, clock).resolve(None)
+        == ANONYMOUS
+        == Identity("anonymous", "anonymous")
     )
     assert session.requests == []
 
 
 @pytest.mark.parametrize("token", ["", "   ", 123, b"tok", ["tok"]])
-def test_empty_or_non_string_token_is_rejected_without_a_call(base, clock, token):
-    session = Session(ok())
-    rejection(make(base, session, clock), token)
+def test_empty_or_non_string_token_is_rejected_without_a_call(resolver_settings, clock, token):
+    session = FakeSession(ok())
+    rejection(make_resolver(resolver_settings, session, clock), token)
     assert session.requests == []
 
 
-def test_service_call_shape(base, clock):
-    session = Session(ok())
-    resolver = make(base, session, clock)
+def test_service_call_shape(resolver_settings, clock):
+    session = FakeSession(ok())
+    resolver = make_resolver(resolver_settings, session, clock)
     assert resolver.resolve("tok-123") == Identity("u1", "verified")
     call = session.requests[0]
     assert call["method"] == "POST"
-    assert call["url"] == base.auth.url
+    assert call["url"] == resolver_settings.auth.url
     assert call["headers"] == {"Authorization": "Bearer tok-123"}
-    assert call["timeout"] == base.auth.timeout_s
+    assert call["timeout"] == resolver_settings.auth.timeout_s
     assert call["allow_redirects"] is False
 
 
-def test_dotted_user_id_path_and_int_user_id(base, clock):
-    settings = base.replace(auth_user_id_field="data.user.id", auth_expiry_field="data.exp")
-    session = Session(Response(200, {"data": {"user": {"id": 42}, "exp": NOW + 60}}))
-    assert make(settings, session, clock).resolve("t") == Identity("42", "verified")
+def test_dotted_user_id_path_and_int_user_id(resolver_settings, clock):
+    settings = resolver_settings.replace(
+        auth_user_id_field="data.user.id", auth_expiry_field="data.exp"
+    )
+    session = FakeSession(FakeResponse(200, {"data": {"user": {"id": 42}, "exp": NOW + 60}}))
+    assert make_resolver(settings, session, clock).resolve("t") == Identity("42", "verified")
 
 
 @pytest.mark.parametrize("status", [401, 403])
-def test_service_rejection(base, clock, status):
-    rejection(make(base, Session(Response(status, {"error": "nope"})), clock), "secret-token")
+def test_service_rejection(resolver_settings, clock, status):
+    rejection(
+        make_resolver(
+            resolver_settings, FakeSession(FakeResponse(status, {"error": "nope"})), clock
+        ),
+        "secret-token",
+    )
 
 
 # Cache
 
 
-def test_cache_key_is_prefixed_sha256(base, clock):
-    resolver = make(base, Session(ok()), clock)
+def test_cache_key_is_prefixed_sha256(resolver_settings, clock):
+    resolver = make_resolver(resolver_settings, FakeSession(ok()), clock)
     digest = hashlib.sha256(b"my-token").hexdigest()
     assert resolver.cache_key("my-token") == f"t:identity:{digest}"
 
 
-def test_accepted_answer_cached_until_token_expiry(base, clock):
+def test_accepted_answer_cached_until_token_expiry(resolver_settings, clock):
     cache = FakeRedis()
-    session = Session(ok(exp=NOW + 600))
-    resolver = make(base, session, clock, cache)
+    session = FakeSession(ok(exp=NOW + 600))
+    resolver = make_resolver(resolver_settings, session, clock, cache)
     resolver.resolve("tok")
     key = resolver.cache_key("tok")
     assert list(cache.data) == [key]
@@ -203,26 +126,31 @@ def test_accepted_answer_cached_until_token_expiry(base, clock):
     assert b"tok" not in cache.data[key]
 
 
-def test_accepted_answer_cached_at_most_max_ttl(base, clock):
+def test_accepted_answer_cached_at_most_max_ttl(resolver_settings, clock):
     cache = FakeRedis()
-    resolver = make(base.replace(cache_max_ttl_s=100), Session(ok(exp=NOW + 10_000)), clock, cache)
+    resolver = make_resolver(
+        resolver_settings.replace(cache_max_ttl_s=100),
+        FakeSession(ok(exp=NOW + 10_000)),
+        clock,
+        cache,
+    )
     resolver.resolve("tok")
     assert cache.ttls_ms[resolver.cache_key("tok")] == 100_000
 
 
-def test_answer_without_expiry_uses_the_tokens_own_exp(base, clock):
+def test_answer_without_expiry_uses_the_tokens_own_exp(resolver_settings, clock):
     cache = FakeRedis()
     token = hs256({"sub": "u1", "exp": int(NOW) + 120})
-    resolver = make(base, Session(ok(exp=None)), clock, cache)
+    resolver = make_resolver(resolver_settings, FakeSession(ok(exp=None)), clock, cache)
     resolver.resolve(token)
     assert cache.ttls_ms[resolver.cache_key(token)] == 120_000
 
 
 @pytest.mark.parametrize("exp", [NOW - 1, NOW])
-def test_expired_answer_not_cached(base, clock, exp):
+def test_expired_answer_not_cached(resolver_settings, clock, exp):
     cache = FakeRedis()
-    session = Session(ok(exp=exp))
-    resolver = make(base, session, clock, cache)
+    session = FakeSession(ok(exp=exp))
+    resolver = make_resolver(resolver_settings, session, clock, cache)
     assert resolver.resolve("tok").mode == "verified"
     resolver.resolve("tok")
     assert cache.data == {}
@@ -230,27 +158,33 @@ def test_expired_answer_not_cached(base, clock, exp):
 
 
 @pytest.mark.parametrize(("lifetime_s", "ttl_ms"), [(0.5, 500), (0.0015, 1)])
-def test_short_lived_answer_cached_no_longer_than_it_lives(base, clock, lifetime_s, ttl_ms):
+def test_short_lived_answer_cached_no_longer_than_it_lives(
+    resolver_settings, clock, lifetime_s, ttl_ms
+):
     # Rounded down to the millisecond: Redis never keeps the answer past the token's expiry.
     cache = FakeRedis()
-    resolver = make(base, Session(ok(exp=NOW + lifetime_s)), clock, cache)
+    resolver = make_resolver(resolver_settings, FakeSession(ok(exp=NOW + lifetime_s)), clock, cache)
     resolver.resolve("tok")
     assert cache.ttls_ms[resolver.cache_key("tok")] == ttl_ms
 
 
 @pytest.mark.parametrize("exp", ["soon", True])
-def test_answer_without_expiry_ignores_a_non_numeric_exp_claim(base, clock, exp):
+def test_answer_without_expiry_ignores_a_non_numeric_exp_claim(resolver_settings, clock, exp):
     cache = FakeRedis()
     token = hs256({"sub": "u1", "exp": exp})
-    resolver = make(base.replace(cache_max_ttl_s=100), Session(ok(exp=None)), clock, cache)
+    resolver = make_resolver(
+        resolver_settings.replace(cache_max_ttl_s=100), FakeSession(ok(exp=None)), clock, cache
+    )
     assert resolver.resolve(token) == Identity("u1", "verified")
     assert cache.ttls_ms[resolver.cache_key(token)] == 100_000
 
 
-def test_rejection_cached_for_rejection_ttl(base, clock):
+def test_rejection_cached_for_rejection_ttl(resolver_settings, clock):
     cache = FakeRedis()
-    session = Session(Response(401, {}))
-    resolver = make(base.replace(cache_rejection_ttl_s=30), session, clock, cache)
+    session = FakeSession(FakeResponse(401, {}))
+    resolver = make_resolver(
+        resolver_settings.replace(cache_rejection_ttl_s=30), session, clock, cache
+    )
     with pytest.raises(TokenRejected):
         resolver.resolve("tok")
     key = resolver.cache_key("tok")
@@ -267,19 +201,22 @@ def test_rejection_cached_for_rejection_ttl(base, clock):
     assert len(session.requests) == 2
 
 
-def test_rejection_cached_in_redis_is_shared_between_processes(base, clock):
+def test_rejection_cached_in_redis_is_shared_between_processes(resolver_settings, clock):
     cache = FakeRedis()
-    rejection(make(base, Session(Response(401, {})), clock, cache), "secret-token")
-    other_session = Session(ok())
-    other = make(base, other_session, clock, cache)
+    rejection(
+        make_resolver(resolver_settings, FakeSession(FakeResponse(401, {})), clock, cache),
+        "secret-token",
+    )
+    other_session = FakeSession(ok())
+    other = make_resolver(resolver_settings, other_session, clock, cache)
     rejection(other, "secret-token")
     assert other_session.requests == []
 
 
-def test_cached_rejection_keeps_its_reason(base, clock):
+def test_cached_rejection_keeps_its_reason(resolver_settings, clock):
     # Written by another process, maybe another version: served from Redis, then from memory.
     cache = FakeRedis()
-    resolver = make(base, Session(ok()), clock, cache)
+    resolver = make_resolver(resolver_settings, FakeSession(ok()), clock, cache)
     value = {"rejected": "token revoked", "until": NOW + 30}
     cache.data[resolver.cache_key("secret-token")] = json.dumps(value).encode()
     assert rejection(resolver, "secret-token") == "token revoked"
@@ -288,37 +225,26 @@ def test_cached_rejection_keeps_its_reason(base, clock):
     assert (stats["cache_hits_redis"], stats["cache_hits_local"], stats["auth_calls"]) == (1, 1, 0)
 
 
-def test_cached_answer_is_stale_at_its_expiry_instant(base, clock):
+def test_cached_answer_is_stale_at_its_expiry_instant(resolver_settings, clock):
     cache = FakeRedis()
-    session = Session(ok(exp=NOW + 10))
-    resolver = make(base, session, clock, cache)
+    session = FakeSession(ok(exp=NOW + 10))
+    resolver = make_resolver(resolver_settings, session, clock, cache)
     resolver.resolve("tok")
     clock.advance(10)
     resolver.resolve("tok")  # neither from memory nor from Redis
     assert len(session.requests) == 2
-    other_session = Session(ok())
-    make(base, other_session, clock, cache).resolve("tok")  # nothing in memory: Redis only
+    other_session = FakeSession(ok())
+    make_resolver(resolver_settings, other_session, clock, cache).resolve(
+        "tok"
+    )  # nothing in memory: Redis only
     assert len(other_session.requests) == 1
 
 
-def test_local_cache_serves_hot_tokens_and_respects_expiry(base, clock):
+def test_redis_hit_from_another_process(resolver_settings, clock):
     cache = FakeRedis()
-    session = Session(ok(exp=NOW + 10))
-    resolver = make(base, session, clock, cache)
-    for _ in range(5):
-        resolver.resolve("tok")
-    assert len(session.requests) == 1
-    assert resolver.stats()["cache_hits_local"] == 4
-    clock.advance(11)
-    resolver.resolve("tok")
-    assert len(session.requests) == 2
-
-
-def test_redis_hit_from_another_process(base, clock):
-    cache = FakeRedis()
-    make(base, Session(ok()), clock, cache).resolve("tok")
-    other_session = Session(ok(user_id="someone-else"))
-    other = make(base, other_session, clock, cache)
+    make_resolver(resolver_settings, FakeSession(ok()), clock, cache).resolve("tok")
+    other_session = FakeSession(ok(user_id="someone-else"))
+    other = make_resolver(resolver_settings, other_session, clock, cache)
     assert other.resolve("tok") == Identity("u1", "verified")
     assert other.resolve("tok") == Identity("u1", "verified")
     assert other_session.requests == []
@@ -327,38 +253,9 @@ def test_redis_hit_from_another_process(base, clock):
     assert other.stats()["cache_hits_local"] == 1
 
 
-def test_local_cache_lifetime_is_bounded(base, clock):
-    cache = FakeRedis()
-    session = Session(ok(exp=NOW + 3600))
-    resolver = make(base, session, clock, cache, cache_local_ttl_s=5)
-    resolver.resolve("tok")
-    cache.data.clear()  # as an operator deleting the key would
-    clock.advance(6)
-    resolver.resolve("tok")
-    assert len(session.requests) == 2
-
-
-@pytest.mark.parametrize("size", [1, 2])
-def test_local_cache_holds_as_many_tokens_as_its_size(base, clock, size):
-    session = Session(ok())
-    resolver = make(base, session, clock, cache_local_size=size)
-    tokens = [f"tok-{i}" for i in range(size)]
-    for token in tokens + tokens:
-        resolver.resolve(token)
-    assert len(session.requests) == size
-
-
-def test_local_cache_is_bounded(base, clock):
-    session = Session(ok())
-    resolver = make(base, session, clock, cache_local_size=2)
-    for token in ("a", "b", "c", "a"):
-        resolver.resolve(token)
-    assert len(session.requests) == 4
-
-
-def test_redis_down_resolves_without_cache_and_backs_off(base, clock, caplog):
+def test_redis_down_resolves_without_cache_and_backs_off(resolver_settings, clock, caplog):
     cache = DownRedis()
-    resolver = make(base, Session(ok()), clock, cache, cache_local_size=0)
+    resolver = make_resolver(resolver_settings, FakeSession(ok()), clock, cache, cache_local_size=0)
     with caplog.at_level(logging.WARNING):
         assert resolver.resolve("tok-secret") == Identity("u1", "verified")
         resolver.resolve("tok-secret")
@@ -371,9 +268,13 @@ def test_redis_down_resolves_without_cache_and_backs_off(base, clock, caplog):
     assert resolver.check_cache()["ok"] is False
 
 
-def test_outage_warnings_at_most_every_30_s_per_dependency(base, clock, caplog):
-    resolver = make(
-        base, Session(requests.ConnectionError()), clock, DownRedis(), auth_breaker_failures=100
+def test_outage_warnings_at_most_every_30_s_per_dependency(resolver_settings, clock, caplog):
+    resolver = make_resolver(
+        resolver_settings,
+        FakeSession(requests.ConnectionError()),
+        clock,
+        DownRedis(),
+        auth_breaker_failures=100,
     )
     token = hs256({"sub": "u1"})
 
@@ -398,9 +299,9 @@ def test_outage_warnings_at_most_every_30_s_per_dependency(base, clock, caplog):
     assert (stats["auth_unavailable"], stats["cache_errors"]) == (4, 4)
 
 
-def test_check_cache(base, clock):
+def test_check_cache(resolver_settings, clock):
     def check(cache) -> dict:
-        return make(base, Session(ok()), clock, cache).check_cache()
+        return make_resolver(resolver_settings, FakeSession(ok()), clock, cache).check_cache()
 
     for cache, up in ((FakeRedis(), True), (None, False)):
         status = check(cache)
@@ -410,10 +311,10 @@ def test_check_cache(base, clock):
     assert check(DownRedis()) == {"ok": False, "detail": "unreachable: ConnectionError"}
 
 
-def test_degraded_results_not_cached(base, clock):
+def test_degraded_results_not_cached(resolver_settings, clock):
     cache = FakeRedis()
-    session = Session(requests.ConnectionError("refused"))
-    resolver = make(base, session, clock, cache)
+    session = FakeSession(requests.ConnectionError("refused"))
+    resolver = make_resolver(resolver_settings, session, clock, cache)
     token = hs256({"sub": "u9"})
     assert resolver.resolve(token) == Identity("u9", "degraded")
     assert cache.data == {}
@@ -429,24 +330,24 @@ def test_degraded_results_not_cached(base, clock):
     [
         requests.ConnectionError("refused"),
         requests.Timeout("slow"),
-        Response(503, {"error": "down"}),
-        Response(500, "<html>"),
-        Response(404, {}),
-        Response(200, "not json {"),
-        Response(200, {"no_user": "x"}),
-        Response(200, {"user_id": ""}),
-        Response(200, {"user_id": "u", "exp": "tomorrow"}),
+        FakeResponse(503, {"error": "down"}),
+        FakeResponse(500, "<html>"),
+        FakeResponse(404, {}),
+        FakeResponse(200, "not json {"),
+        FakeResponse(200, {"no_user": "x"}),
+        FakeResponse(200, {"user_id": ""}),
+        FakeResponse(200, {"user_id": "u", "exp": "tomorrow"}),
     ],
 )
-def test_unavailable_answers_fall_back_to_local_jwt(base, clock, answer):
-    resolver = make(base, Session(answer), clock)
+def test_unavailable_answers_fall_back_to_local_jwt(resolver_settings, clock, answer):
+    resolver = make_resolver(resolver_settings, FakeSession(answer), clock)
     assert resolver.resolve(hs256({"sub": "u7"})) == Identity("u7", "degraded")
     assert resolver.stats()["fallbacks"] == 1
 
 
-def test_breaker_opens_then_half_opens_then_closes(base, clock):
-    session = Session(requests.Timeout(), requests.Timeout(), ok(user_id="u1"))
-    resolver = make(base, session, clock)
+def test_breaker_opens_then_half_opens_then_closes(resolver_settings, clock):
+    session = FakeSession(requests.Timeout(), requests.Timeout(), ok(user_id="u1"))
+    resolver = make_resolver(resolver_settings, session, clock)
     token = hs256({"sub": "u1"})
     assert resolver.breaker.state == "closed"
     resolver.resolve(token)
@@ -463,9 +364,9 @@ def test_breaker_opens_then_half_opens_then_closes(base, clock):
     assert len(session.requests) == 3
 
 
-def test_failed_trial_reopens_breaker(base, clock):
-    session = Session(requests.Timeout())
-    resolver = make(base, session, clock)
+def test_failed_trial_reopens_breaker(resolver_settings, clock):
+    session = FakeSession(requests.Timeout())
+    resolver = make_resolver(resolver_settings, session, clock)
     token = hs256({"sub": "u1"})
     resolver.resolve(token)
     resolver.resolve(token)
@@ -478,9 +379,9 @@ def test_failed_trial_reopens_breaker(base, clock):
     assert len(session.requests) == 3
 
 
-def test_rejection_counts_as_a_working_service(base, clock):
-    session = Session(requests.Timeout(), Response(401, {}), requests.Timeout())
-    resolver = make(base, session, clock)
+def test_rejection_counts_as_a_working_service(resolver_settings, clock):
+    session = FakeSession(requests.Timeout(), FakeResponse(401, {}), requests.Timeout())
+    resolver = make_resolver(resolver_settings, session, clock)
     resolver.resolve(hs256({"sub": "a"}))
     with pytest.raises(TokenRejected):
         resolver.resolve(hs256({"sub": "b"}))
@@ -488,10 +389,12 @@ def test_rejection_counts_as_a_working_service(base, clock):
     assert resolver.breaker.state == "closed"
 
 
-def test_check_auth_service_reports_breaker(base, clock):
-    resolver = make(base, Session(Response(401, {"error": "missing bearer token"})), clock)
+def test_check_auth_service_reports_breaker(resolver_settings, clock):
+    resolver = make_resolver(
+        resolver_settings, FakeSession(FakeResponse(401, {"error": "missing bearer token"})), clock
+    )
     assert resolver.check_auth_service() == {"ok": True, "detail": "HTTP 401", "breaker": "closed"}
-    down = make(base, Session(requests.ConnectionError("refused")), clock)
+    down = make_resolver(resolver_settings, FakeSession(requests.ConnectionError("refused")), clock)
     assert down.check_auth_service() == {
         "ok": False,
         "detail": "unreachable: ConnectionError",
@@ -503,8 +406,8 @@ def test_check_auth_service_reports_breaker(base, clock):
     ("status", "up"),
     [(200, True), (401, True), (404, True), (499, True), (500, False), (503, False)],
 )
-def test_check_auth_service_is_up_below_500(base, clock, status, up):
-    resolver = make(base, Session(Response(status, {})), clock)
+def test_check_auth_service_is_up_below_500(resolver_settings, clock, status, up):
+    resolver = make_resolver(resolver_settings, FakeSession(FakeResponse(status, {})), clock)
     assert resolver.check_auth_service() == {
         "ok": up,
         "detail": f"HTTP {status}",
@@ -513,13 +416,15 @@ def test_check_auth_service_is_up_below_500(base, clock, status, up):
 
 
 @pytest.mark.parametrize(("auth_timeout_s", "probe_timeout_s"), [(0.3, 0.3), (5.0, 1.0)])
-def test_check_auth_service_probe(base, clock, auth_timeout_s, probe_timeout_s):
-    session = Session(Response(401, {}))
-    resolver = make(base, session, clock, auth_method="get", auth_timeout_s=auth_timeout_s)
+def test_check_auth_service_probe(resolver_settings, clock, auth_timeout_s, probe_timeout_s):
+    session = FakeSession(FakeResponse(401, {}))
+    resolver = make_resolver(
+        resolver_settings, session, clock, auth_method="get", auth_timeout_s=auth_timeout_s
+    )
     resolver.check_auth_service()
     (call,) = session.requests
     assert call["method"] == "GET"
-    assert call["url"] == base.auth.url
+    assert call["url"] == resolver_settings.auth.url
     assert "headers" not in call  # no token
     assert call["timeout"] == probe_timeout_s  # at most 1 s, whatever the verify call's timeout
     assert call["allow_redirects"] is False
@@ -528,16 +433,21 @@ def test_check_auth_service_probe(base, clock, auth_timeout_s, probe_timeout_s):
 # Local JWT verification
 
 
-def test_local_hs256_accepts_expired_token(base, clock):
+def test_local_hs256_accepts_expired_token(resolver_settings, clock):
     token = hs256({"sub": "u5", "exp": LONG_AGO})
-    resolver = make(base, Session(requests.ConnectionError()), clock)
+    resolver = make_resolver(resolver_settings, FakeSession(requests.ConnectionError()), clock)
     assert resolver.resolve(token) == Identity("u5", "degraded")
 
 
-def test_local_int_user_id_claim(base, clock):
-    settings = base.replace(jwt_user_id_claim="uid")
+def test_local_int_user_id_claim(resolver_settings, clock):
+    settings = resolver_settings.replace(jwt_user_id_claim="uid")
     token = hs256({"uid": 12})
-    assert make(settings, Session(requests.ConnectionError()), clock).resolve(token).user_id == "12"
+    assert (
+        make_resolver(settings, FakeSession(requests.ConnectionError()), clock)
+        .resolve(token)
+        .user_id
+        == "12"
+    )
 
 
 @pytest.mark.parametrize(
@@ -551,26 +461,39 @@ def test_local_int_user_id_claim(base, clock):
         "a.b.c",
     ],
 )
-def test_local_rejections(base, clock, token):
-    rejection(make(base, Session(requests.ConnectionError()), clock), token)
+def test_local_rejections(resolver_settings, clock, token):
+    rejection(
+        make_resolver(resolver_settings, FakeSession(requests.ConnectionError()), clock), token
+    )
 
 
-def test_alg_none_rejected(base, clock):
+def test_alg_none_rejected(resolver_settings, clock):
     token = jwt.encode({"sub": "u1"}, None, algorithm="none")
-    rejection(make(base, Session(requests.ConnectionError()), clock), token)
+    rejection(
+        make_resolver(resolver_settings, FakeSession(requests.ConnectionError()), clock), token
+    )
 
 
-def test_algorithm_outside_allow_list_rejected(base, clock):
+def test_algorithm_outside_allow_list_rejected(resolver_settings, clock):
     token = jwt.encode({"sub": "u1"}, SECRET * 2, algorithm="HS512")
-    rejection(make(base, Session(requests.ConnectionError()), clock), token)
+    rejection(
+        make_resolver(resolver_settings, FakeSession(requests.ConnectionError()), clock), token
+    )
 
 
-def test_correctly_signed_token_of_an_algorithm_outside_allow_list_rejected(base, clock):
-    settings = base.replace(jwt_secret="s" * 64)
+def test_correctly_signed_token_of_an_algorithm_outside_allow_list_rejected(
+    resolver_settings, clock
+):
+    settings = resolver_settings.replace(jwt_secret="s" * 64)
     token = jwt.encode({"sub": "u1"}, settings.jwt.secret, algorithm="HS512")
-    rejection(make(settings, Session(requests.ConnectionError()), clock), token)
+    rejection(make_resolver(settings, FakeSession(requests.ConnectionError()), clock), token)
     allowed = settings.replace(jwt_algorithms=("HS256", "HS512"))
-    assert make(allowed, Session(requests.ConnectionError()), clock).resolve(token).user_id == "u1"
+    assert (
+        make_resolver(allowed, FakeSession(requests.ConnectionError()), clock)
+        .resolve(token)
+        .user_id
+        == "u1"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -587,24 +510,29 @@ def rsa_keys() -> tuple[bytes, str]:
     return private, public.decode()
 
 
-def test_rs256_accepted(base, clock, rsa_keys):
+def test_rs256_accepted(resolver_settings, clock, rsa_keys):
     private, public = rsa_keys
-    settings = base.replace(jwt_algorithms=("RS256",), jwt_public_key=public)
+    settings = resolver_settings.replace(jwt_algorithms=("RS256",), jwt_public_key=public)
     token = jwt.encode({"sub": "u3", "exp": LONG_AGO}, private, algorithm="RS256")
-    resolver = make(settings, Session(requests.ConnectionError()), clock)
+    resolver = make_resolver(settings, FakeSession(requests.ConnectionError()), clock)
     assert resolver.resolve(token) == Identity("u3", "degraded")
 
 
-def test_public_key_read_from_a_file(base, clock, rsa_keys, tmp_path):
+def test_public_key_read_from_a_file(resolver_settings, clock, rsa_keys, tmp_path):
     private, public = rsa_keys
     path = tmp_path / "public.pem"
     path.write_text(public)
-    settings = base.replace(jwt_algorithms=("RS256",), jwt_public_key=str(path))
+    settings = resolver_settings.replace(jwt_algorithms=("RS256",), jwt_public_key=str(path))
     token = jwt.encode({"sub": "u3"}, private, algorithm="RS256")
-    assert make(settings, Session(requests.ConnectionError()), clock).resolve(token).user_id == "u3"
+    assert (
+        make_resolver(settings, FakeSession(requests.ConnectionError()), clock)
+        .resolve(token)
+        .user_id
+        == "u3"
+    )
 
 
-def test_public_key_from_a_certificate(base, clock, rsa_keys):
+def test_public_key_from_a_certificate(resolver_settings, clock, rsa_keys):
     private, _ = rsa_keys
     key = serialization.load_pem_private_key(private, None)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "auth.example")])
@@ -619,19 +547,24 @@ def test_public_key_from_a_certificate(base, clock, rsa_keys):
         .sign(key, hashes.SHA256())
     )
     pem = certificate.public_bytes(serialization.Encoding.PEM).decode()
-    settings = base.replace(jwt_algorithms=("RS256",), jwt_public_key=pem)
+    settings = resolver_settings.replace(jwt_algorithms=("RS256",), jwt_public_key=pem)
     token = jwt.encode({"sub": "u3"}, private, algorithm="RS256")
-    assert make(settings, Session(requests.ConnectionError()), clock).resolve(token).user_id == "u3"
+    assert (
+        make_resolver(settings, FakeSession(requests.ConnectionError()), clock)
+        .resolve(token)
+        .user_id
+        == "u3"
+    )
 
 
-def test_eddsa_accepted(base, clock):
+def test_eddsa_accepted(resolver_settings, clock):
     key = ed25519.Ed25519PrivateKey.generate()
     public = key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    settings = base.replace(jwt_algorithms=("EdDSA",), jwt_public_key=public.decode())
+    settings = resolver_settings.replace(jwt_algorithms=("EdDSA",), jwt_public_key=public.decode())
     token = jwt.encode({"sub": "u4", "exp": LONG_AGO}, key, algorithm="EdDSA")
-    resolver = make(settings, Session(requests.ConnectionError()), clock)
+    resolver = make_resolver(settings, FakeSession(requests.ConnectionError()), clock)
     assert resolver.resolve(token) == Identity("u4", "degraded")
 
 
@@ -650,11 +583,11 @@ def _hs256_signed_with(secret: str) -> str:
 
 
 @pytest.mark.parametrize("algorithms", [("RS256",), ("RS256", "HS256")])
-def test_hs_rs_key_confusion_rejected(base, clock, rsa_keys, algorithms):
+def test_hs_rs_key_confusion_rejected(resolver_settings, clock, rsa_keys, algorithms):
     _, public = rsa_keys
-    settings = base.replace(jwt_algorithms=algorithms, jwt_public_key=public)
+    settings = resolver_settings.replace(jwt_algorithms=algorithms, jwt_public_key=public)
     token = _hs256_signed_with(public)
-    rejection(make(settings, Session(requests.ConnectionError()), clock), token)
+    rejection(make_resolver(settings, FakeSession(requests.ConnectionError()), clock), token)
 
 
 @pytest.mark.parametrize(
@@ -676,10 +609,10 @@ def test_hs_rs_key_confusion_rejected(base, clock, rsa_keys, algorithms):
         ({"jwt_algorithms": ("HS256", "XS256")}, "CLICKSTREAM_JWT_ALGORITHMS"),
     ],
 )
-def test_unusable_key_settings_stop_start_up(base, clock, changes, variable):
+def test_unusable_key_settings_stop_start_up(resolver_settings, clock, changes, variable):
     # The error names the setting to fix.
     with pytest.raises(ConfigError, match=variable):
-        make(base.replace(**changes), Session(ok()), clock)
+        make_resolver(resolver_settings.replace(**changes), FakeSession(ok()), clock)
 
 
 # Clients made by the resolver
@@ -687,17 +620,22 @@ def test_unusable_key_settings_stop_start_up(base, clock, changes, variable):
 
 @pytest.mark.parametrize("threads", [1, 4])
 def test_default_session_pools_a_connection_per_thread_and_never_retries(
-    base, clock, monkeypatch, threads
+    resolver_settings, clock, monkeypatch, threads
 ):
     used = []
 
     def request(session, method, url, **kwargs):
         used.append(session)
-        return Response(401, {})
+        return FakeResponse(401, {})
 
     monkeypatch.setattr(requests.Session, "request", request)
     resolver = IdentityResolver(
-        base.auth, base.jwt, base.cache, pool_size=threads, clock=clock, monotonic=clock
+        resolver_settings.auth,
+        resolver_settings.jwt,
+        resolver_settings.cache,
+        pool_size=threads,
+        clock=clock,
+        monotonic=clock,
     )
     assert resolver.check_auth_service()["ok"] is True
     (session,) = used
@@ -707,37 +645,14 @@ def test_default_session_pools_a_connection_per_thread_and_never_retries(
         assert adapter.poolmanager.connection_from_url(url).pool.maxsize == threads
 
 
-def test_from_settings_redis_client_has_short_timeouts_and_no_retries(base, clock, monkeypatch):
-    made = []
-    cache = FakeRedis()
-
-    def from_url(url, **kwargs):
-        made.append((url, kwargs))
-        return cache
-
-    monkeypatch.setattr(redis.Redis, "from_url", from_url)
-    monkeypatch.setattr(requests.Session, "request", lambda *a, **k: pytest.fail("real HTTP"))
-    settings = base.replace(redis_url="redis://cache.example:6379/2", redis_timeout_s=0.05)
-    session = Session(ok(exp=NOW + 600))
-    resolver = IdentityResolver.from_settings(
-        settings, session=session, clock=clock, monotonic=clock
-    )
-    ((url, options),) = made
-    assert url == "redis://cache.example:6379/2"
-    assert options["socket_timeout"] == options["socket_connect_timeout"] == 0.05
-    assert options["retry"].get_retries() == 0
-    # The options reach the resolver, which caches in that client.
-    assert resolver.resolve("tok") == Identity("u1", "verified")
-    assert len(session.requests) == 1
-    assert cache.ttls_ms == {resolver.cache_key("tok"): 600_000}
-
-
 # The token stays secret
 
 
-def test_token_never_logged(base, clock, caplog):
+def test_token_never_logged(resolver_settings, clock, caplog):
     token = hs256({"sub": "u1"})
-    resolver = make(base, Session(requests.ConnectionError(f"failed with {token}")), clock)
+    resolver = make_resolver(
+        resolver_settings, FakeSession(requests.ConnectionError(f"failed with {token}")), clock
+    )
     with caplog.at_level(logging.DEBUG):
         resolver.resolve(token)
         with pytest.raises(TokenRejected):
@@ -746,8 +661,8 @@ def test_token_never_logged(base, clock, caplog):
     assert token not in caplog.text
 
 
-def test_stats(base, clock):
-    resolver = make(base, Session(ok(), Response(401, {})), clock)
+def test_stats(resolver_settings, clock):
+    resolver = make_resolver(resolver_settings, FakeSession(ok(), FakeResponse(401, {})), clock)
     resolver.resolve(None)
     resolver.resolve("a")
     with pytest.raises(TokenRejected):

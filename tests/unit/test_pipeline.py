@@ -11,10 +11,13 @@ import orjson
 import pytest
 
 import core.ingest.pipeline
+from core import EventType
 from core.host.plugin_manager import build_registry, make_plugin_manager
+from core.host.registry import Registry
 from core.ingest.errors import ApiError
 from core.ingest.pipeline import Pipeline
-from tests.fakes import FakeIdentity, FakePublisher
+from tests.etl_helpers import NOTES_DDL
+from tests.fakes import FakeIdentity, FakePublisher, NoteSchema
 
 REGISTRY = build_registry(make_plugin_manager())
 CLICK = {
@@ -24,11 +27,6 @@ CLICK = {
 }
 #: A receive time with a microsecond part and a non-UTC zone, so rounding and zones show.
 RECEIVED = datetime(2026, 11, 28, 13, 4, 5, 678901, tzinfo=timezone(timedelta(hours=3)))
-
-
-@pytest.fixture
-def publisher() -> FakePublisher:
-    return FakePublisher()
 
 
 def pipeline(publisher: FakePublisher, clock=lambda: RECEIVED) -> Pipeline:
@@ -111,6 +109,13 @@ def test_the_message_names_its_event_type(publisher) -> None:
     pipeline(publisher).ingest(CLICK)
     [message] = published(publisher)
     assert message["event"] == "element_click"
+
+
+def test_the_api_records_the_event_types_version_in_the_message() -> None:
+    event_type = EventType("note_added", NoteSchema, "notes", NOTES_DDL, {"text": "hi"}, version=3)
+    pipeline = Pipeline(Registry([("test", [event_type])]), FakeIdentity(), FakePublisher())
+    prepared = pipeline.prepare({"event": "note_added", "data": {"text": "bye"}})
+    assert orjson.loads(prepared.value)["schema_version"] == 3
 
 
 def test_a_body_that_is_not_an_object_is_400_saying_so(publisher) -> None:

@@ -1,4 +1,4 @@
-"""The plugin manager and the registry refuse broken or conflicting plugins."""
+"""The registry (``core.host.registry``) refuses broken or conflicting plugins."""
 
 from __future__ import annotations
 
@@ -12,15 +12,12 @@ from core import EventType, PluginSetting, Report, TrackerScript, View, hookimpl
 from core.config import ConfigError, Settings
 from core.host.fields import Text
 from core.host.plugin_manager import build_registry, make_plugin_manager
-from core.host.registry import RegistryError
+from core.host.registry import Registry, RegistryError
 from core.message import ENVELOPE_COLUMNS_DDL
+from tests.fakes import NoteSchema
 
 PLUGIN_NUMBERS = itertools.count(1)
 DDL = f"CREATE TABLE IF NOT EXISTS {{database}}.{{table}} ({ENVELOPE_COLUMNS_DDL}) ENGINE = Memory"
-
-
-class NoteSchema(Schema):
-    text = Text(required=True, max_length=10)
 
 
 def note_type(name: str = "note_added", table: str = "notes", **changes) -> EventType:
@@ -57,16 +54,6 @@ def test_two_plugins_claiming_one_event_name_stop_start_up_naming_both() -> None
     assert "note_added" in message
     assert type(first).__qualname__ in message
     assert type(second).__qualname__ in message
-
-
-def test_a_misspelled_hook_stops_start_up() -> None:
-    class Misspelled:
-        @hookimpl
-        def register_event_type(self):
-            return [note_type()]
-
-    with pytest.raises(RegistryError, match="register_event_type"):
-        make_plugin_manager([Misspelled()], load_entry_points=False)
 
 
 @pytest.mark.parametrize(
@@ -128,6 +115,12 @@ def test_two_plugins_cannot_share_a_table() -> None:
 def test_one_plugins_event_types_may_share_a_table_with_one_ddl() -> None:
     registry = registry_of(plugin(note_type(), note_type("note_edited")))
     assert set(registry.tables()) == {"notes"}
+
+
+@pytest.mark.parametrize("version", [0, 65536, "2", True, 1.5])
+def test_an_event_type_version_is_a_small_positive_integer(version: object) -> None:
+    with pytest.raises(RegistryError, match="version must be an integer"):
+        Registry([("test", [note_type(version=version)])])
 
 
 # Settings, views and reports: the hooks beside register_event_types
@@ -218,24 +211,6 @@ def test_an_invalid_contribution_stops_start_up(contribution, complaint) -> None
 def test_a_query_may_start_with_comments() -> None:
     view = View("lengths", "-- why\n\n  -- and how\nWITH 1 AS one SELECT one", ("notes",))
     assert registry_of(contributing(event_types=[note_type()], views=[view])).views
-
-
-@pytest.mark.parametrize(
-    ("default", "raw", "value"),
-    [
-        (10, "25", 25),
-        (1.5, "0.25", 0.25),
-        (False, "yes", True),
-        (True, "off", False),
-        ("a", "b", "b"),
-    ],
-)
-def test_a_plugin_setting_is_read_from_its_variable_as_its_defaults_type(default, raw, value):
-    setting = PluginSetting("note_limit", default, "x")
-    settings = Settings.from_env({"CLICKSTREAM_NOTE_LIMIT": raw})
-    assert settings.plugin_value(setting) == value
-    assert Settings.from_env({}).plugin_value(setting) == default
-    assert Settings.from_env(settings.to_env()).plugin_value(setting) == value
 
 
 def test_a_bad_plugin_setting_stops_start_up_naming_its_variable() -> None:

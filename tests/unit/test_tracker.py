@@ -6,22 +6,14 @@ import re
 from pathlib import Path
 
 from core import TrackerScript, hookimpl
-from core.api import create_app
 from core.api.tracker import bundle
-from core.config import Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
-from tests.fakes import FakeIdentity, FakePublisher
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def served_tracker():
-    app = create_app(Settings(), identity=FakeIdentity(), publisher=FakePublisher())
-    return app.test_client().get("/static/clickstream.js")
-
-
-def test_the_tracker_is_served_as_cacheable_javascript() -> None:
-    answer = served_tracker()
+def test_the_tracker_is_served_as_cacheable_javascript(client) -> None:
+    answer = client.get("/static/clickstream.js")
     assert answer.status_code == 200
     assert answer.headers["Content-Type"] == "text/javascript; charset=utf-8"
     assert answer.headers["Cache-Control"] == "public, max-age=600"
@@ -30,10 +22,10 @@ def test_the_tracker_is_served_as_cacheable_javascript() -> None:
     assert "navigator.sendBeacon" in script and "window.clickstream =" in script
 
 
-def test_the_tracker_sends_the_specifications_video_id() -> None:
+def test_the_tracker_sends_the_specifications_video_id(client) -> None:
     """The specification's names, read from data-video-id and data-clickstream-video-id
     (that they reach the warehouse is the browser test's)."""
-    script = served_tracker().get_data(as_text=True)
+    script = client.get("/static/clickstream.js").get_data(as_text=True)
     assert "attributes.videoId" in script  # <script data-video-id>
     assert "marks.clickstreamVideoId" in script  # data-clickstream-video-id on an element
     assert "data.video_id = " in script
@@ -58,9 +50,7 @@ def test_each_plugins_script_runs_inside_the_tracker_in_the_order_of_their_names
     assert "/* {tracker scripts} */" not in script
 
 
-def test_the_tracker_is_revalidated_by_its_etag() -> None:
-    app = create_app(Settings(), identity=FakeIdentity(), publisher=FakePublisher())
-    client = app.test_client()
+def test_the_tracker_is_revalidated_by_its_etag(client) -> None:
     etag = client.get("/static/clickstream.js").headers["ETag"]
     again = client.get("/static/clickstream.js", headers={"If-None-Match": etag})
     assert again.status_code == 304 and not again.get_data()

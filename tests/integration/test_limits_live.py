@@ -1,4 +1,5 @@
-"""Rate limits by client IP and by user, counted in the real Redis, on the real pipeline."""
+"""Rate limits (``core.api.limits``) by client IP and by user, counted in the real Redis, on the
+real pipeline."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 import pytest
 import redis
 
-from core.api import create_app, limits
+from core.api import limits
 from core.host.plugin_manager import build_registry, make_plugin_manager
 
 URL = "/api/v1/events"
@@ -27,17 +28,9 @@ DAY_S = 86400
 
 
 @pytest.fixture
-def make_client(live_settings, redis_url):
-    apps = []
-
-    def make(**changes):
-        app = create_app(live_settings.replace(rate_limit_window_s=DAY_S, **changes))
-        apps.append(app)
-        return app.test_client()
-
-    yield make
-    for app in apps:
-        app.extensions["clickstream.pipeline"].publisher.close()
+def make_client(make_live_app, live_settings, redis_url):
+    """``make_client(**setting_changes)``: a client of the live API, limits counted per day."""
+    yield lambda **changes: make_live_app(rate_limit_window_s=DAY_S, **changes).test_client()
     client = redis.Redis.from_url(redis_url)
     keys = client.keys(f"{live_settings.redis.prefix}ratelimit:*")
     if keys:

@@ -1,12 +1,8 @@
-"""Schema evolution: versions recorded with each event, breaking changes found and refused."""
+"""Schema evolution (``core.api.compat``): breaking changes to the published document found,
+and refused unless the event type's version is bumped."""
 
 from __future__ import annotations
 
-import json
-import uuid
-from pathlib import Path
-
-import orjson
 import pytest
 from marshmallow import Schema, fields, validate
 
@@ -15,16 +11,12 @@ from core.api.compat import check, compare
 from core.api.openapi import build_spec
 from core.host.fields import StrictInteger, Text
 from core.host.plugin_manager import build_registry, make_plugin_manager
-from core.host.registry import Registry, RegistryError
-from core.ingest.pipeline import Pipeline
+from core.host.registry import Registry
 from core.message import ENVELOPE_COLUMNS_DDL
-from etl.cli import main
-from etl.consume import Record
-from etl.transform import BAD_ENVELOPE, Loaded, Rejected, transform
-from tests.etl_helpers import envelope
-from tests.fakes import FakeIdentity, FakePublisher
 
 DDL = f"CREATE TABLE IF NOT EXISTS {{database}}.{{table}} ({ENVELOPE_COLUMNS_DDL}) ENGINE = Memory"
+
+
 MOVIE = "3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b"
 
 
@@ -173,67 +165,3 @@ def test_a_removed_event_type_is_refused_and_a_new_one_is_safe() -> None:
 def test_the_current_tree_matches_the_published_document() -> None:
     registry = build_registry(make_plugin_manager())
     assert [str(change) for change in check(registry) if change.refused] == []
-
-
-def test_clickstream_schema_check_exits_non_zero_on_a_breaking_change(
-    tmp_path: Path, capsys
-) -> None:
-    published = build_spec(build_registry(make_plugin_manager()))
-    data = published["components"]["schemas"]["QualityChangeData"]
-    data["properties"]["bitrate"] = {"type": "integer"}
-    path = tmp_path / "openapi.json"
-    path.write_text(json.dumps(published), encoding="utf-8")
-
-    assert main(["schema-check", "--against", str(path)]) == 1
-    out = capsys.readouterr().out
-    assert "quality_change.data.bitrate: field removed [BREAKING]" in out
-
-    del data["properties"]["bitrate"]
-    path.write_text(json.dumps(published), encoding="utf-8")
-    assert main(["schema-check", "--against", str(path)]) == 0
-
-
-@pytest.mark.parametrize("version", [0, 65536, "2", True, 1.5])
-def test_an_event_type_version_is_a_small_positive_integer(version: object) -> None:
-    event_type = EventType(
-        "rating_submitted", Rating, "ratings", DDL, {"movie_id": MOVIE, "score": 5}, version=version
-    )
-    with pytest.raises(RegistryError, match="version must be an integer"):
-        Registry([("test", [event_type])])
-
-
-def test_the_api_records_the_event_types_version_in_the_message() -> None:
-    event_type = EventType(
-        "rating_submitted", Rating, "ratings", DDL, {"movie_id": MOVIE, "score": 5}, version=3
-    )
-    pipeline = Pipeline(Registry([("test", [event_type])]), FakeIdentity(), FakePublisher())
-    prepared = pipeline.prepare(
-        {"event": "rating_submitted", "data": {"movie_id": MOVIE, "score": 7}}
-    )
-    assert orjson.loads(prepared.value)["schema_version"] == 3
-
-
-def record(message: dict) -> Record:
-    return Record("events", 0, 0, b"k", orjson.dumps(message), 0)
-
-
-def test_the_etl_stores_the_version_and_assumes_1_for_older_messages() -> None:
-    registry = build_registry(make_plugin_manager())
-    data = dict(registry["search_filter"].example)
-    older = envelope("search_filter", data, event_id=str(uuid.uuid4()))
-    newer = envelope("search_filter", data, schema_version=2)
-    outcomes = [transform(record(message), registry) for message in (older, newer)]
-    assert all(isinstance(outcome, Loaded) for outcome in outcomes)
-    assert [outcome.row["schema_version"] for outcome in outcomes] == [1, 2]
-
-
-@pytest.mark.parametrize("version", [0, "1", None, 70000])
-def test_the_etl_refuses_a_message_with_a_bad_version(version: object) -> None:
-    registry = build_registry(make_plugin_manager())
-    message = envelope(
-        "search_filter", {"search_query": "x", "filters": ""}, schema_version=version
-    )
-    outcome = transform(record(message), registry)
-    assert isinstance(outcome, Rejected)
-    assert outcome.reason == BAD_ENVELOPE
-    assert "schema_version" in outcome.detail

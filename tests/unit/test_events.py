@@ -1,4 +1,5 @@
-"""The HTTP contract of POST /api/v1/events, with the identity service and Kafka faked."""
+"""The HTTP contract of POST /api/v1/events and /batch (``core.api.events``), with the
+identity service and Kafka faked."""
 
 from __future__ import annotations
 
@@ -164,20 +165,6 @@ def test_a_body_over_the_limit_is_413(client) -> None:
     response = client.post(URL, data=body, content_type="application/json")
     assert response.status_code == 413
     assert response.json["error"] == "request_entity_too_large"
-
-
-def test_unknown_routes_and_methods_answer_json(client) -> None:
-    assert client.get("/nope").json["error"] == "not_found"
-    assert client.get(URL).status_code == 405
-
-
-def test_readiness_reports_each_dependency(client, publisher) -> None:
-    response = client.get("/health/ready")
-    assert response.status_code == 200
-    assert set(response.json["checks"]) == {"kafka", "redis", "auth_service"}
-    publisher.failing = True
-    assert client.get("/health/ready").status_code == 503
-    assert client.get("/health/live").status_code == 200
 
 
 BATCH = "/api/v1/events/batch"
