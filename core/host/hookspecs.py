@@ -24,7 +24,7 @@ def register_event_types() -> list[EventType]:
       letters, digits and underscores, 64 characters at most (`rating_submitted`),
       unique across all plugins. Name it as the client team will call it:
       clickstream imposes no tense or form (the built-in event types keep the
-      specification's names, `element_click`, `page_view_start`).
+      names the specification gives them).
     * `schema`: a marshmallow schema class validating `data`. Unknown fields are
       refused, so list every field a client may send. Build it of the field kinds of
       `core`, which refuse silent coercion and each know their column: `Text`
