@@ -39,6 +39,12 @@ NOT_NEGATIVE = Rule(lambda value: value >= 0, "must be 0 or more")
 PORT_OR_ZERO = Rule(lambda value: 0 <= value <= 65535, "must be a port, or 0")
 
 
+#: The choices of ``etl_unknown_events``: what the ETL does with an event of no installed plugin.
+UNKNOWN_EVENTS_DEAD_LETTER = "dead_letter"
+UNKNOWN_EVENTS_SKIP = "skip"
+UNKNOWN_EVENTS_CHOICES = (UNKNOWN_EVENTS_DEAD_LETTER, UNKNOWN_EVENTS_SKIP)
+
+
 def one_of(*choices: str) -> Rule:
     return Rule(lambda value: value.upper() in choices, "must be " + " or ".join(choices))
 
@@ -277,6 +283,17 @@ class EtlSettings:
         60.0,
         "Seconds between two refreshes of the warehouse quality figures the ETL exports.",
         rule=POSITIVE,
+    )
+    unknown_events: str = _setting(
+        UNKNOWN_EVENTS_DEAD_LETTER,
+        "What a pass does with a message whose event type no installed plugin handles (its "
+        "plugin was removed): dead_letter stores it in dead_letters (reason unknown_event), to "
+        "re-queue once the plugin is back; skip commits past it, counted by event "
+        "(clickstream_etl_skipped_messages_total, etl_passes.skipped) and logged once per pass.",
+        rule=Rule(
+            lambda value: value in UNKNOWN_EVENTS_CHOICES,
+            "must be " + " or ".join(UNKNOWN_EVENTS_CHOICES),
+        ),
     )
 
 

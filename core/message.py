@@ -103,6 +103,8 @@ def missing_keys(message: Mapping[str, Any]) -> list[str]:
 
 def envelope_error(message: Mapping[str, Any]) -> str | None:
     """What is wrong with the envelope of ``message`` (which has every key), or None."""
+    if not isinstance(message["event"], str):
+        return f"event {message['event']!r} is not a string"
     try:
         UUID(message["event_id"])
     except (TypeError, ValueError, AttributeError):

@@ -11,9 +11,21 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from core.api.compat import PUBLISHED_DOCUMENT, check, format_changes
+from core.api.compat import (
+    PUBLISHED_DOCUMENT,
+    check,
+    check_fragment,
+    format_changes,
+    format_fragment_check,
+    outside_note,
+)
 from core.config import ConfigError, Settings
-from core.host.plugin_manager import build_registry, installed_event_types, make_plugin_manager
+from core.host.plugin_manager import (
+    build_registry,
+    installed_event_types,
+    is_built_in,
+    make_plugin_manager,
+)
 from core.host.registry import Registry
 from core.log import configure as configure_logging
 from etl.sql import FORMATS
@@ -171,8 +183,20 @@ def _ddl(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _schema_check(settings: Settings, args: argparse.Namespace) -> int:
-    changes = check(_registry(), Path(args.against))
+    manager = make_plugin_manager()
+    # The document is the repository's: its own event types. One of a plugin kept elsewhere
+    # is that plugin's to publish (clickstream openapi --plugin), not a change to this one.
+    outside: dict[str, list[str]] = {}
+    for installed in installed_event_types(manager):
+        if not is_built_in(installed.plugin):
+            outside.setdefault(installed.plugin, []).append(installed.event)
+    theirs = {event for events in outside.values() for event in events}
+    changes = [
+        c for c in check(build_registry(manager), Path(args.against)) if c.event not in theirs
+    ]
     print(format_changes(changes))
+    for plugin, events in sorted(outside.items()):
+        print(outside_note(plugin, events))
     return 1 if any(change.refused for change in changes) else 0
 
 
@@ -198,6 +222,44 @@ def _new_plugin(settings: Settings, args: argparse.Namespace) -> int:
         f"{root / 'README.md'} has every step."
     )
     return 0
+
+
+def _openapi(settings: Settings, args: argparse.Namespace) -> int:
+    from core.api.openapi import build_spec, dumps, fragment
+
+    manager = make_plugin_manager()
+    registry = build_registry(manager)
+    if args.plugin is None:
+        if args.check:
+            print("--check needs --plugin: the fragment of which plugin?", file=sys.stderr)
+            return 2
+        print(dumps(build_spec(registry)), end="")
+        return 0
+    installed = installed_event_types(manager)
+    events = [e.event for e in installed if args.plugin in (e.plugin, e.distribution)]
+    if not events:
+        known = sorted({f"{e.plugin} ({e.distribution or 'no distribution'})" for e in installed})
+        print(
+            f"no installed plugin or distribution {args.plugin!r} has event types; "
+            f"installed: {', '.join(known)}",
+            file=sys.stderr,
+        )
+        return 2
+    current = fragment(registry, events)
+    if not args.check:
+        print(dumps(current), end="")
+        return 0
+    path = Path(args.check)
+    if not path.exists():
+        print(
+            f"{path} does not exist: write it with "
+            f"`clickstream openapi --plugin {args.plugin} > {path}` and commit it",
+            file=sys.stderr,
+        )
+        return 1
+    result = check_fragment(path, current)
+    print(format_fragment_check(result, str(path), args.plugin))
+    return 0 if result.passed else 1
 
 
 def parser() -> argparse.ArgumentParser:
@@ -303,6 +365,25 @@ def parser() -> argparse.ArgumentParser:
     )
     new_plugin.add_argument("--event", help="the event type's name (default: NAME)")
     new_plugin.set_defaults(run=_new_plugin)
+    openapi = commands.add_parser(
+        "openapi",
+        help="print the OpenAPI document of the installed plugins, or one plugin's fragment; "
+        "check a plugin's committed fragment",
+        description="Without --plugin: the whole document, as GET /openapi.json serves it. "
+        "With --plugin: the fragment its event types make (their variants, schemas and "
+        "examples, as in the whole document), for a plugin to publish beside its code. "
+        "With --check FILE: exit 1 if FILE is not that fragment, saying whether the "
+        "difference is compatible or an unversioned breaking change.",
+    )
+    openapi.add_argument(
+        "--plugin",
+        metavar="NAME",
+        help="a plugin's module or distribution, as `clickstream plugins` lists them",
+    )
+    openapi.add_argument(
+        "--check", metavar="FILE", help="compare the plugin's committed fragment with its code"
+    )
+    openapi.set_defaults(run=_openapi)
     return main_parser
 
 

@@ -68,7 +68,8 @@ CREATE TABLE IF NOT EXISTS {database}.{table} (
     rows UInt64,
     dead_letters UInt64,
     replayed UInt8,
-    duration_s Float64
+    duration_s Float64,
+    skipped UInt64 DEFAULT 0
 ) ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY (consumer_group, topic, pass_id)
 """,
@@ -126,6 +127,7 @@ PASS_COLUMNS = (
     "dead_letters",
     "replayed",
     "duration_s",
+    "skipped",
 )
 OFFSET_COLUMNS = (
     "pass_id",
@@ -145,12 +147,16 @@ OFFSET_COLUMNS = (
 
 @dataclass
 class PassResult:
-    """What one pass did; ``rows`` and ``dead_letters`` are empty for a pass with nothing new."""
+    """What one pass did; ``rows``, ``dead_letters`` and ``skipped`` are empty for a pass with
+    nothing new."""
 
     pass_id: str
     messages: int = 0
     rows: dict[str, int] = field(default_factory=dict)
     dead_letters: dict[str, int] = field(default_factory=dict)
+    #: Messages of event types no installed plugin handles, committed past (by event name),
+    #: when ``CLICKSTREAM_ETL_UNKNOWN_EVENTS`` is ``skip``.
+    skipped: dict[str, int] = field(default_factory=dict)
     committed: dict[int, int] = field(default_factory=dict)
     gaps: list[tuple[int, int, int]] = field(default_factory=list)
     replayed: bool = False
@@ -178,6 +184,7 @@ def record_pass(
     per partition, the offsets expected, read and to commit, and the gaps."""
     now = datetime.now(UTC)
     rows, letters = sum(result.rows.values()), sum(result.dead_letters.values())
+    skipped = sum(result.skipped.values())
     client.insert(
         warehouse.table("etl_passes"),
         [
@@ -188,11 +195,12 @@ def record_pass(
                 status,
                 started,
                 now,
-                rows + letters,
+                rows + letters + skipped,
                 rows,
                 letters,
                 int(result.replayed),
                 (now - started).total_seconds(),
+                skipped,
             ]
         ],
         column_names=list(PASS_COLUMNS),

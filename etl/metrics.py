@@ -62,6 +62,13 @@ class EtlMetrics:
             ["reason"],
             registry=r,
         )
+        self.skipped = Counter(
+            "clickstream_etl_skipped_messages",
+            "Messages of an event type no installed plugin handles, committed past without "
+            "loading them (CLICKSTREAM_ETL_UNKNOWN_EVENTS=skip), by event.",
+            ["event"],
+            registry=r,
+        )
         self.missing_offsets = Counter(
             "clickstream_etl_missing_offsets",
             "Offsets a pass expected and never received (offset gaps: lost messages).",
@@ -161,6 +168,8 @@ class EtlMetrics:
             self.rows.labels(table).inc(rows)
         for reason, count in result.dead_letters.items():
             self.dead_letters.labels(reason).inc(count)
+        for event, count in result.skipped.items():
+            self.skipped.labels(event).inc(count)
         self.missing_offsets.inc(sum(stop - start for _, start, stop in result.gaps))
         if result.replayed:
             self.replayed.inc()

@@ -27,13 +27,13 @@ from datetime import UTC, datetime
 import schedule
 from clickhouse_connect.driver.client import Client
 
-from core.config import Settings
+from core.config import UNKNOWN_EVENTS_SKIP, Settings
 from core.host.registry import Registry
 from etl import ledger, sink
 from etl.consume import Batch, commit, open_consumer, read_batch
 from etl.ledger import PassResult
 from etl.trace import log_events
-from etl.transform import Loaded, Rejected, transform
+from etl.transform import Loaded, Outcome, Rejected, Skipped, transform
 from etl.warehouse import MigrationNeededError, Warehouse
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,10 @@ def run_pass(
             for p in batch.partitions.values()
         )
         if batch.to_commit:
-            outcomes = [transform(record, registry) for record in batch.records]
+            skip_unknown = settings.etl.unknown_events == UNKNOWN_EVENTS_SKIP
+            outcomes = [
+                transform(record, registry, skip_unknown=skip_unknown) for record in batch.records
+            ]
             with warehouse.session() as client:
                 _load(client, warehouse, settings, batch, outcomes, result, after_insert)
             commit(consumer, batch)
@@ -96,7 +99,7 @@ def _load(
     warehouse: Warehouse,
     settings: Settings,
     batch: Batch,
-    outcomes: list[Loaded | Rejected],
+    outcomes: list[Outcome],
     result: PassResult,
     after_insert: Callable[[], None] | None,
 ) -> None:
@@ -109,7 +112,17 @@ def _load(
     ledger.record_dead_letters(client, warehouse, batch.topic, rejected, now)
     result.rows = dict(Counter(o.table for o in inserted))
     result.dead_letters = dict(Counter(o.reason for o in rejected))
+    result.skipped = dict(Counter(o.event for o in outcomes if isinstance(o, Skipped)))
     log_events(result.pass_id, inserted, rejected)
+    for event, count in sorted(result.skipped.items()):
+        # Once per pass and event, not per message: a removed plugin's backlog is one line.
+        fields = {"event": event, "messages": count, "pass_id": result.pass_id}
+        log.warning(
+            "etl.unknown_event_skipped "
+            + " ".join(f"{k}={v}" for k, v in fields.items())
+            + ": no installed plugin handles it; CLICKSTREAM_ETL_UNKNOWN_EVENTS=skip passes it",
+            extra={"skipped": fields},
+        )
     if after_insert is not None:
         after_insert()
     ledger.record_pass(client, warehouse, settings, result, "loaded", now)
@@ -121,6 +134,7 @@ def _log_pass(result: PassResult) -> None:
         "messages": result.messages,
         "rows": result.rows,
         "dead_letters": result.dead_letters,
+        "skipped": result.skipped,
         "gaps": result.gaps,
         "replayed": result.replayed,
         "duration_s": result.duration_s,

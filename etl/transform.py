@@ -1,4 +1,5 @@
-"""Kafka record -> validated message -> the plugin's row, or a dead letter saying why not."""
+"""Kafka record -> validated message -> the plugin's row, or a dead letter saying why not
+(or, for an event of no installed plugin and by the operator's choice, skipped)."""
 
 from __future__ import annotations
 
@@ -45,8 +46,24 @@ class Rejected:
     detail: str
 
 
-def transform(record: Record, registry: Registry) -> Loaded | Rejected:
-    """Decode, re-validate and map one record; never raises for bad input."""
+@dataclass(frozen=True)
+class Skipped:
+    """A well-formed record of an event type no installed plugin handles, passed over because
+    ``CLICKSTREAM_ETL_UNKNOWN_EVENTS`` is ``skip``; the pass counts it by ``event``."""
+
+    record: Record
+    event: str
+
+
+Outcome = Loaded | Rejected | Skipped
+
+
+def transform(record: Record, registry: Registry, *, skip_unknown: bool = False) -> Outcome:
+    """Decode, re-validate and map one record; never raises for bad input.
+
+    A record whose envelope is sound but whose event ``registry`` does not know is
+    :class:`Rejected` (``unknown_event``), or :class:`Skipped` with ``skip_unknown``.
+    """
     try:
         message = messages.decode(record.value or b"")
     except orjson.JSONDecodeError as error:
@@ -56,12 +73,20 @@ def transform(record: Record, registry: Registry) -> Loaded | Rejected:
     missing = messages.missing_keys(message)
     if missing:
         return Rejected(record, MISSING_ENVELOPE, "missing " + ", ".join(missing))
-    event = message["event"]
-    if not isinstance(event, str) or event not in registry:
-        return Rejected(record, UNKNOWN_EVENT, f"no plugin handles event {event!r}")
     envelope_error = messages.envelope_error(message)
     if envelope_error:
         return Rejected(record, BAD_ENVELOPE, envelope_error)
+    event = message["event"]
+    if event not in registry:
+        if skip_unknown:
+            return Skipped(record, event)
+        return Rejected(
+            record,
+            UNKNOWN_EVENT,
+            f"no installed plugin handles event {event!r}: its plugin is not installed where "
+            "the ETL runs (removed, or not yet installed); once it is, "
+            "`clickstream deadletters requeue --reason unknown_event` loads it",
+        )
     try:
         data = registry.schema(event).load(message["data"])
     except ValidationError as error:

@@ -3,7 +3,9 @@
 A change a client that follows the published document could notice (a field removed,
 retyped, newly required, bounds narrowed) is breaking; it is accepted only when the
 event type's ``version`` was bumped. Everything else (an optional field added, bounds
-widened, a new event type) is safe. ``clickstream schema-check`` runs :func:`check`.
+widened, a new event type) is safe. ``clickstream schema-check`` runs :func:`check` on the
+project's document; ``clickstream openapi --plugin NAME --check FILE`` runs
+:func:`check_fragment` on a plugin's own fragment (``core.api.openapi.fragment``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from core.host.registry import Registry
 
 #: The document the published schemas are read from, unless told otherwise.
 PUBLISHED_DOCUMENT = PROJECT_ROOT / "docs" / "openapi.json"
+#: What refreshes the project's document, once a change is accepted.
+REFRESH_DOCUMENT = "refresh docs/openapi.json (make docs)"
 
 #: Bounds a client's values must reach (raising them narrows) or stay under (lowering narrows).
 LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
@@ -56,6 +60,25 @@ def check(registry: Registry, published: Path = PUBLISHED_DOCUMENT) -> list[Chan
     """Changes from the document at ``published`` to the one ``registry`` produces now."""
     document = json.loads(published.read_text(encoding="utf-8"))
     return compare(document, build_spec(registry))
+
+
+@dataclass(frozen=True)
+class FragmentCheck:
+    """A plugin's committed fragment against the one its installed event types make now."""
+
+    changes: list[Change]
+    #: The committed fragment is not what the plugin makes now (compatible changes included).
+    stale: bool
+
+    @property
+    def passed(self) -> bool:
+        return not self.stale and not any(change.refused for change in self.changes)
+
+
+def check_fragment(committed: Path, current: Document) -> FragmentCheck:
+    """The fragment at ``committed`` against ``current`` (``core.api.openapi.fragment``)."""
+    published = json.loads(committed.read_text(encoding="utf-8"))
+    return FragmentCheck(compare(published, current), stale=published != current)
 
 
 def compare(published: Document, current: Document) -> list[Change]:
@@ -103,8 +126,9 @@ def event_schemas(document: Document) -> dict[str, tuple[int, dict[str, Any]]]:
     return schemas
 
 
-def format_changes(changes: list[Change]) -> str:
-    """The changes, one per line, and a verdict a person can act on."""
+def format_changes(changes: list[Change], refresh: str = REFRESH_DOCUMENT) -> str:
+    """The changes, one per line, and a verdict a person can act on; ``refresh`` says how
+    the published document is brought up to date."""
     lines = [str(change) for change in changes]
     refused = [change for change in changes if change.refused]
     if refused:
@@ -112,13 +136,39 @@ def format_changes(changes: list[Change]) -> str:
         lines.append(
             f"{len(refused)} breaking change(s) in {events}: make the change compatible "
             "(add fields as optional, widen rather than narrow), or bump the event type's "
-            "version, then refresh docs/openapi.json (make docs)"
+            f"version, then {refresh}"
         )
     elif changes:
-        lines.append("compatible with the published document; refresh it with `make docs`")
+        lines.append(f"compatible with the published document; {refresh}")
     else:
         lines.append("no change since the published document")
     return "\n".join(lines)
+
+
+def format_fragment_check(result: FragmentCheck, path: str, plugin: str) -> str:
+    """What ``clickstream openapi --check`` prints about the fragment of ``plugin`` at ``path``."""
+    if not result.stale:
+        return f"{path} is up to date"
+    rewrite = f"rewrite {path} (clickstream openapi --plugin {plugin} > {path}) and commit it"
+    if any(change.refused for change in result.changes):
+        return format_changes(result.changes, rewrite)
+    what = (
+        "no unversioned breaking change"
+        if result.changes
+        else "the event types' data is unchanged; descriptions, examples or clickstream's "
+        "parts of the variants differ"
+    )
+    lines = [str(change) for change in result.changes]
+    return "\n".join([*lines, f"{path} is stale ({what}): {rewrite}"])
+
+
+def outside_note(plugin: str, events: list[str]) -> str:
+    """``schema-check``'s line for a plugin kept outside this repository: not in its document."""
+    return (
+        f"{', '.join(events)}: from {plugin}, outside this repository, so not in "
+        f"docs/openapi.json; check its own fragment with "
+        f"`clickstream openapi --plugin {plugin} --check FILE`"
+    )
 
 
 def _resolve(document: Document, schema: Mapping[str, Any]) -> dict[str, Any]:

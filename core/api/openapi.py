@@ -1,11 +1,15 @@
-"""The OpenAPI document, generated with apispec from the installed plugins' schemas.
+"""The OpenAPI document, generated with apispec from the installed plugins' schemas, and
+the fragment of it that one plugin's event types make.
 
-``python -m core.api.openapi > docs/openapi.json`` refreshes the published copy.
+``python -m core.api.openapi > docs/openapi.json`` refreshes the project's published copy,
+which describes the built-in event types (``plugins/``); a plugin kept elsewhere publishes
+its own fragment (``clickstream openapi --plugin NAME``).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from apispec import APISpec
@@ -19,6 +23,7 @@ TITLE = "clickstream"
 VERSION = "1.0.0"
 #: Where each event variant states its type's ``version`` (``clickstream schema-check`` reads it).
 VERSION_KEY = "x-schema-version"
+ACCEPTED = "Accepted: the broker acknowledged the event."
 
 
 class AcceptedSchema(Schema):
@@ -163,7 +168,7 @@ def build_spec(registry: Registry) -> dict[str, Any]:
                 },
                 "responses": {
                     "202": {
-                        "description": "Accepted: the broker acknowledged the event.",
+                        "description": ACCEPTED,
                         "content": {
                             "application/json": {
                                 "schema": {"$ref": "#/components/schemas/Accepted"}
@@ -242,12 +247,90 @@ def _token_property() -> dict[str, Any]:
     }
 
 
+def fragment(registry: Registry, events: Iterable[str]) -> dict[str, Any]:
+    """The part of ``registry``'s document that ``events`` (one plugin's event types) make.
+
+    Each event's variant of the request body, the schemas it refers to and its example,
+    exactly as in the whole document, under the same paths, so that
+    :func:`core.api.compat.compare` reads a fragment like a document. What clickstream
+    itself contributes (other paths, error responses, its own schemas) is left out, so a
+    fragment changes when its plugin does.
+    """
+    wanted = sorted(events)
+    unknown = [event for event in wanted if event not in registry]
+    if unknown or not wanted:
+        raise KeyError(f"no such event types: {', '.join(unknown) or '(none given)'}")
+    whole = build_spec(registry)
+    body = whole["paths"]["/api/v1/events"]["post"]["requestBody"]["content"]["application/json"]
+    mapping = {event: body["schema"]["discriminator"]["mapping"][event] for event in wanted}
+    every = whole["components"]["schemas"]
+    schemas: dict[str, Any] = {}
+    pending = list(mapping.values())
+    while pending:
+        name = pending.pop().rsplit("/", 1)[1]
+        if name not in schemas:
+            schemas[name] = every[name]
+            pending.extend(_refs(every[name]))
+    plugins = ", ".join(sorted({registry[event].plugin.split(" ")[0] for event in wanted}))
+    return {
+        "openapi": whole["openapi"],
+        "info": {
+            "title": f"{TITLE}: the event types of {plugins}",
+            "version": whole["info"]["version"],
+            "description": "A fragment of the clickstream API's document: the variants of the "
+            "request body of `POST /api/v1/events` (and of each element of a batch) that "
+            "this plugin adds.",
+        },
+        "paths": {
+            "/api/v1/events": {
+                "post": {
+                    "summary": "Send one event",
+                    "operationId": "postEvent",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "oneOf": [{"$ref": ref} for ref in mapping.values()],
+                                    "discriminator": {"propertyName": "event", "mapping": mapping},
+                                },
+                                "examples": {event: body["examples"][event] for event in wanted},
+                            }
+                        },
+                    },
+                    "responses": {"202": {"description": ACCEPTED}},
+                }
+            }
+        },
+        "components": {"schemas": schemas},
+    }
+
+
+def _refs(schema: Any) -> Iterator[str]:
+    """Every ``$ref`` inside a JSON schema."""
+    if isinstance(schema, Mapping):
+        for key, value in schema.items():
+            if key == "$ref" and isinstance(value, str):
+                yield value
+            else:
+                yield from _refs(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            yield from _refs(item)
+
+
+def dumps(document: Mapping[str, Any]) -> str:
+    """A document (or fragment) as committed: sorted keys, indented, UTF-8 as it is."""
+    return json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+
+
 def render(registry: Registry) -> str:
-    """The document as committed to ``docs/openapi.json``."""
-    return json.dumps(build_spec(registry), indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+    """The document of ``registry``'s event types, as committed to ``docs/openapi.json``."""
+    return dumps(build_spec(registry))
 
 
 if __name__ == "__main__":
-    from core.host.plugin_manager import build_registry, make_plugin_manager
+    from core.host.plugin_manager import build_registry, is_built_in, make_plugin_manager
 
-    print(render(build_registry(make_plugin_manager())), end="")
+    # The project's document: its own event types, whatever else is installed here.
+    print(render(build_registry(make_plugin_manager(), keep=is_built_in)), end="")

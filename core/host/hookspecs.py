@@ -20,7 +20,11 @@ def register_event_types() -> list[EventType]:
     event name clients may send, `{"event": name, "token": ..., "data": {...}}`,
     together with everything the pipeline needs to handle it:
 
-    * `name`: the event name, lower case, digits and underscores (`rating_submitted`).
+    * `name`: the event name clients send: a lower-case letter, then lower-case
+      letters, digits and underscores, 64 characters at most (`rating_submitted`),
+      unique across all plugins. Name it as the client team will call it:
+      clickstream imposes no tense or form (the built-in event types keep the
+      names the specification gives them).
     * `schema`: a marshmallow schema class validating `data`. Unknown fields are
       refused, so list every field a client may send. Build it of the field kinds of
       `core`, which refuse silent coercion and each know their column: `Text`

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -14,6 +14,9 @@ from core.host.registry import Registry, RegistryError
 
 #: Entry-point group under which plugin packages (built-in ones too) announce themselves.
 ENTRY_POINT_GROUP = "clickstream.plugins"
+#: The package of clickstream's own event types (``plugins/``): those of this repository,
+#: which ``docs/openapi.json`` describes. Every other plugin publishes its own fragment.
+BUILT_IN_PACKAGE = "plugins"
 
 
 def make_plugin_manager(
@@ -37,15 +40,28 @@ def make_plugin_manager(
     return manager
 
 
-def build_registry(manager: pluggy.PluginManager) -> Registry:
-    """Collect every plugin's contributions into one :class:`Registry`."""
+def build_registry(
+    manager: pluggy.PluginManager, keep: Callable[[str], bool] | None = None
+) -> Registry:
+    """Collect every plugin's contributions into one :class:`Registry`; with ``keep``, only
+    those of the plugins whose name (:func:`describe_plugin`) it accepts (``is_built_in``)."""
+
+    def by_plugin(hook: str) -> list:
+        return [item for item in _by_plugin(manager, hook) if keep is None or keep(item[0])]
+
     return Registry(
-        _by_plugin(manager, "register_event_types"),
-        settings=_by_plugin(manager, "register_settings"),
-        views=_by_plugin(manager, "register_views"),
-        reports=_by_plugin(manager, "register_reports"),
-        tracker_scripts=_by_plugin(manager, "register_tracker_scripts"),
+        by_plugin("register_event_types"),
+        settings=by_plugin("register_settings"),
+        views=by_plugin("register_views"),
+        reports=by_plugin("register_reports"),
+        tracker_scripts=by_plugin("register_tracker_scripts"),
     )
+
+
+def is_built_in(plugin: str) -> bool:
+    """Whether ``plugin`` (a registry's plugin name, or a module name) is one of clickstream's
+    own, in the ``plugins`` package of this repository."""
+    return plugin.startswith(BUILT_IN_PACKAGE + ".")
 
 
 def _by_plugin(manager: pluggy.PluginManager, hook: str, **kwargs: object) -> list:

@@ -73,11 +73,11 @@ class EventType:
     def check(self) -> None:
         """Raise :class:`RegistryError` unless this event type is usable."""
         where = f"event type {self.name!r} of plugin {self.plugin or '?'}"
-        if not isinstance(self.name, str) or not EVENT_NAME.match(self.name):
+        if not isinstance(self.name, str) or not EVENT_NAME.fullmatch(self.name):
             raise RegistryError(f"{where}: the name must match {EVENT_NAME.pattern}")
         if not (isinstance(self.schema, type) and issubclass(self.schema, Schema)):
             raise RegistryError(f"{where}: schema must be a marshmallow Schema class")
-        if not isinstance(self.table, str) or not TABLE_NAME.match(self.table):
+        if not isinstance(self.table, str) or not TABLE_NAME.fullmatch(self.table):
             raise RegistryError(f"{where}: the table must match {TABLE_NAME.pattern}")
         try:
             ddl = self.table_ddl()
@@ -139,7 +139,7 @@ class View:
 
     def check(self, tables: Iterable[str]) -> None:
         where = f"view {self.name!r} of plugin {self.plugin or '?'}"
-        if not isinstance(self.name, str) or not TABLE_NAME.match(self.name):
+        if not isinstance(self.name, str) or not TABLE_NAME.fullmatch(self.name):
             raise RegistryError(f"{where}: the name must match {TABLE_NAME.pattern}")
         if not is_select(self.query):
             raise RegistryError(f"{where}: query must be a SELECT (the ETL makes the view of it)")
@@ -164,7 +164,7 @@ class Report:
 
     def check(self) -> None:
         where = f"report {self.name!r} of plugin {self.plugin or '?'}"
-        if not isinstance(self.name, str) or not REPORT_NAME.match(self.name):
+        if not isinstance(self.name, str) or not REPORT_NAME.fullmatch(self.name):
             raise RegistryError(f"{where}: the name must match {REPORT_NAME.pattern}")
         if self.name in BUILT_IN_REPORTS:
             raise RegistryError(f"{where}: {self.name!r} is a built-in report")
@@ -186,7 +186,7 @@ class TrackerScript:
 
     def check(self) -> None:
         where = f"tracker script {self.name!r} of plugin {self.plugin or '?'}"
-        if not isinstance(self.name, str) or not EVENT_NAME.match(self.name):
+        if not isinstance(self.name, str) or not EVENT_NAME.fullmatch(self.name):
             raise RegistryError(f"{where}: the name must match {EVENT_NAME.pattern}")
         if not isinstance(self.source, str) or not self.source.strip():
             raise RegistryError(f"{where}: source must be the script's JavaScript")
@@ -286,7 +286,7 @@ def _owned(contribution, plugin: str, kind: type):
 
 def _check_setting(setting: PluginSetting) -> None:
     where = f"setting {setting.name!r} of plugin {setting.plugin or '?'}"
-    if not isinstance(setting.name, str) or not SETTING_NAME.match(setting.name):
+    if not isinstance(setting.name, str) or not SETTING_NAME.fullmatch(setting.name):
         raise RegistryError(f"{where}: the name must match {SETTING_NAME.pattern}")
     if not isinstance(setting.default, int | float | str | bool):
         raise RegistryError(f"{where}: the default must be an int, float, str or bool")

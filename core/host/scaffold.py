@@ -47,14 +47,14 @@ class PluginNames:
 
 def plugin_names(name: str, event: str | None = None) -> PluginNames:
     """The names of plugin ``name``, whose event is ``event`` (by default ``name``)."""
-    if not PLUGIN_NAME.match(name):
+    if not PLUGIN_NAME.fullmatch(name):
         raise ScaffoldError(
             f"invalid plugin name {name!r}: lower case letters, digits and underscores, "
             "starting with a letter and not ending with an underscore, at most 63 characters "
             "(trailer_share)"
         )
     event = name if event is None else event
-    if not EVENT_NAME.match(event):
+    if not EVENT_NAME.fullmatch(event):
         raise ScaffoldError(
             f"invalid event name {event!r}: it must match {EVENT_NAME.pattern} (trailer_shared)"
         )

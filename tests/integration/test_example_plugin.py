@@ -148,10 +148,25 @@ def test_its_own_tests_pass_where_it_is_installed(plugin_env: PluginEnvironment)
     assert " passed" in tests.stdout
 
 
-def test_a_new_event_type_is_a_compatible_schema_change(plugin_env: PluginEnvironment) -> None:
+def test_it_publishes_its_own_api_fragment_not_the_projects_document(
+    plugin_env: PluginEnvironment, tmp_path: Path
+) -> None:
     checked = run(plugin_env.python, "-m", "etl.cli", "schema-check")
     assert checked.returncode == 0, checked.stdout
-    assert "rating_submitted: new event type (version 1) [ok]" in checked.stdout
+    assert "rating_submitted: from clickstream_rating, outside this repository" in checked.stdout
+    assert "clickstream openapi --plugin clickstream_rating --check FILE" in checked.stdout
+
+    printed = run(plugin_env.python, "-m", "etl.cli", "openapi", "--plugin", "clickstream-rating")
+    assert printed.returncode == 0, printed.stderr
+    schemas = json.loads(printed.stdout)["components"]["schemas"]
+    assert set(schemas) == {"RatingSubmittedData", "RatingSubmittedEvent"}
+    committed = tmp_path / "openapi.json"
+    committed.write_text(printed.stdout, encoding="utf-8")
+    again = run(
+        plugin_env.python, "-m", "etl.cli", "openapi", "--plugin", "clickstream-rating",
+        "--check", str(committed),
+    )  # fmt: skip
+    assert again.returncode == 0, again.stdout
 
 
 def test_a_rating_goes_from_the_api_through_kafka_into_its_table(

@@ -10,10 +10,13 @@ import signal
 import threading
 import time
 
+import orjson
 import pytest
 
 import etl.runner
 from core.host.plugin_manager import build_registry, make_plugin_manager
+from etl.deadletters import list_dead_letters, requeue
+from etl.metrics import EtlMetrics
 from etl.runner import run_forever, run_pass
 from etl.warehouse import MigrationNeededError, WarehouseError
 from tests.etl_helpers import STARS_DDL, StarsPlugin, batch_of, click, query, stars_rating
@@ -113,6 +116,7 @@ def test_a_pass_logs_its_result_and_each_event_with_the_pass_id(
         "messages": 3,
         "rows": {"element_clicks": 2},
         "dead_letters": {"not_json": 1},
+        "skipped": {},
         "gaps": [(0, 7, 8)],
         "replayed": False,
         "duration_s": result.duration_s,
@@ -224,3 +228,101 @@ def test_sigterm_or_sigint_stops_the_schedule_after_the_pass_in_progress(setting
 
     assert (len(calls), received) == (1, [])
     assert elapsed < 4
+
+
+# An event type whose plugin was removed: test_rating is in RATED, not in REGISTRY.
+
+
+def test_an_event_of_no_installed_plugin_is_dead_lettered_by_default(settings, etl_kafka) -> None:
+    assert settings.etl.unknown_events == "dead_letter"
+    etl_kafka.batches = [batch_of(settings.kafka.topic, [stars_rating(4), click()])]
+
+    result = run_pass(settings, REGISTRY)
+
+    assert (result.rows, result.dead_letters, result.skipped) == (
+        {"element_clicks": 1}, {"unknown_event": 1}, {},
+    )  # fmt: skip
+    [(reason, detail)] = query(settings, "SELECT reason, detail FROM {db}.dead_letters")
+    assert reason == "unknown_event"
+    assert "'test_rating'" in detail and "not installed" in detail
+    assert "clickstream deadletters requeue --reason unknown_event" in detail
+    assert etl_kafka.commits == [{0: 2}]
+
+
+def test_with_skip_an_event_of_no_installed_plugin_is_committed_past_and_counted(
+    settings, etl_kafka, caplog
+) -> None:
+    skipping = settings.replace(etl_unknown_events="skip")
+    bad_envelope = {**stars_rating(1), "event_id": "not a uuid"}
+    etl_kafka.batches = [
+        batch_of(
+            skipping.kafka.topic,
+            [stars_rating(4), click(), stars_rating(5), b"not json", bad_envelope],
+        )
+    ]
+    caplog.set_level(logging.INFO, logger="etl")
+
+    result = run_pass(skipping, REGISTRY)
+
+    assert (result.messages, result.rows, result.skipped) == (
+        5, {"element_clicks": 1}, {"test_rating": 2},
+    )  # fmt: skip
+    # Only a well-formed message of an unknown type is skipped; anything broken is kept.
+    assert result.dead_letters == {"not_json": 1, "bad_envelope": 1}
+    assert query(skipping, "SELECT reason FROM {db}.dead_letters ORDER BY offset") == [
+        ("not_json",),
+        ("bad_envelope",),
+    ]
+    assert etl_kafka.commits == [{0: 5}]
+    assert query(
+        skipping, "SELECT messages, rows, dead_letters, skipped FROM {db}.etl_passes FINAL"
+    ) == [(5, 1, 2, 2)]
+    [line] = [r for r in caplog.records if r.getMessage().startswith("etl.unknown_event_skipped")]
+    assert line.levelname == "WARNING"
+    assert line.skipped == {"event": "test_rating", "messages": 2, "pass_id": result.pass_id}
+
+    metrics = EtlMetrics(skipping, REGISTRY)
+    metrics.record_pass(result)
+    samples = metrics.registry.get_sample_value
+    assert samples("clickstream_etl_skipped_messages_total", {"event": "test_rating"}) == 2
+    assert samples("clickstream_etl_dead_letters_total", {"reason": "unknown_event"}) is None
+
+
+class Producer:
+    """Stands in for the re-queue's Kafka producer: what it sends, acknowledged at once."""
+
+    sent: list[tuple[str, bytes | None, bytes]] = []
+
+    def __init__(self, **config) -> None:
+        pass
+
+    def send(self, topic: str, key: bytes | None = None, value: bytes = b""):
+        Producer.sent.append((topic, key, value))
+        return self
+
+    def get(self, timeout: float) -> None:
+        return None
+
+    def close(self) -> None:
+        pass
+
+
+def test_requeued_unknown_events_load_once_their_plugin_is_reinstalled(
+    settings, etl_kafka, monkeypatch
+) -> None:
+    monkeypatch.setattr("etl.deadletters.KafkaProducer", Producer)
+    monkeypatch.setattr(Producer, "sent", [])
+    sent = [stars_rating(4), stars_rating(5)]
+    etl_kafka.batches = [batch_of(settings.kafka.topic, sent)]
+    assert run_pass(settings, REGISTRY).dead_letters == {"unknown_event": 2}
+
+    requeued = requeue(settings, reason="unknown_event")
+
+    assert len(requeued) == 2 and list_dead_letters(settings) == []
+    assert [orjson.loads(value) for _, _, value in Producer.sent] == sent
+    again = batch_of(settings.kafka.topic, [value for _, _, value in Producer.sent], start=2)
+    etl_kafka.batches = [again]
+    result = run_pass(settings, RATED)
+    assert (result.rows, result.dead_letters) == ({"test_ratings": 2}, {})
+    assert query(settings, "SELECT stars FROM {db}.test_ratings ORDER BY stars") == [(4,), (5,)]
+    assert all(d.requeued for d in list_dead_letters(settings, include_requeued=True))

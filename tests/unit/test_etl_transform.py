@@ -11,7 +11,7 @@ from marshmallow import Schema, fields
 from core import EventType, hookimpl
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.message import MAX_VERSION
-from etl.transform import BAD_ENVELOPE, Loaded, Rejected, transform
+from etl.transform import BAD_ENVELOPE, Loaded, Rejected, Skipped, transform
 from tests.etl_helpers import BASE_TIME, envelope, kafka_record
 
 
@@ -78,6 +78,8 @@ def _with(**changes) -> bytes:
         (orjson.dumps(_without("event_id")), "missing_envelope", "event_id"),
         (orjson.dumps(_without("event_id", "data")), "missing_envelope", "event_id, data"),
         (orjson.dumps(envelope("nope", {})), "unknown_event", "'nope'"),
+        (orjson.dumps(envelope(5, {})), "bad_envelope", "event 5 is not a string"),
+        (orjson.dumps(envelope("nope", {}, event_id="x")), "bad_envelope", "'x'"),
         (orjson.dumps(envelope("search_filter", {}, event_id="x")), "bad_envelope", "'x'"),
         (_with(timestamp="2026-01-01"), "bad_envelope", "2026-01-01"),
         (_with(timestamp="2026-01-01T10:00:00z"), "bad_envelope", "timestamp"),
@@ -98,6 +100,16 @@ def test_an_unloadable_message_is_rejected_with_its_reason(registry, value, reas
     assert isinstance(outcome, Rejected)
     assert (outcome.record, outcome.reason) == (rec, reason)
     assert named in outcome.detail
+
+
+def test_skip_unknown_skips_only_a_well_formed_message_of_an_unknown_event(registry):
+    unknown = kafka_record(orjson.dumps(envelope("rating_submitted", {"score": 9})))
+    assert transform(unknown, registry, skip_unknown=True) == Skipped(unknown, "rating_submitted")
+    assert transform(unknown, registry).reason == "unknown_event"
+    broken = kafka_record(orjson.dumps(envelope("rating_submitted", {}, event_id="x")))
+    assert transform(broken, registry, skip_unknown=True).reason == "bad_envelope"
+    known = kafka_record(_with())
+    assert isinstance(transform(known, registry, skip_unknown=True), Loaded)
 
 
 @pytest.mark.parametrize("value", [b"", None, b"\xff{", b"{"])

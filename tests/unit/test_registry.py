@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import re
+from pathlib import Path
 
 import pytest
 from marshmallow import Schema, fields
 
 from core import EventType, PluginSetting, Report, TrackerScript, View, hookimpl, table_ddl
 from core.config import ConfigError, Settings
+from core.host import hookspecs
 from core.host.fields import Text
 from core.host.plugin_manager import build_registry, make_plugin_manager
-from core.host.registry import Registry, RegistryError
+from core.host.registry import EVENT_NAME, Registry, RegistryError
 from core.message import ENVELOPE_COLUMNS_DDL
 from tests.fakes import NoteSchema
 
+ROOT = Path(__file__).resolve().parents[2]
 PLUGIN_NUMBERS = itertools.count(1)
 DDL = f"CREATE TABLE IF NOT EXISTS {{database}}.{{table}} ({ENVELOPE_COLUMNS_DDL}) ENGINE = Memory"
 
@@ -73,6 +77,50 @@ def test_two_plugins_claiming_one_event_name_stop_start_up_naming_both() -> None
 def test_an_invalid_event_type_stops_start_up(changes, complaint) -> None:
     with pytest.raises(RegistryError, match=complaint):
         registry_of(plugin(note_type(**changes)))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        # The specification's names, which are not past tense: no tense or form is imposed.
+        "element_click",
+        "page_view_start",
+        "page_view_end",
+        "quality_change",
+        "video_complete",
+        "search_filter",
+        "rating_submitted",
+        "v",
+        "trailer_2_played",
+        "x" * 64,
+    ],
+)
+def test_an_event_name_is_a_letter_then_letters_digits_underscores_up_to_64(name: str) -> None:
+    assert registry_of(plugin(note_type(name))).names == [name]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["", "Rating", "rating-submitted", "rating submitted", "2nd_view", "_hidden", "оценка"]
+    + ["x" * 65, "rating\n"],
+)
+def test_any_other_event_name_stops_start_up(name: str) -> None:
+    with pytest.raises(RegistryError, match="the name must match"):
+        registry_of(plugin(note_type(name)))
+
+
+def test_the_name_rule_the_guide_states_is_the_one_enforced() -> None:
+    assert EVENT_NAME.pattern == r"^[a-z][a-z0-9_]{0,63}$"
+    documented = " ".join(inspect.getdoc(hookspecs.register_event_types).split())
+    assert (
+        "a lower-case letter, then lower-case letters, digits and underscores, "
+        "64 characters at most" in documented
+    )
+    assert "unique across all plugins" in documented
+    # No tense is enforced (the specification's own names are nouns), so none is advised.
+    guide = " ".join((ROOT / "docs" / "writing-plugins.md").read_text(encoding="utf-8").split())
+    for text in (documented, guide):
+        assert not re.search(r"past[- ]tense", text, re.IGNORECASE)
 
 
 def test_a_table_of_a_field_with_no_known_column_stops_start_up_naming_it() -> None:

@@ -59,14 +59,25 @@ def test_the_names_are_derived_from_the_plugins() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["", "Trailer", "trailer-share", "1trailer", "_trailer", "trailer_", "t" * 64, "é"]
+    "name",
+    [
+        "",
+        "Trailer",
+        "trailer-share",
+        "1trailer",
+        "_trailer",
+        "trailer_",
+        "t" * 64,
+        "é",
+        "trailer\n",
+    ],
 )
 def test_other_plugin_names_are_refused(name: str) -> None:
     with pytest.raises(ScaffoldError, match="invalid plugin name"):
         plugin_names(name)
 
 
-@pytest.mark.parametrize("event", ["Shared", "trailer-shared", "x" * 65])
+@pytest.mark.parametrize("event", ["Shared", "trailer-shared", "x" * 65, "trailer_shared\n"])
 def test_other_event_names_are_refused(event: str) -> None:
     with pytest.raises(ScaffoldError, match="invalid event name"):
         plugin_names("trailer_share", event=event)
