@@ -243,6 +243,8 @@ sys.exit(answer["code"])
 PRELUDE = """set -euo pipefail
 [ -f "$SNIPPET_STATE" ] && source "$SNIPPET_STATE"
 curl() {{ command curl --dump-header "$SNIPPET_CURL_LOG/$(date +%s%N)" "$@"; }}
+# `jq .` is all the pages use: where jq is not installed, Python checks and prints the JSON.
+command -v jq >/dev/null || jq() {{ python3 -m json.tool; }}
 """
 
 
@@ -423,13 +425,14 @@ def _read(path: Path) -> str:
 def check_variable(name: str) -> str | None:
     """Why a variable a command sets is not real, or None: a ``CLICKSTREAM_*`` one is a
     declared setting (or read by a script or the tests), any other is read by a script."""
+    named = re.compile(rf"\b{re.escape(name)}\b")
     scripts = "".join(_read(path) for path in (ROOT / "scripts").iterdir())
     if name.startswith("CLICKSTREAM_"):
         tests = "".join(_read(path) for path in (ROOT / "tests").rglob("*.py"))
-        if name in _declared_variables() or name in scripts or name in tests:
+        if name in _declared_variables() or named.search(scripts) or named.search(tests):
             return None
         return f"{name} is no setting (core/config.py declarations() or a plugin's)"
-    return None if name in scripts else f"{name} is read by no script in scripts/"
+    return None if named.search(scripts) else f"{name} is read by no script in scripts/"
 
 
 def _exists(relative: str) -> bool:
