@@ -370,14 +370,29 @@ def cron_command(block: Block) -> str:
     return fields[5]
 
 
+def prompted(block: Block) -> str:
+    """The ``$ command`` lines of a block of output."""
+    return "".join(line[2:] + "\n" for line in block.text.splitlines() if line.startswith("$ "))
+
+
 @pytest.mark.parametrize(
     "block",
-    [*claimed("sh-run"), *claimed("sh-live"), *claimed("sh-checked"), *claimed("cron")],
+    [
+        *claimed("sh-run"),
+        *claimed("sh-live"),
+        *claimed("sh-checked"),
+        *claimed("cron"),
+        *(param for param in claimed("text") if prompted(param.values[0])),
+    ],
 )
 def test_every_command_is_real(block: Block) -> None:
     """Run or not, each command names what exists: make targets, scripts and what they
-    take, ``clickstream`` subcommands and options, modules, packages, settings."""
-    text = cron_command(block) if block.language == "cron" else block.text
+    take, ``clickstream`` subcommands and options, modules, packages, settings; so does
+    a ``$ command`` shown with its output."""
+    if block.language == "cron":
+        text = cron_command(block)
+    else:
+        text = block.text if block.language == "sh" else prompted(block)
     found = commands(text)
     assert found, f"{block.id}: no command found"
     problems = [f"line {c.line}: {p}" for c in found for p in check_command(c)]
