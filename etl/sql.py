@@ -357,8 +357,9 @@ class Printer:
     """Prints answers in one format: results on ``out``, what was done and errors on
     ``err`` (in JSON and CSV; the table format prints what was done with the results)."""
 
-    def __init__(self, fmt: str, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> None:
-        self.format, self.out, self.err = FORMATTERS[fmt], out, err
+    def __init__(self, fmt: str, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        # sys.stdout and sys.stderr as they are now, not as they were when this was imported.
+        self.format, self.out, self.err = FORMATTERS[fmt], out or sys.stdout, err or sys.stderr
         self.separate = fmt != "json"
         self.printed = False
 
