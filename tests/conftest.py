@@ -371,18 +371,27 @@ SERVER_DSN = os.environ.get("CLICKSTREAM_TEST_SERVER_DSN", "")
         ),
     ]
 )
-def etl_settings(request, settings: Settings, kafka_bootstrap: str) -> Settings:
-    """Per-test settings of the ETL on the real broker: a fresh one-partition topic, and the
-    warehouse on chDB or, with ``CLICKSTREAM_TEST_SERVER_DSN``, on a ClickHouse server."""
-    settings = settings.replace(etl_poll_timeout_s=0.2, plugin_values={"page_view_timeout_s": "60"})
+def warehouse_settings(request, settings: Settings) -> Iterator[Settings]:
+    """Per-test settings with the warehouse on chDB or, with ``CLICKSTREAM_TEST_SERVER_DSN``,
+    on a ClickHouse server (its database dropped afterwards)."""
     if request.param == "server":
         settings = settings.replace(warehouse_dsn=SERVER_DSN)
-    create_topic(settings)
     yield settings
     if request.param == "server":
         warehouse = Warehouse.from_settings(settings)
         with warehouse.session() as client:
             client.command(f"DROP DATABASE IF EXISTS {warehouse.database}")
+
+
+@pytest.fixture
+def etl_settings(warehouse_settings: Settings, kafka_bootstrap: str) -> Settings:
+    """Per-test settings of the ETL on the real broker: a fresh one-partition topic, and the
+    warehouse of :func:`warehouse_settings`."""
+    settings = warehouse_settings.replace(
+        etl_poll_timeout_s=0.2, plugin_values={"page_view_timeout_s": "60"}
+    )
+    create_topic(settings)
+    return settings
 
 
 @pytest.fixture(scope="module")

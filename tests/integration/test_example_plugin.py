@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pytest
 
 from core.config import Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
-from tests.servers import subprocess_env
+from tests.servers import subprocess_env, this_checkout, venv_with
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "plugin-rating"
@@ -76,38 +75,13 @@ def plugin_env(tmp_path_factory) -> PluginEnvironment:
     source = shutil.copytree(
         EXAMPLE, root / "src", ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
     )
-    venv = root / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv],
-        check=True,
-    )
-    python = venv / "bin" / "python"
-    installed = subprocess.run(
-        [
-            python,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-index",
-            "--no-deps",
-            "--no-build-isolation",
-            source,
-        ],
-        capture_output=True,
-        text=True,
-    )
-    assert installed.returncode == 0, (
-        f"pip install failed (is wheel installed? `make install`):\n{installed.stderr}"
-    )
+    python = venv_with(source, root / "venv")
     return PluginEnvironment(python, source)
 
 
 def run(python: Path, *args: str, settings: Settings | None = None, cwd: Path | None = None):
-    env = subprocess_env(settings) if settings else dict(os.environ)
-    # This checkout's clickstream (core.testing, which the plugin's tests use, among the
-    # rest), whichever checkout the shared environment has installed as editable.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    # This checkout's clickstream: core.testing, which the plugin's tests use, among the rest.
+    env = this_checkout(subprocess_env(settings) if settings else dict(os.environ))
     return subprocess.run(
         [python, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=120
     )

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from core.host.plugin_manager import build_registry, make_plugin_manager
+from tests.servers import this_checkout, venv_with
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "trailer_share"
@@ -30,8 +31,7 @@ class Scaffolded:
 
 
 def run(python: Path | str, *args: str | Path, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    env = this_checkout(dict(os.environ))
     return subprocess.run(
         [python, *args], capture_output=True, text=True, env=env, cwd=cwd, timeout=300
     )
@@ -44,27 +44,7 @@ def scaffolded(tmp_path_factory) -> Scaffolded:
     written = run(sys.executable, "-m", "etl.cli", "new-plugin", NAME, "--dir", root / "src")
     assert written.returncode == 0, written.stderr
     package = root / "src" / "clickstream-trailer-share"
-    venv = root / "venv"
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", venv],
-        check=True,
-    )
-    python = venv / "bin" / "python"
-    installed = run(
-        python,
-        "-m",
-        "pip",
-        "install",
-        "--quiet",
-        "--no-index",
-        "--no-deps",
-        "--no-build-isolation",
-        "-e",
-        package,
-    )
-    assert installed.returncode == 0, (
-        f"pip install -e failed (is wheel installed? `make install`):\n{installed.stderr}"
-    )
+    python = venv_with(package, root / "venv", editable=True)
     return Scaffolded(python, package)
 
 

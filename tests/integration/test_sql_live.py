@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -28,27 +27,13 @@ from tests.servers import subprocess_env
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVER_DSN = os.environ.get("CLICKSTREAM_TEST_SERVER_DSN", "")
 QUERIES = ("драма", "комедия", "драма")
 
 
-@pytest.fixture(
-    params=[
-        "chdb",
-        pytest.param(
-            "server",
-            marks=pytest.mark.skipif(
-                not SERVER_DSN,
-                reason="no ClickHouse server: set CLICKSTREAM_TEST_SERVER_DSN=http://user:pass@host:8123",
-            ),
-        ),
-    ]
-)
-def sql_settings(request, settings: Settings) -> Settings:
+@pytest.fixture
+def sql_settings(warehouse_settings: Settings) -> Settings:
     """Per-test settings whose database has the event tables and three searches."""
-    if request.param == "server":
-        settings = settings.replace(warehouse_dsn=SERVER_DSN)
-    warehouse = Warehouse.from_settings(settings)
+    warehouse = Warehouse.from_settings(warehouse_settings)
     with warehouse.session() as client:
         warehouse.ensure_schema(client, build_registry(make_plugin_manager()), ledger.TABLES)
         client.insert(
@@ -56,10 +41,7 @@ def sql_settings(request, settings: Settings) -> Settings:
             [[uuid.uuid4(), text, f"genre={text}", 'say "да", then, no'] for text in QUERIES],
             column_names=["event_id", "search_query", "filters", "user_id"],
         )
-    yield settings
-    if request.param == "server":
-        with warehouse.session() as client:
-            client.command(f"DROP DATABASE IF EXISTS {warehouse.database}")
+    return warehouse_settings
 
 
 def run(settings: Settings, script: str, fmt: str = "table", **options) -> tuple[int, str, str]:
