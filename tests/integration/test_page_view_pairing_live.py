@@ -9,6 +9,7 @@ by its status and kept out of the median and p90.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -16,20 +17,16 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from core import hookimpl
 from core.host.plugin_manager import build_registry, make_plugin_manager
+from etl import ledger
 from etl.metrics import EtlMetrics
 from etl.reports import plugin_report
 from etl.runner import run_pass
+from etl.warehouse import Warehouse
 from tests.etl_helpers import create_topic, envelope, produce, query
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.xfail(
-        strict=True,
-        reason="issue 13, item 8: durations.sql pairs by page_view_id alone, by server time "
-        "(latest end minus earliest start), and reports only open, timed_out and orphan_end",
-    ),
-]
+pytestmark = pytest.mark.integration
 
 TIMEOUT_S = 60
 #: Every status a row of page_view_durations can have, each a figure of the report.
@@ -212,3 +209,43 @@ def test_every_status_is_a_figure_of_the_report_and_a_metric(pairing_settings, r
         if sample.name == "clickstream_report_figure" and sample.labels["report"] == "pageviews"
     }
     assert exported == figures
+
+
+def test_a_view_made_by_an_earlier_query_is_made_again_by_the_next_pass(
+    pairing_settings, registry
+) -> None:
+    view = registry.views["page_view_durations"]
+    earlier = dataclasses.replace(
+        view, query="SELECT page_view_id FROM {database}.page_views FINAL GROUP BY page_view_id"
+    )
+
+    class EarlierPageViews:
+        @hookimpl
+        def register_event_types(self):
+            return list(registry)
+
+        @hookimpl
+        def register_views(self):
+            return [earlier]
+
+    old = build_registry(make_plugin_manager([EarlierPageViews()], load_entry_points=False))
+    warehouse = Warehouse.from_settings(pairing_settings)
+    with warehouse.session() as client:
+        warehouse.ensure_schema(client, old, ledger.TABLES)
+    views = Views()
+    shared = views.view(-20, -15)
+    views.end(shared, -10, user="u2")
+    load(pairing_settings, registry, views)
+
+    [(comment,)] = query(
+        pairing_settings,
+        "SELECT comment FROM system.tables WHERE database = %(db)s AND name = %(name)s",
+        db=pairing_settings.warehouse.database,
+        name=view.name,
+    )
+    assert comment == warehouse.view_version(view, registry)
+    assert comment != warehouse.view_version(earlier, old)
+    assert durations(pairing_settings) == {
+        (shared, "u1"): ("closed", 5.0),
+        (shared, "u2"): ("other_user", None),
+    }
