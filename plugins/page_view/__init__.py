@@ -45,6 +45,10 @@ STATUSES = (
     "other_user",
 )
 
+#: Analysts ask for a time range, a user, or both; a user's start and end of one view are then
+#: neighbours (on one day), which the pairing reads. event_id ends it: one key per event.
+SORT_KEY = ("toDate(timestamp)", "user_id", "page_view_id", "event")
+
 TIMEOUT = PluginSetting(
     "page_view_timeout_s",
     1800,
@@ -61,7 +65,7 @@ def page_view_row(message: Mapping[str, Any]) -> Row:
 @hookimpl
 def register_event_types() -> list[EventType]:
     # One table for both ends, so its columns are those of both schemas.
-    ddl = table_ddl(PageViewStartSchema, PageViewEndSchema, order_by=("page_view_id", "event"))
+    ddl = table_ddl(PageViewStartSchema, PageViewEndSchema, order_by=SORT_KEY)
     return [
         EventType(
             name="page_view_start",
