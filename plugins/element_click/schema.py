@@ -14,13 +14,11 @@ class ElementClickSchema(Schema):
     # The specification's fields.
     element_type = Text(
         max_length=64,
-        low_cardinality=True,
         required=True,
         metadata={"description": "What was clicked: movie, category, trailer, ..."},
     )
     page_type = Text(
         max_length=64,
-        low_cardinality=True,
         required=True,
         metadata={"description": "The page the element is on: movie, category, promotion, ..."},
     )

@@ -32,6 +32,23 @@ DATA_COLUMNS = ("page_view_id", "page_type", "video_id", "url", "referrer", "vis
 START_EXAMPLE = {"page_view_id": "7f1d2c3b-4a5e-4f60-8172-93a4b5c6d7e8", "page_type": "movie"}
 END_EXAMPLE = {"page_view_id": "7f1d2c3b-4a5e-4f60-8172-93a4b5c6d7e8", "page_type": "movie"}
 
+#: What a row of page_view_durations can be: closed (paired soundly, the only status with a
+#: duration), open or timed_out (a start alone), or an anomaly the report counts apart.
+STATUSES = (
+    "closed",
+    "open",
+    "timed_out",
+    "orphan_end",
+    "end_before_start",
+    "several_starts",
+    "several_ends",
+    "other_user",
+)
+
+#: Analysts ask for a time range, a user, or both; a user's start and end of one view are then
+#: neighbours (on one day), which the pairing reads. event_id ends it: one key per event.
+SORT_KEY = ("toDate(timestamp)", "user_id", "page_view_id", "event")
+
 TIMEOUT = PluginSetting(
     "page_view_timeout_s",
     1800,
@@ -48,7 +65,7 @@ def page_view_row(message: Mapping[str, Any]) -> Row:
 @hookimpl
 def register_event_types() -> list[EventType]:
     # One table for both ends, so its columns are those of both schemas.
-    ddl = table_ddl(PageViewStartSchema, PageViewEndSchema, order_by=("page_view_id", "event"))
+    ddl = table_ddl(PageViewStartSchema, PageViewEndSchema, order_by=SORT_KEY)
     return [
         EventType(
             name="page_view_start",
@@ -85,7 +102,9 @@ def register_views() -> list[View]:
             name=DURATIONS,
             query=files(__name__).joinpath("durations.sql").read_text(encoding="utf-8"),
             tables=(TABLE,),
-            description="One row per page view: its start and end paired, duration, status.",
+            description=(
+                "One row per page view and user: its start and end paired, duration, status."
+            ),
         )
     ]
 
@@ -96,7 +115,7 @@ def register_reports() -> list[Report]:
     return [
         Report(
             name="pageviews",
-            description="Closed page views' durations by page type, and the unmatched ones.",
+            description="Closed page views' durations by page type, and how many have each status.",
             query=(
                 "SELECT page_type AS `page type`, count() AS count, "
                 "round(quantile(0.5)(duration_s), 1) AS `median s`, "
@@ -104,10 +123,9 @@ def register_reports() -> list[Report]:
                 f"FROM {durations} WHERE status = 'closed' GROUP BY page_type ORDER BY page_type"
             ),
             figures=(
-                "SELECT countIf(status = 'open') AS open, "
-                "countIf(status = 'timed_out') AS timed_out, "
-                "countIf(status = 'orphan_end') AS orphan_end "
-                f"FROM {durations}"
+                "SELECT "
+                + ", ".join(f"countIf(status = '{status}') AS {status}" for status in STATUSES)
+                + f" FROM {durations}"
             ),
             needs=(DURATIONS,),
         )

@@ -21,7 +21,6 @@ class PageViewSchema(Schema):
     )
     page_type = Text(
         max_length=64,
-        low_cardinality=True,
         required=True,
         metadata={"description": "The kind of page: movie, category, promotion, ..."},
     )

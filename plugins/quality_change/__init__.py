@@ -18,6 +18,7 @@ def register_event_types() -> list[EventType]:
             example=EXAMPLE,
             description="The player switched video quality (e.g. video height in pixels).",
             version=2,
-            order_by=("video_id", "timestamp"),
+            # Read by day and by user; a user's changes of one video are neighbours.
+            order_by=("toDate(timestamp)", "user_id", "video_id"),
         )
     ]

@@ -18,6 +18,7 @@ def register_event_types() -> list[EventType]:
             example=EXAMPLE,
             description="A catalogue search by text query and/or filters.",
             version=2,
-            order_by=("toDate(timestamp)", "search_query"),
+            # Read by day and by user; search_query, free text, stays out of the key.
+            order_by=("toDate(timestamp)", "user_id"),
         )
     ]

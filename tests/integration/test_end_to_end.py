@@ -100,10 +100,12 @@ def test_posted_events_reach_their_tables_with_every_value(
     ]
     stamps = [row[5].replace(tzinfo=UTC) for row in views]
     assert all(before <= stamp <= datetime.now(UTC) for stamp in stamps)
-    [(user, duration)] = query(
+    [(user, duration, server_s)] = query(
         live_settings,
-        "SELECT user_id, duration_s FROM {db}.page_view_durations WHERE page_view_id = %(id)s",
+        "SELECT user_id, duration_s, server_s FROM {db}.page_view_durations "
+        "WHERE page_view_id = %(id)s",
         id=view,
     )
     assert user == "user-77"
-    assert duration == pytest.approx((stamps[1] - stamps[0]).total_seconds(), abs=0.002)
+    assert duration == 1.5  # the end's visible_ms, measured by the client
+    assert server_s == pytest.approx((stamps[1] - stamps[0]).total_seconds(), abs=0.002)

@@ -65,7 +65,16 @@ def test_page_views_are_paired_with_durations_and_orphans_reported(etl_settings,
     assert report.columns == ["page type", "count", "median s", "p90 s"]
     durations = {page_type: tuple(rest) for page_type, *rest in report.rows}
     assert durations == {"movie": (3, 20.0, 28.0), "main": (1, 4.5, 4.5)}
-    assert report.figures == {"open": 1, "timed_out": 1, "orphan_end": 1}
+    assert report.figures == {
+        "closed": 4,
+        "open": 1,
+        "timed_out": 1,
+        "orphan_end": 1,
+        "end_before_start": 0,
+        "several_starts": 0,
+        "several_ends": 0,
+        "other_user": 0,
+    }
     assert quality_report(etl_settings, etl_registry, with_lag=False).figures == {
         "pageviews": report.figures
     }
