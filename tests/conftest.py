@@ -40,12 +40,17 @@ def _require(name: str, host: str, port: int) -> None:
 
 @pytest.fixture(scope="session")
 def base_settings(tmp_path_factory) -> Settings:
-    """Settings from the environment, the warehouse and the disk spool in per-session directories.
+    """Settings from the environment, the warehouse and the disk spool in per-session directories,
+    and the development flags of a developer's machine.
 
     chDB opens one data directory per process, so every test of a session shares
     this directory and gets a database of its own instead.
     """
-    settings = Settings.from_env().replace(spool_dir=str(tmp_path_factory.mktemp("spool")))
+    settings = Settings.from_env().replace(
+        spool_dir=str(tmp_path_factory.mktemp("spool")),
+        # The reference auth service signs with the development secret (docs/security.md).
+        jwt_allow_dev_secret=True,
+    )
     if settings.warehouse.dsn.startswith("chdb://"):
         settings = settings.replace(warehouse_dsn=f"chdb://{tmp_path_factory.mktemp('warehouse')}")
     return settings

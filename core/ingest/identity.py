@@ -22,12 +22,20 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from requests.adapters import HTTPAdapter
 
-from core.config import AuthSettings, CacheSettings, ConfigError, JwtSettings, Settings, env_name
+from core.config import (
+    DEV_JWT_SECRET,
+    AuthSettings,
+    CacheSettings,
+    ConfigError,
+    JwtSettings,
+    Settings,
+    env_name,
+)
 from core.ingest import redis_link
 from core.ingest.breaker import CircuitBreaker
 from core.ingest.token_cache import CachedAnswer, LocalCache
 from core.log import RateLimitedWarning
-from core.message import ANONYMOUS, Identity
+from core.message import ANONYMOUS, MAX_TOKEN_LENGTH, Identity
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +44,9 @@ _ASYMMETRIC_PREFIXES = ("RS", "PS", "ES")
 # A readiness probe must answer fast even when the auth service hangs.
 _PROBE_TIMEOUT_S = 1.0
 _WARN_EVERY_S = 30.0
+#: Answers that refuse the token itself, whoever sends them (the service or a proxy in front
+#: of it): 400 (malformed) and 431 (too large for a header). Rejections, never an outage.
+_TOKEN_REFUSED = (400, 401, 403, 431)
 
 
 class TokenRejected(Exception):  # noqa: N818 - reads as an outcome, like StopIteration
@@ -47,7 +58,17 @@ class TokenRejected(Exception):  # noqa: N818 - reads as an outcome, like StopIt
 
 
 class _AuthUnavailableError(Exception):
-    """The auth service gave no usable answer; the message never contains the token."""
+    """The auth service gave no usable answer; the message never contains the token.
+
+    ``outage``: no answer in time, or a 5xx, which count toward the circuit breaker. Any
+    other unusable answer (429, a 404 from a misconfigured URL, a body without a user id)
+    falls back for this token only: a client must not be able to open the breaker for
+    everyone with an answer it can provoke.
+    """
+
+    def __init__(self, detail: str, *, outage: bool) -> None:
+        super().__init__(detail)
+        self.outage = outage
 
 
 class _Stats:
@@ -147,6 +168,8 @@ class IdentityResolver:
             raise TokenRejected("token must be a string")
         if not token.strip():
             raise TokenRejected("token is empty")
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise TokenRejected(f"token is longer than {MAX_TOKEN_LENGTH} characters")
         digest = hashlib.sha256(token.encode()).hexdigest()
 
         entry = self._cached(digest)
@@ -157,16 +180,22 @@ class IdentityResolver:
             self._stats.add("breaker_short_circuits")
             return self._fallback(token)
         try:
-            entry = self._ask_service(token)
+            entry, service_answered = self._ask_service(token)
         except _AuthUnavailableError as error:
-            self.breaker.record_failure()
+            if error.outage:
+                self.breaker.record_failure()
+            else:
+                self.breaker.release()
             self._stats.add("auth_unavailable")
             self._warn("auth", "auth service unavailable (%s): verifying JWTs locally", error)
             return self._fallback(token)
         except BaseException:
             self.breaker.record_failure()
             raise
-        self.breaker.record_success()
+        if service_answered:
+            self.breaker.record_success()
+        else:
+            self.breaker.release()
         self._store(digest, entry)
         return _answer(entry)
 
@@ -219,7 +248,9 @@ class IdentityResolver:
 
     # Auth service
 
-    def _ask_service(self, token: str) -> CachedAnswer:
+    def _ask_service(self, token: str) -> tuple[CachedAnswer, bool]:
+        """The service's answer, and whether it shows the service itself is up: a 400 or a
+        431 may come from a proxy in front of a service that is down."""
         self._stats.add("auth_calls")
         try:
             response = self._session.request(
@@ -231,28 +262,35 @@ class IdentityResolver:
                 allow_redirects=False,
             )
         except requests.RequestException as error:
-            raise _AuthUnavailableError(_name(error)) from None
+            # Connection errors and timeouts: the outage the breaker and the fallback are for.
+            raise _AuthUnavailableError(_name(error), outage=True) from None
         now = self._clock()
-        if response.status_code in (401, 403):
-            return CachedAnswer(now + self._cache.rejection_ttl_s, rejected="token rejected")
-        if response.status_code != 200:
-            raise _AuthUnavailableError(f"HTTP {response.status_code}")
+        status = response.status_code
+        if status in _TOKEN_REFUSED:
+            rejected = CachedAnswer(now + self._cache.rejection_ttl_s, rejected="token rejected")
+            return rejected, status in (401, 403)
+        if status != 200:
+            raise _AuthUnavailableError(f"HTTP {status}", outage=status >= 500)
         try:
             answer = response.json()
         except ValueError:
-            raise _AuthUnavailableError("answer is not JSON") from None
+            raise _AuthUnavailableError("answer is not JSON", outage=False) from None
         user_id = _user_id(_dig(answer, self._auth.user_id_field))
         if user_id is None:
-            raise _AuthUnavailableError(f"answer has no user id at {self._auth.user_id_field!r}")
+            raise _AuthUnavailableError(
+                f"answer has no user id at {self._auth.user_id_field!r}", outage=False
+            )
         expiry = _dig(answer, self._auth.expiry_field)
         if expiry is None:
             expiry = _unverified_expiry(token)
         elif isinstance(expiry, bool) or not isinstance(expiry, int | float):
-            raise _AuthUnavailableError(f"answer has a non-numeric {self._auth.expiry_field!r}")
+            raise _AuthUnavailableError(
+                f"answer has a non-numeric {self._auth.expiry_field!r}", outage=False
+            )
         until = now + self._cache.max_ttl_s
         if expiry is not None:
             until = min(until, float(expiry))
-        return CachedAnswer(until, user_id=user_id)
+        return CachedAnswer(until, user_id=user_id), True
 
     # Local fallback
 
@@ -273,7 +311,9 @@ class IdentityResolver:
         claim = self._jwt.user_id_claim
         try:
             # Only the header's own algorithm, with the key of its family: an HS token is
-            # never checked against the public key used as a shared secret.
+            # never checked against the public key used as a shared secret. The expiry is
+            # checked below, against its own bound and not as pyjwt's leeway, which would
+            # stretch nbf and iat as well.
             claims = jwt.decode(
                 token,
                 key,
@@ -285,7 +325,18 @@ class IdentityResolver:
         user_id = _user_id(claims.get(claim))
         if user_id is None:
             raise TokenRejected("token has no user id")
+        self._check_age(claims.get("exp"))
         return user_id
+
+    def _check_age(self, exp: Any) -> None:
+        """Refuse a token expired longer than ``jwt.max_expired_s`` ago (unless that is inf)."""
+        bound = self._jwt.max_expired_s
+        if math.isinf(bound):
+            return
+        if isinstance(exp, bool) or not isinstance(exp, int | float):
+            raise TokenRejected("token has no expiry")
+        if self._clock() - exp > bound:
+            raise TokenRejected("token expired too long ago")
 
     # Readiness and metrics
 
@@ -344,12 +395,30 @@ def _load_keys(jwt: JwtSettings) -> dict[str, Any]:
     if "hmac" in families:
         if not jwt.secret:
             raise ConfigError(f"{env_name('jwt_secret')} is needed for HS* algorithms")
+        if jwt.secret == DEV_JWT_SECRET:
+            _refuse_dev_secret(jwt)
         keys["hmac"] = jwt.secret
     if "public" in families:
         keys["public"] = _load_public_key(jwt.public_key)
     if "unknown" in families:
         raise ConfigError(f"{env_name('jwt_algorithms')} has an unsupported algorithm")
     return keys
+
+
+def _refuse_dev_secret(jwt: JwtSettings) -> None:
+    """Anyone can read the development secret, and sign tokens the fallback accepts."""
+    secret, flag = env_name("jwt_secret"), env_name("jwt_allow_dev_secret")
+    if not jwt.allow_dev_secret:
+        raise ConfigError(
+            f"{secret} is the development secret, published with clickstream: set the auth "
+            f"service's own (or use RS*/ES*/EdDSA keys), or {flag}=true for development"
+        )
+    log.warning(
+        "%s is the development secret (%s=true): while the auth service is down, anyone can "
+        "sign a token this process accepts; never run so outside development",
+        secret,
+        flag,
+    )
 
 
 def _load_public_key(value: str) -> Any:

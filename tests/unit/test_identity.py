@@ -112,7 +112,12 @@ def clock() -> Clock:
 
 @pytest.fixture
 def base() -> Settings:
-    return Settings.of(auth_breaker_failures=2, auth_breaker_reset_s=5.0, redis_prefix="t:")
+    return Settings.of(
+        auth_breaker_failures=2,
+        auth_breaker_reset_s=5.0,
+        redis_prefix="t:",
+        jwt_allow_dev_secret=True,
+    )
 
 
 def make(settings: Settings, session: Session, clock: Clock, cache=None, **changes):
