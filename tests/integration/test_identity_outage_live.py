@@ -256,3 +256,26 @@ def test_the_fallback_can_refuse_tokens_expired_too_long_ago(live_settings, logi
     never = jwt.encode({"sub": "forever"}, down.jwt.secret, algorithm="HS256")
     with pytest.raises(TokenRejected):
         bounded.resolve(never)
+
+
+# Item 6: the contract's integer user id, during an outage
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13 item 6: pyjwt refuses an integer sub")
+def test_an_integer_sub_is_a_user_id_while_the_auth_service_is_down(live_settings, read_topic):
+    down = live_settings.replace(auth_url=f"http://127.0.0.1:{closed_port()}/api/v1/auth/verify")
+    secret = down.jwt.secret
+    numeric = jwt.encode({"sub": 42, "exp": int(time.time()) + 600}, secret, algorithm="HS256")
+    with_jti = jwt.encode({"sub": 43, "jti": 7}, secret, algorithm="HS256")
+    resolver = IdentityResolver.from_settings(down)
+    assert resolver.resolve(numeric) == Identity("42", "degraded")
+    assert resolver.resolve(with_jti) == Identity("43", "degraded")
+
+    app = create_app(down)
+    try:
+        answer = app.test_client().post("/api/v1/events", json=search_event(1, numeric))
+        assert answer.status_code == 202, answer.json
+    finally:
+        app.extensions["clickstream.pipeline"].publisher.close()
+    ((_, message),) = read_topic(down.kafka.topic, 1)
+    assert (message["user_id"], message["identity"]) == ("42", "degraded")

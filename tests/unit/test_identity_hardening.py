@@ -205,3 +205,29 @@ def test_the_setting_reads_inf_and_numbers() -> None:
     with pytest.raises(ConfigError):
         Settings.from_env({"CLICKSTREAM_JWT_MAX_EXPIRED_S": "-1"})
     assert Settings.from_env(Settings().to_env()) == Settings()
+
+
+# Item 6: the fallback takes the claims the contract allows
+
+
+@pytest.mark.xfail(strict=True, reason="issue 13 item 6: pyjwt refuses an integer sub")
+@pytest.mark.parametrize(
+    ("claims", "user_id"),
+    [
+        ({"sub": 42}, "42"),
+        ({"sub": "u1", "jti": 7}, "u1"),  # the fallback has no use for jti: any type
+        ({"uid": 5, "sub": 9}, "5"),
+    ],
+)
+def test_integer_claims_are_taken(claims, user_id) -> None:
+    down = requests.ConnectionError("refused")
+    claim = "uid" if "uid" in claims else "sub"
+    subject = resolver(Session(down), Clock(), jwt_user_id_claim=claim)
+    assert subject.resolve(token(0, **claims)) == Identity(user_id, "degraded")
+
+
+@pytest.mark.parametrize("sub", [True, "", "  ", 4.5, None, [1], {"id": 1}])
+def test_other_user_ids_are_refused(sub) -> None:
+    subject = resolver(Session(requests.ConnectionError("refused")), Clock())
+    with pytest.raises(TokenRejected):
+        subject.resolve(token(0, sub=sub))
