@@ -261,7 +261,6 @@ def test_the_fallback_can_refuse_tokens_expired_too_long_ago(live_settings, logi
 # Item 6: the contract's integer user id, during an outage
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 6: pyjwt refuses an integer sub")
 def test_an_integer_sub_is_a_user_id_while_the_auth_service_is_down(live_settings, read_topic):
     down = live_settings.replace(auth_url=f"http://127.0.0.1:{closed_port()}/api/v1/auth/verify")
     secret = down.jwt.secret

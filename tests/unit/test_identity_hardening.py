@@ -210,7 +210,6 @@ def test_the_setting_reads_inf_and_numbers() -> None:
 # Item 6: the fallback takes the claims the contract allows
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 6: pyjwt refuses an integer sub")
 @pytest.mark.parametrize(
     ("claims", "user_id"),
     [
