@@ -355,7 +355,21 @@ class OpsSettings:
         rule=PORT_OR_ZERO,
     )
     host: str = _setting("127.0.0.1", "Address of the operational listener.")
-    token: str = _setting("", "Bearer token operational endpoints require; empty requires none.")
+    token: str = _setting(
+        "", "Bearer token operational endpoints require (and readiness details show to)."
+    )
+    open: bool = _setting(
+        False,
+        "Trusted networks only (make up, docker-compose.yml): serve operational endpoints and "
+        "readiness details to anyone when neither CLICKSTREAM_OPS_TOKEN nor "
+        "CLICKSTREAM_OPS_PORT is set; otherwise they answer 403.",
+    )
+    ready_ttl_s: float = _setting(
+        5.0,
+        "Seconds a readiness probe reuses the last check of Kafka, Redis and the auth service "
+        "(one refresh at a time per process); 0 checks them at every probe.",
+        rule=NOT_NEGATIVE,
+    )
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,8 @@ def base_settings(tmp_path_factory) -> Settings:
         spool_dir=str(tmp_path_factory.mktemp("spool")),
         # The reference auth service signs with the development secret (docs/security.md).
         jwt_allow_dev_secret=True,
+        # A developer's machine is a trusted network: metrics and readiness details open.
+        ops_open=True,
     )
     if settings.warehouse.dsn.startswith("chdb://"):
         settings = settings.replace(warehouse_dsn=f"chdb://{tmp_path_factory.mktemp('warehouse')}")
@@ -199,7 +201,7 @@ def identity() -> FakeIdentity:
 @pytest.fixture
 def app_settings() -> Settings:
     """The settings of ``app``; a test module overrides this fixture to change them."""
-    return Settings()
+    return Settings.of(ops_open=True)
 
 
 @pytest.fixture

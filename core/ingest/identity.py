@@ -33,6 +33,7 @@ from core.config import (
 )
 from core.ingest import redis_link
 from core.ingest.breaker import CircuitBreaker
+from core.ingest.checks import CachedCheck
 from core.ingest.token_cache import CachedAnswer, LocalCache
 from core.log import RateLimitedWarning
 from core.message import ANONYMOUS, MAX_TOKEN_LENGTH, Identity
@@ -117,11 +118,13 @@ class IdentityResolver:
         pool_size: int = 8,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        check_ttl_s: float = 0.0,
     ) -> None:
         """Asks the auth service (``auth``), else verifies locally (``jwt``); keeps answers
         in ``redis_client`` under ``key_prefix`` and in memory (``cache``). ``pool_size`` is
         the threads that may call at once; ``clock`` is wall time (token expiry);
-        ``monotonic`` drives the breakers."""
+        ``monotonic`` drives the breakers; the readiness checks reuse their last answer
+        for ``check_ttl_s``."""
         self._auth = auth
         self._jwt = jwt
         self._cache = cache
@@ -135,6 +138,8 @@ class IdentityResolver:
         self._local = LocalCache(cache.local_size, cache.local_ttl_s, clock)
         self._stats = _Stats()
         self._warn = RateLimitedWarning(log, _WARN_EVERY_S, monotonic)
+        self._service_check = CachedCheck(self._probe_service, check_ttl_s, monotonic)
+        self._cache_check = CachedCheck(self._ping_cache, check_ttl_s, monotonic)
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> IdentityResolver:
@@ -142,7 +147,11 @@ class IdentityResolver:
 
         ``options`` are the keyword-only arguments of the constructor.
         """
-        options = {"key_prefix": settings.redis.prefix, "pool_size": settings.api.threads} | options
+        options = {
+            "key_prefix": settings.redis.prefix,
+            "pool_size": settings.api.threads,
+            "check_ttl_s": settings.ops.ready_ttl_s,
+        } | options
         return cls(
             settings.auth,
             settings.jwt,
@@ -347,8 +356,11 @@ class IdentityResolver:
     # Readiness and metrics
 
     def check_auth_service(self) -> dict[str, Any]:
-        """Whether the auth service answers; its outage degrades identity but stops nothing."""
-        breaker = self.breaker.state
+        """Whether the auth service answers (asked once per ``check_ttl_s``), and the state of
+        its breaker now; its outage degrades identity but stops nothing."""
+        return self._service_check() | {"breaker": self.breaker.state}
+
+    def _probe_service(self) -> dict[str, Any]:
         try:
             # No token: any answer below 500 (typically 401) shows the service is up.
             response = self._session.request(
@@ -358,13 +370,17 @@ class IdentityResolver:
                 allow_redirects=False,
             )
         except requests.RequestException as error:
-            return {"ok": False, "detail": f"unreachable: {_name(error)}", "breaker": breaker}
+            return {"ok": False, "detail": f"unreachable: {_name(error)}"}
         if response.status_code >= 500:
-            return {"ok": False, "detail": f"HTTP {response.status_code}", "breaker": breaker}
-        return {"ok": True, "detail": f"HTTP {response.status_code}", "breaker": breaker}
+            return {"ok": False, "detail": f"HTTP {response.status_code}"}
+        return {"ok": True, "detail": f"HTTP {response.status_code}"}
 
     def check_cache(self) -> dict[str, Any]:
-        """Whether Redis answers; without it identities are resolved uncached."""
+        """Whether Redis answers (pinged once per ``check_ttl_s``); without it identities
+        are resolved uncached."""
+        return self._cache_check()
+
+    def _ping_cache(self) -> dict[str, Any]:
         if self._redis is None:
             return {"ok": False, "detail": "no Redis client configured"}
         try:

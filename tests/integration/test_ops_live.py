@@ -66,7 +66,6 @@ def api(live_settings: Settings):
         app.extensions["clickstream.pipeline"].publisher.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 7: open by default, probe not cached")
 def test_by_default_metrics_answer_nobody_and_readiness_only_its_status(live_settings, api):
     client = api(with_default_ops(live_settings))
     metrics = client.get("/metrics")
@@ -79,7 +78,6 @@ def test_by_default_metrics_answer_nobody_and_readiness_only_its_status(live_set
     assert ready.json == {"status": "ready"}
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 7: open by default, probe not cached")
 def test_the_ops_token_opens_metrics_and_readiness_details(live_settings, api):
     client = api(with_default_ops(live_settings).replace(ops_token=OPS_TOKEN))
     authorized = {"Authorization": f"Bearer {OPS_TOKEN}"}
@@ -91,14 +89,12 @@ def test_the_ops_token_opens_metrics_and_readiness_details(live_settings, api):
     assert detailed["checks"]["auth_service"]["breaker"] == "closed"
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 7: CLICKSTREAM_OPS_OPEN does not exist")
 def test_a_trusted_network_may_open_them(live_settings, api):
     client = api(with_default_ops(live_settings).replace(ops_open=True))
     assert client.get("/metrics").status_code == 200
     assert "checks" in client.get("/health/ready").json
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 7: open by default, probe not cached")
 def test_a_flood_of_probes_costs_kafka_and_the_auth_service_one_check(
     live_settings, api, auth_service, monkeypatch
 ):

@@ -137,8 +137,9 @@ def test_only_the_event_endpoints_get_cors_headers() -> None:
 # Operational endpoints
 
 
-def test_operational_endpoints_are_open_when_nothing_is_set() -> None:
-    assert make_client().get("/ops-probe").status_code == 200
+def test_operational_endpoints_are_closed_when_nothing_is_set() -> None:
+    assert make_client().get("/ops-probe").status_code == 403
+    assert make_client(ops_open=True).get("/ops-probe").status_code == 200
 
 
 @pytest.mark.parametrize(
@@ -229,7 +230,7 @@ def test_limits_off_leave_the_app_untouched() -> None:
 
 
 def test_a_user_limit_wraps_the_resolver_and_the_probes_still_see_the_resolver() -> None:
-    client = make_client(rate_limit_user_events=5)
+    client = make_client(rate_limit_user_events=5, ops_open=True)
     app = client.application
     assert isinstance(pipeline_of(app).identity, limits.UserLimitedIdentity)
     assert isinstance(identity_of(app), FakeIdentity)
