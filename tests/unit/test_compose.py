@@ -16,7 +16,6 @@ from core.config import PROJECT_ROOT
 COMPOSE = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
 DOCKERFILE = (PROJECT_ROOT / "Dockerfile").read_text()
 SERVICES = COMPOSE["services"]
-PENDING = pytest.mark.xfail(strict=True, reason="issue 13 item 9: the spool is not on a volume")
 
 #: Where each stateful service keeps what must outlive its container.
 STATE = {
@@ -46,10 +45,7 @@ def test_every_service_is_known_to_keep_state_or_not() -> None:
     assert set(SERVICES) == set(STATE) | set(STATELESS)
 
 
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(name, marks=PENDING) if name == "api" else name for name in sorted(STATE)],
-)
+@pytest.mark.parametrize("name", sorted(STATE))
 def test_state_lives_on_a_named_volume(name: str) -> None:
     service = SERVICES[name]
     path = PurePosixPath(STATE[name](service))
@@ -59,7 +55,6 @@ def test_state_lives_on_a_named_volume(name: str) -> None:
     assert mounts[held[0]] in COMPOSE["volumes"]
 
 
-@PENDING
 def test_the_spool_volume_is_writable_by_the_api_user() -> None:
     """A fresh named volume takes the owner of its mount point in the image: root, unless
     the image creates the directory for the user the API runs as."""
