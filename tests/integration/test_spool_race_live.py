@@ -66,7 +66,6 @@ def kafka_down(live_settings: Settings, tmp_path: Path) -> Settings:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 10: SpoolLockedError is a 500")
 def test_an_adopter_cannot_take_a_new_spools_lock(kafka_down, tmp_path, monkeypatch):
     root, locked = Path(kafka_down.spool.dir), tmp_path / "adopter-locked"
     real_flock = fcntl.flock
@@ -106,7 +105,6 @@ def test_an_adopter_cannot_take_a_new_spools_lock(kafka_down, tmp_path, monkeypa
         app.extensions["clickstream.pipeline"].publisher.close()
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 item 10: SpoolLockedError is a 500")
 def test_a_directory_another_process_holds_is_a_503_and_the_next_request_spools(
     kafka_down, monkeypatch
 ):
