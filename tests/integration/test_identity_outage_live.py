@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from core.api import create_app
 from core.api.extension import identity_of
 from core.config import Settings
 from core.ingest.identity import Identity, IdentityResolver, TokenRejected
-from tests.reliability import search_event
+from tests.reliability import load_and_count, read_event_ids, record, search_event
 from tests.servers import serve, subprocess_env
 
 pytestmark = pytest.mark.integration
@@ -278,3 +279,87 @@ def test_an_integer_sub_is_a_user_id_while_the_auth_service_is_down(live_setting
         app.extensions["clickstream.pipeline"].publisher.close()
     ((_, message),) = read_topic(down.kafka.topic, 1)
     assert (message["user_id"], message["identity"]) == ("42", "degraded")
+
+
+# Under traffic, counted from the API to the warehouse (a row of docs/reliability.md)
+
+
+def deliver_and_record(scenario: str, settings: Settings, accepted: list[str], **notes) -> None:
+    delivered = read_event_ids(settings.kafka.bootstrap, settings.kafka.topic, len(accepted))
+    rows, events = load_and_count(settings)
+    assert set(delivered) == set(accepted) and (rows, events) == (len(accepted), len(accepted))
+    sent = notes.pop("sent")
+    record(
+        scenario,
+        sent=sent,
+        accepted=len(accepted),
+        rows=rows,
+        duplicates=len(delivered) - len(set(delivered)),
+        lost=len(accepted) - events,
+        **notes,
+    )
+
+
+def test_under_traffic_malformed_tokens_never_switch_verification_off(live_settings):
+    with own_auth_service(header_line_limit=2048) as auth_service:
+        settings = live_settings.replace(auth_url=auth_service.verify_url)
+        users = [auth_service.login(f"user-{n}") for n in range(40)]
+        app = create_app(settings)
+        client = app.test_client()
+        statuses: Counter[int] = Counter()
+        accepted = []
+        try:
+            for number, token in enumerate(users):
+                for bad in (oversized(number, 3000), oversized(number, 8192)):
+                    refused = client.post("/api/v1/events", json=search_event(0, bad))
+                    statuses[refused.status_code] += 1
+                answer = client.post("/api/v1/events", json=search_event(number, token))
+                assert answer.status_code == 202, answer.json
+                accepted.append(answer.json["event_id"])
+            forgery = search_event(99, forged("admin", settings.jwt.secret))
+            statuses[client.post("/api/v1/events", json=forgery).status_code] += 1
+            stats, breaker = identity_of(app).stats(), identity_of(app).breaker.state
+        finally:
+            app.extensions["clickstream.pipeline"].publisher.close()
+    # 3000 characters pass the envelope and get the proxy's 431; 8192 never leave the API.
+    assert statuses == {401: len(users) + 1, 422: len(users)}
+    assert breaker == "closed" and stats["fallbacks"] == 0 and stats["verified"] == len(users)
+    deliver_and_record(
+        "Malformed tokens amid traffic (proxy answers 431, 8 KB tokens)",
+        settings,
+        accepted,
+        sent=len(users) * 3 + 1,
+        refused_401=statuses[401],
+        refused_422=statuses[422],
+        fallbacks=0,
+    )
+
+
+def test_under_traffic_a_429_falls_back_per_event_and_the_service_keeps_deciding(
+    live_settings, auth_service
+):
+    settings = live_settings.replace(
+        auth_url=auth_service.verify_url, jwt_secret=AUTH_TEAM_SECRET, auth_breaker_reset_s=600
+    )
+    users = [auth_service.login(f"user-{n}") for n in range(40)]
+    auth_service.fault(status=429)
+    app = create_app(settings)
+    client = app.test_client()
+    accepted = []
+    try:
+        for number, token in enumerate(users):
+            answer = client.post("/api/v1/events", json=search_event(number, token))
+            assert answer.status_code == 202, answer.json
+            accepted.append(answer.json["event_id"])
+        stats, breaker = identity_of(app).stats(), identity_of(app).breaker.state
+    finally:
+        app.extensions["clickstream.pipeline"].publisher.close()
+    assert breaker == "closed" and stats["auth_calls"] == stats["degraded"] == len(users)
+    deliver_and_record(
+        "Auth service answering 429",
+        settings,
+        accepted,
+        sent=len(users),
+        auth_calls=stats["auth_calls"],
+        degraded=stats["degraded"],
+    )
