@@ -133,6 +133,13 @@ class IdentityResolver:
         self._session = session if session is not None else _make_session(pool_size)
         self._clock = clock
         self._keys = _load_keys(jwt)
+        if self._keys.get("hmac") == DEV_JWT_SECRET:
+            log.warning(
+                "%s is the development secret (%s=true): while the auth service is down, "
+                "anyone can sign a token this process accepts; never run so outside development",
+                env_name("jwt_secret"),
+                env_name("jwt_allow_dev_secret"),
+            )
         self.breaker = CircuitBreaker(auth.breaker_failures, auth.breaker_reset_s, monotonic)
         self._redis_breaker = redis_link.breaker("Redis", monotonic)
         self._local = LocalCache(cache.local_size, cache.local_ttl_s, clock)
@@ -427,20 +434,23 @@ def _load_keys(jwt: JwtSettings) -> dict[str, Any]:
     return keys
 
 
+def check_keys(jwt: JwtSettings) -> None:
+    """Raise :class:`ConfigError` unless local verification can start with ``jwt``: a key for
+    each algorithm family allowed, and not the development secret without its flag.
+
+    What the server's master process checks before it starts workers (``core.serve``).
+    """
+    _load_keys(jwt)
+
+
 def _refuse_dev_secret(jwt: JwtSettings) -> None:
     """Anyone can read the development secret, and sign tokens the fallback accepts."""
-    secret, flag = env_name("jwt_secret"), env_name("jwt_allow_dev_secret")
     if not jwt.allow_dev_secret:
         raise ConfigError(
-            f"{secret} is the development secret, published with clickstream: set the auth "
-            f"service's own (or use RS*/ES*/EdDSA keys), or {flag}=true for development"
+            f"{env_name('jwt_secret')} is the development secret, published with clickstream: "
+            "set the auth service's own (or use RS*/ES*/EdDSA keys), or "
+            f"{env_name('jwt_allow_dev_secret')}=true for development"
         )
-    log.warning(
-        "%s is the development secret (%s=true): while the auth service is down, anyone can "
-        "sign a token this process accepts; never run so outside development",
-        secret,
-        flag,
-    )
 
 
 def _load_public_key(value: str) -> Any:

@@ -239,6 +239,14 @@ def test_the_development_secret_stops_start_up_without_the_development_flag(live
     allowed = start_up({**env, "CLICKSTREAM_JWT_ALLOW_DEV_SECRET": "true"})
     assert allowed.returncode == 0, allowed.stderr
 
+    # `make up`'s server says so in one line, before any worker starts.
+    server = subprocess.run(
+        [sys.executable, "-m", "core.serve"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert server.returncode == 1
+    assert server.stderr.startswith("clickstream: CLICKSTREAM_JWT_SECRET is the development")
+    assert "Traceback" not in server.stderr
+
 
 # Item 5: a bound on the age of expired tokens in the fallback
 
