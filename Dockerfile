@@ -18,14 +18,16 @@ RUN python -c 'import configparser; c = configparser.ConfigParser(); c.read("set
     && rm /tmp/requirements.txt
 
 # Only the packages: var/ (jars, data, logs of the native services) stays out of the image.
+# var/spool is created here for the API's user: a fresh named volume mounted on it
+# (docker-compose.yml) takes its owner from this directory, and root could not be written.
 COPY core ./core
 COPY plugins ./plugins
 COPY etl ./etl
 COPY auth_service ./auth_service
 RUN pip install --no-deps . \
     && useradd --create-home --uid 10001 clickstream \
-    && mkdir -p /app/var \
-    && chown clickstream /app/var
+    && mkdir -p /app/var/spool \
+    && chown -R clickstream /app/var
 
 USER clickstream
 EXPOSE 8000 8001

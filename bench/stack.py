@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.config import PROJECT_ROOT, Settings, env_name
+from core.config import PROJECT_ROOT, Settings
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -35,15 +35,14 @@ def bench_settings(base: Settings, port: int, var_dir: Path) -> Settings:
         warehouse_dsn=f"chdb://{var_dir / 'warehouse'}",
         warehouse_database="bench",
         log_level="WARNING",
+        # The benchmark's tokens come from the reference auth service: development.
+        jwt_allow_dev_secret=True,
     )
 
 
 def environment(settings: Settings) -> dict[str, str]:
     """The process environment that gives a child process ``settings``."""
-    env = dict(os.environ)
-    for name, value in vars(settings).items():
-        env[env_name(name)] = ",".join(value) if isinstance(value, tuple) else str(value)
-    return env
+    return {**os.environ, **settings.to_env()}
 
 
 @dataclass

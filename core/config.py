@@ -11,6 +11,7 @@ documentation. Its *name* is its environment variable without the prefix
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -20,6 +21,9 @@ from typing import Any
 
 PREFIX = "CLICKSTREAM_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The default of CLICKSTREAM_JWT_SECRET, shared by the reference auth service: published,
+#: hence refused at start-up unless CLICKSTREAM_JWT_ALLOW_DEV_SECRET says this is development.
+DEV_JWT_SECRET = "dev-secret-change-me-0123456789abcdef"
 
 
 class ConfigError(ValueError):
@@ -206,12 +210,26 @@ class JwtSettings:
         parse=_list,
     )
     secret: str = _setting(
-        "dev-secret-change-me-0123456789abcdef", "Shared secret for HS* JWTs (local fallback)."
+        DEV_JWT_SECRET,
+        "Shared secret for HS* JWTs (local fallback). The default is the development secret, "
+        "which anyone can read here: start-up refuses it unless "
+        "CLICKSTREAM_JWT_ALLOW_DEV_SECRET is true.",
+    )
+    allow_dev_secret: bool = _setting(
+        False,
+        "Development only (make up, the demo, the tests, docker-compose.yml): accept the "
+        "default CLICKSTREAM_JWT_SECRET, with which anyone can sign a token the fallback takes.",
     )
     public_key: str = _setting(
         "", "PEM public key, or a path to one, for RS*/ES*/EdDSA JWTs (local fallback)."
     )
     user_id_claim: str = _setting("sub", "JWT claim holding the user id.")
+    max_expired_s: float = _setting(
+        math.inf,
+        "Longest time since its expiry that the fallback still takes a token; inf ignores "
+        "the expiry, as the specification says; a number also refuses tokens without exp.",
+        rule=NOT_NEGATIVE,
+    )
 
 
 @dataclass(frozen=True)
@@ -354,7 +372,21 @@ class OpsSettings:
         rule=PORT_OR_ZERO,
     )
     host: str = _setting("127.0.0.1", "Address of the operational listener.")
-    token: str = _setting("", "Bearer token operational endpoints require; empty requires none.")
+    token: str = _setting(
+        "", "Bearer token operational endpoints require (and readiness details show to)."
+    )
+    open: bool = _setting(
+        False,
+        "Trusted networks only (make up, docker-compose.yml): serve operational endpoints and "
+        "readiness details to anyone when neither CLICKSTREAM_OPS_TOKEN nor "
+        "CLICKSTREAM_OPS_PORT is set; otherwise they answer 403.",
+    )
+    ready_ttl_s: float = _setting(
+        5.0,
+        "Seconds a readiness probe reuses the last check of Kafka, Redis and the auth service "
+        "(one refresh at a time per process); 0 checks them at every probe.",
+        rule=NOT_NEGATIVE,
+    )
 
 
 @dataclass(frozen=True)

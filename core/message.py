@@ -31,8 +31,10 @@ class Identity:
 
 ANONYMOUS = Identity("anonymous", "anonymous")
 
-#: Longest token accepted; longer ones are refused before any verification.
-MAX_TOKEN_LENGTH = 8192
+#: Longest token accepted; longer ones are refused before any verification. Well below the
+#: 8 KB a header line may take at common servers and proxies (nginx, gunicorn, Apache), which
+#: answer a longer Authorization header with 400 or 431; real JWTs take well under 2 KB.
+MAX_TOKEN_LENGTH = 4096
 #: What a bearer token may hold: printable ASCII without spaces. Anything else cannot travel
 #: in the auth service's Authorization header, so it is refused here, not there.
 TOKEN_PATTERN = "^[!-~]+$"

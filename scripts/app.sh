@@ -9,6 +9,15 @@ LOG_DIR="$VAR_DIR/log"
 PYTHON="${PYTHON:-python3}"
 API_URL="http://${CLICKSTREAM_API_HOST:-127.0.0.1}:${CLICKSTREAM_API_PORT:-8000}"
 mkdir -p "$RUN_DIR" "$LOG_DIR"
+# A developer's machine (make up, make demo): the reference auth service signs with the
+# development JWT secret, which the API refuses unless told this is development. Harmless
+# with a secret of one's own: the flag only lets the published default through.
+export CLICKSTREAM_JWT_ALLOW_DEV_SECRET="${CLICKSTREAM_JWT_ALLOW_DEV_SECRET:-true}"
+# Metrics and readiness details answer nobody unless protected or declared trusted; an API
+# on a loopback address is reachable from this machine only, a trusted network.
+case "${CLICKSTREAM_API_HOST:-127.0.0.1}" in
+  127.* | localhost | ::1) export CLICKSTREAM_OPS_OPEN="${CLICKSTREAM_OPS_OPEN:-true}" ;;
+esac
 
 running() {  # running NAME: is the process of NAME's pid file alive?
   local pid_file="$RUN_DIR/$1.pid"

@@ -54,12 +54,19 @@ def _require(name: str, host: str, port: int) -> None:
 
 @pytest.fixture(scope="session")
 def base_settings(tmp_path_factory) -> Settings:
-    """Settings from the environment, the warehouse and the disk spool in per-session directories.
+    """Settings from the environment, the warehouse and the disk spool in per-session directories,
+    and the development flags of a developer's machine.
 
     chDB opens one data directory per process, so every test of a session shares
     this directory and gets a database of its own instead.
     """
-    settings = Settings.from_env().replace(spool_dir=str(tmp_path_factory.mktemp("spool")))
+    settings = Settings.from_env().replace(
+        spool_dir=str(tmp_path_factory.mktemp("spool")),
+        # The reference auth service signs with the development secret (docs/security.md).
+        jwt_allow_dev_secret=True,
+        # A developer's machine is a trusted network: metrics and readiness details open.
+        ops_open=True,
+    )
     if settings.warehouse.dsn.startswith("chdb://"):
         settings = settings.replace(warehouse_dsn=f"chdb://{tmp_path_factory.mktemp('warehouse')}")
     return settings
@@ -208,7 +215,7 @@ def identity() -> FakeIdentity:
 @pytest.fixture
 def app_settings() -> Settings:
     """The settings of ``app``; a test module overrides this fixture to change them."""
-    return Settings()
+    return Settings.of(ops_open=True)
 
 
 @pytest.fixture
@@ -289,7 +296,12 @@ def clock() -> Clock:
 def resolver_settings() -> Settings:
     """Settings of an identity resolver under test: its breaker opens after two failures in a
     row, for 5 s; its Redis keys start with ``t:``."""
-    return Settings.of(auth_breaker_failures=2, auth_breaker_reset_s=5.0, redis_prefix="t:")
+    return Settings.of(
+        auth_breaker_failures=2,
+        auth_breaker_reset_s=5.0,
+        redis_prefix="t:",
+        jwt_allow_dev_secret=True,
+    )
 
 
 @pytest.fixture

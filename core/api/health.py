@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app
 
+from core.api import ops
 from core.api.extension import identity_of, pipeline_of
 
 blueprint = Blueprint("health", __name__)
@@ -21,6 +22,11 @@ def ready():
     ``degraded`` (still 200) while the spool holds events or Kafka is unreachable;
     503 when neither Kafka nor the spool can take an event. Redis and the auth service
     have fallbacks and never make the API unready.
+
+    Anyone gets the status; only a request that may see operational endpoints
+    (``core/api/ops.py``) gets the checks behind it, which say, for instance, when the auth
+    service's breaker is open, hence when the local JWT fallback is on. The dependency
+    checks are cached by their owners (``CLICKSTREAM_OPS_READY_TTL_S``), so probes are cheap.
     """
     pipeline, identity = pipeline_of(current_app), identity_of(current_app)
     checks = {
@@ -35,5 +41,7 @@ def ready():
         status = "degraded"
     else:
         status = "unavailable"
-    body = {"status": status, "checks": checks, "spool": spool}
+    body: dict[str, object] = {"status": status}
+    if ops.allowed():
+        body |= {"checks": checks, "spool": spool}
     return body, 503 if status == "unavailable" else 200

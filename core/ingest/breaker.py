@@ -51,7 +51,8 @@ class CircuitBreaker:
         return "open"
 
     def allow(self) -> bool:
-        """Whether the caller may call the dependency now; a True must be followed by a record."""
+        """Whether the caller may call the dependency now; a True must be followed by a
+        record (or a :meth:`release`)."""
         with self._lock:
             state = self._state()
             if state == "closed":
@@ -67,6 +68,12 @@ class CircuitBreaker:
                 log.info("%s answers again: circuit breaker closed", self.name)
             self._failures = 0
             self._opened_at = None
+            self._trial_running = False
+
+    def release(self) -> None:
+        """The call got an answer that says nothing of the dependency's health: no success,
+        no failure; a half-open breaker gives the next caller the trial."""
+        with self._lock:
             self._trial_running = False
 
     def record_failure(self) -> None:

@@ -22,12 +22,21 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from requests.adapters import HTTPAdapter
 
-from core.config import AuthSettings, CacheSettings, ConfigError, JwtSettings, Settings, env_name
+from core.config import (
+    DEV_JWT_SECRET,
+    AuthSettings,
+    CacheSettings,
+    ConfigError,
+    JwtSettings,
+    Settings,
+    env_name,
+)
 from core.ingest import redis_link
 from core.ingest.breaker import CircuitBreaker
+from core.ingest.checks import CachedCheck
 from core.ingest.token_cache import CachedAnswer, LocalCache
 from core.log import RateLimitedWarning
-from core.message import ANONYMOUS, Identity
+from core.message import ANONYMOUS, MAX_TOKEN_LENGTH, Identity
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +45,9 @@ _ASYMMETRIC_PREFIXES = ("RS", "PS", "ES")
 # A readiness probe must answer fast even when the auth service hangs.
 _PROBE_TIMEOUT_S = 1.0
 _WARN_EVERY_S = 30.0
+#: Answers that refuse the token itself, whoever sends them (the service or a proxy in front
+#: of it): 400 (malformed) and 431 (too large for a header). Rejections, never an outage.
+_TOKEN_REFUSED = (400, 401, 403, 431)
 
 
 class TokenRejected(Exception):  # noqa: N818 - reads as an outcome, like StopIteration
@@ -47,7 +59,17 @@ class TokenRejected(Exception):  # noqa: N818 - reads as an outcome, like StopIt
 
 
 class _AuthUnavailableError(Exception):
-    """The auth service gave no usable answer; the message never contains the token."""
+    """The auth service gave no usable answer; the message never contains the token.
+
+    ``outage``: no answer in time, or a 5xx, which count toward the circuit breaker. Any
+    other unusable answer (429, a 404 from a misconfigured URL, a body without a user id)
+    falls back for this token only: a client must not be able to open the breaker for
+    everyone with an answer it can provoke.
+    """
+
+    def __init__(self, detail: str, *, outage: bool) -> None:
+        super().__init__(detail)
+        self.outage = outage
 
 
 class _Stats:
@@ -96,11 +118,13 @@ class IdentityResolver:
         pool_size: int = 8,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        check_ttl_s: float = 0.0,
     ) -> None:
         """Asks the auth service (``auth``), else verifies locally (``jwt``); keeps answers
         in ``redis_client`` under ``key_prefix`` and in memory (``cache``). ``pool_size`` is
         the threads that may call at once; ``clock`` is wall time (token expiry);
-        ``monotonic`` drives the breakers."""
+        ``monotonic`` drives the breakers; the readiness checks reuse their last answer
+        for ``check_ttl_s``."""
         self._auth = auth
         self._jwt = jwt
         self._cache = cache
@@ -109,11 +133,20 @@ class IdentityResolver:
         self._session = session if session is not None else _make_session(pool_size)
         self._clock = clock
         self._keys = _load_keys(jwt)
+        if self._keys.get("hmac") == DEV_JWT_SECRET:
+            log.warning(
+                "%s is the development secret (%s=true): while the auth service is down, "
+                "anyone can sign a token this process accepts; never run so outside development",
+                env_name("jwt_secret"),
+                env_name("jwt_allow_dev_secret"),
+            )
         self.breaker = CircuitBreaker(auth.breaker_failures, auth.breaker_reset_s, monotonic)
         self._redis_breaker = redis_link.breaker("Redis", monotonic)
         self._local = LocalCache(cache.local_size, cache.local_ttl_s, clock)
         self._stats = _Stats()
         self._warn = RateLimitedWarning(log, _WARN_EVERY_S, monotonic)
+        self._service_check = CachedCheck(self._probe_service, check_ttl_s, monotonic)
+        self._cache_check = CachedCheck(self._ping_cache, check_ttl_s, monotonic)
 
     @classmethod
     def from_settings(cls, settings: Settings, **options: Any) -> IdentityResolver:
@@ -121,7 +154,11 @@ class IdentityResolver:
 
         ``options`` are the keyword-only arguments of the constructor.
         """
-        options = {"key_prefix": settings.redis.prefix, "pool_size": settings.api.threads} | options
+        options = {
+            "key_prefix": settings.redis.prefix,
+            "pool_size": settings.api.threads,
+            "check_ttl_s": settings.ops.ready_ttl_s,
+        } | options
         return cls(
             settings.auth,
             settings.jwt,
@@ -147,6 +184,8 @@ class IdentityResolver:
             raise TokenRejected("token must be a string")
         if not token.strip():
             raise TokenRejected("token is empty")
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise TokenRejected(f"token is longer than {MAX_TOKEN_LENGTH} characters")
         digest = hashlib.sha256(token.encode()).hexdigest()
 
         entry = self._cached(digest)
@@ -157,16 +196,22 @@ class IdentityResolver:
             self._stats.add("breaker_short_circuits")
             return self._fallback(token)
         try:
-            entry = self._ask_service(token)
+            entry, service_answered = self._ask_service(token)
         except _AuthUnavailableError as error:
-            self.breaker.record_failure()
+            if error.outage:
+                self.breaker.record_failure()
+            else:
+                self.breaker.release()
             self._stats.add("auth_unavailable")
             self._warn("auth", "auth service unavailable (%s): verifying JWTs locally", error)
             return self._fallback(token)
         except BaseException:
             self.breaker.record_failure()
             raise
-        self.breaker.record_success()
+        if service_answered:
+            self.breaker.record_success()
+        else:
+            self.breaker.release()
         self._store(digest, entry)
         return _answer(entry)
 
@@ -219,7 +264,9 @@ class IdentityResolver:
 
     # Auth service
 
-    def _ask_service(self, token: str) -> CachedAnswer:
+    def _ask_service(self, token: str) -> tuple[CachedAnswer, bool]:
+        """The service's answer, and whether it shows the service itself is up: a 400 or a
+        431 may come from a proxy in front of a service that is down."""
         self._stats.add("auth_calls")
         try:
             response = self._session.request(
@@ -231,28 +278,35 @@ class IdentityResolver:
                 allow_redirects=False,
             )
         except requests.RequestException as error:
-            raise _AuthUnavailableError(_name(error)) from None
+            # Connection errors and timeouts: the outage the breaker and the fallback are for.
+            raise _AuthUnavailableError(_name(error), outage=True) from None
         now = self._clock()
-        if response.status_code in (401, 403):
-            return CachedAnswer(now + self._cache.rejection_ttl_s, rejected="token rejected")
-        if response.status_code != 200:
-            raise _AuthUnavailableError(f"HTTP {response.status_code}")
+        status = response.status_code
+        if status in _TOKEN_REFUSED:
+            rejected = CachedAnswer(now + self._cache.rejection_ttl_s, rejected="token rejected")
+            return rejected, status in (401, 403)
+        if status != 200:
+            raise _AuthUnavailableError(f"HTTP {status}", outage=status >= 500)
         try:
             answer = response.json()
         except ValueError:
-            raise _AuthUnavailableError("answer is not JSON") from None
+            raise _AuthUnavailableError("answer is not JSON", outage=False) from None
         user_id = _user_id(_dig(answer, self._auth.user_id_field))
         if user_id is None:
-            raise _AuthUnavailableError(f"answer has no user id at {self._auth.user_id_field!r}")
+            raise _AuthUnavailableError(
+                f"answer has no user id at {self._auth.user_id_field!r}", outage=False
+            )
         expiry = _dig(answer, self._auth.expiry_field)
         if expiry is None:
             expiry = _unverified_expiry(token)
         elif isinstance(expiry, bool) or not isinstance(expiry, int | float):
-            raise _AuthUnavailableError(f"answer has a non-numeric {self._auth.expiry_field!r}")
+            raise _AuthUnavailableError(
+                f"answer has a non-numeric {self._auth.expiry_field!r}", outage=False
+            )
         until = now + self._cache.max_ttl_s
         if expiry is not None:
             until = min(until, float(expiry))
-        return CachedAnswer(until, user_id=user_id)
+        return CachedAnswer(until, user_id=user_id), True
 
     # Local fallback
 
@@ -273,25 +327,47 @@ class IdentityResolver:
         claim = self._jwt.user_id_claim
         try:
             # Only the header's own algorithm, with the key of its family: an HS token is
-            # never checked against the public key used as a shared secret.
+            # never checked against the public key used as a shared secret. The expiry is
+            # checked below, against its own bound and not as pyjwt's leeway, which would
+            # stretch nbf and iat as well. pyjwt wants string sub and jti claims; the
+            # contract allows an integer user id, and the fallback has no use for jti.
             claims = jwt.decode(
                 token,
                 key,
                 algorithms=[algorithm],
-                options={"verify_exp": False, "require": [claim]},
+                options={
+                    "verify_exp": False,
+                    "verify_sub": False,
+                    "verify_jti": False,
+                    "require": [claim],
+                },
             )
         except jwt.PyJWTError:
             raise TokenRejected("token signature or claims are invalid") from None
         user_id = _user_id(claims.get(claim))
         if user_id is None:
             raise TokenRejected("token has no user id")
+        self._check_age(claims.get("exp"))
         return user_id
+
+    def _check_age(self, exp: Any) -> None:
+        """Refuse a token expired longer than ``jwt.max_expired_s`` ago (unless that is inf)."""
+        bound = self._jwt.max_expired_s
+        if math.isinf(bound):
+            return
+        if isinstance(exp, bool) or not isinstance(exp, int | float):
+            raise TokenRejected("token has no expiry")
+        if self._clock() - exp > bound:
+            raise TokenRejected("token expired too long ago")
 
     # Readiness and metrics
 
     def check_auth_service(self) -> dict[str, Any]:
-        """Whether the auth service answers; its outage degrades identity but stops nothing."""
-        breaker = self.breaker.state
+        """Whether the auth service answers (asked once per ``check_ttl_s``), and the state of
+        its breaker now; its outage degrades identity but stops nothing."""
+        return self._service_check() | {"breaker": self.breaker.state}
+
+    def _probe_service(self) -> dict[str, Any]:
         try:
             # No token: any answer below 500 (typically 401) shows the service is up.
             response = self._session.request(
@@ -301,13 +377,17 @@ class IdentityResolver:
                 allow_redirects=False,
             )
         except requests.RequestException as error:
-            return {"ok": False, "detail": f"unreachable: {_name(error)}", "breaker": breaker}
+            return {"ok": False, "detail": f"unreachable: {_name(error)}"}
         if response.status_code >= 500:
-            return {"ok": False, "detail": f"HTTP {response.status_code}", "breaker": breaker}
-        return {"ok": True, "detail": f"HTTP {response.status_code}", "breaker": breaker}
+            return {"ok": False, "detail": f"HTTP {response.status_code}"}
+        return {"ok": True, "detail": f"HTTP {response.status_code}"}
 
     def check_cache(self) -> dict[str, Any]:
-        """Whether Redis answers; without it identities are resolved uncached."""
+        """Whether Redis answers (pinged once per ``check_ttl_s``); without it identities
+        are resolved uncached."""
+        return self._cache_check()
+
+    def _ping_cache(self) -> dict[str, Any]:
         if self._redis is None:
             return {"ok": False, "detail": "no Redis client configured"}
         try:
@@ -344,12 +424,33 @@ def _load_keys(jwt: JwtSettings) -> dict[str, Any]:
     if "hmac" in families:
         if not jwt.secret:
             raise ConfigError(f"{env_name('jwt_secret')} is needed for HS* algorithms")
+        if jwt.secret == DEV_JWT_SECRET:
+            _refuse_dev_secret(jwt)
         keys["hmac"] = jwt.secret
     if "public" in families:
         keys["public"] = _load_public_key(jwt.public_key)
     if "unknown" in families:
         raise ConfigError(f"{env_name('jwt_algorithms')} has an unsupported algorithm")
     return keys
+
+
+def check_keys(jwt: JwtSettings) -> None:
+    """Raise :class:`ConfigError` unless local verification can start with ``jwt``: a key for
+    each algorithm family allowed, and not the development secret without its flag.
+
+    What the server's master process checks before it starts workers (``core.serve``).
+    """
+    _load_keys(jwt)
+
+
+def _refuse_dev_secret(jwt: JwtSettings) -> None:
+    """Anyone can read the development secret, and sign tokens the fallback accepts."""
+    if not jwt.allow_dev_secret:
+        raise ConfigError(
+            f"{env_name('jwt_secret')} is the development secret, published with clickstream: "
+            "set the auth service's own (or use RS*/ES*/EdDSA keys), or "
+            f"{env_name('jwt_allow_dev_secret')}=true for development"
+        )
 
 
 def _load_public_key(value: str) -> Any:

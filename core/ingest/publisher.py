@@ -12,6 +12,7 @@ from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaError
 
 from core.config import KafkaSettings, Settings, SpoolSettings
+from core.ingest.checks import CachedCheck
 from core.ingest.spool import Record, SpoolFullError, Spools
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,14 @@ class Publisher:
     """
 
     def __init__(
-        self, kafka: KafkaSettings, spool: SpoolSettings, *, largest_event_bytes: int
+        self,
+        kafka: KafkaSettings,
+        spool: SpoolSettings,
+        *,
+        largest_event_bytes: int,
+        check_ttl_s: float = 0.0,
     ) -> None:
+        """``check_ttl_s``: how long :meth:`check` reuses its last look at the broker."""
         self._kafka = kafka
         self._spool_settings = spool
         self._largest_event_bytes = largest_event_bytes
@@ -64,11 +71,18 @@ class Publisher:
         self._pid = 0
         self._spools: Spools | None = None
         self._counts: Counter[str] = Counter()
+        self._broker_check = CachedCheck(self._check_broker, check_ttl_s)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Publisher:
-        """The publisher of ``settings``: Kafka, the spool, and the largest event the API takes."""
-        return cls(settings.kafka, settings.spool, largest_event_bytes=settings.api.max_body_bytes)
+        """The publisher of ``settings``: Kafka, the spool, the largest event the API takes, and
+        how often a readiness probe may look at the broker."""
+        return cls(
+            settings.kafka,
+            settings.spool,
+            largest_event_bytes=settings.api.max_body_bytes,
+            check_ttl_s=settings.ops.ready_ttl_s,
+        )
 
     @property
     def topic(self) -> str:
@@ -118,6 +132,7 @@ class Publisher:
             ]
         except KafkaError as error:
             log.warning("Kafka unavailable: %s", error)
+            self._broker_failed()
             return [PublishError(f"Kafka unavailable: {error}")] * len(records)
         results: list[PublishError | None] = []
         for future in futures:
@@ -128,8 +143,13 @@ class Publisher:
                 log.warning("publish failed: %s", error)
                 results.append(PublishError(f"Kafka did not acknowledge: {error}"))
         if any(results):
+            self._broker_failed()
             self._discard_producer(producer)
         return results
+
+    def _broker_failed(self) -> None:
+        """Readiness learns of an unacknowledged send at once, not at its next broker check."""
+        self._broker_check.put({"ok": False, "detail": "a send was not acknowledged"})
 
     def _discard_producer(self, producer: KafkaProducer) -> None:
         """Start the next send on a new producer.
@@ -205,7 +225,10 @@ class Publisher:
         return spools.check()
 
     def check(self) -> dict[str, object]:
-        """Readiness of the broker: can we reach it and is the producer connected."""
+        """Readiness of the broker: can we reach it (looked at once per ``check_ttl_s``)."""
+        return self._broker_check()
+
+    def _check_broker(self) -> dict[str, object]:
         try:
             admin = KafkaAdminClient(
                 bootstrap_servers=self._kafka.bootstrap.split(","),

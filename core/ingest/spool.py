@@ -3,7 +3,8 @@
 One directory per process, locked with ``flock`` while the process lives, holding numbered
 segment files of framed records and a cursor naming the first record not yet replayed.
 The lock dies with the process (even on ``kill -9``), which is how another process knows
-a directory is orphaned and may adopt it. See docs/reliability.md.
+a directory is orphaned and may adopt it; a new directory's lock file appears already
+locked, so an adopter never mistakes it for an orphan. See docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -41,8 +42,9 @@ class SpoolFullError(Exception):
     """The spool holds ``max_bytes`` of events already: the event is refused, never dropped."""
 
 
-class SpoolLockedError(Exception):
-    """Another live process owns this spool directory."""
+class SpoolLockedError(OSError):
+    """Another live process owns this spool directory (or is removing it): like any other
+    failure to write the spool, an ``OSError``, which the client sees as a 503."""
 
 
 @dataclass(frozen=True)
@@ -104,27 +106,32 @@ class Spool:
     """
 
     def __init__(
-        self, directory: Path, max_bytes: int, fsync: bool, segment_bytes: int = SEGMENT_BYTES
+        self,
+        directory: Path,
+        max_bytes: int,
+        fsync: bool,
+        segment_bytes: int = SEGMENT_BYTES,
+        *,
+        adopting: bool = False,
     ) -> None:
+        """``adopting``: take over an existing directory of a dead process, never create one."""
         self.directory = Path(directory)
         self.max_bytes = max_bytes
         self.fsync = fsync
         self.segment_bytes = segment_bytes
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+        self._lock_fd = _take_lock(self.directory, create=not adopting)
         try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            self._lock = threading.Lock()
+            self._sync_lock = threading.Lock()
+            self._appends = 0
+            self._synced = 0
+            self._cursor = self._read_cursor()
+            self._events = 0
+            self._pending_bytes = 0
+            self._load()
+        except BaseException:
             os.close(self._lock_fd)
-            raise SpoolLockedError(str(self.directory)) from None
-        self._lock = threading.Lock()
-        self._sync_lock = threading.Lock()
-        self._appends = 0
-        self._synced = 0
-        self._cursor = self._read_cursor()
-        self._events = 0
-        self._pending_bytes = 0
-        self._load()
+            raise
 
     # --- state on disk ---------------------------------------------------------------------
 
@@ -312,6 +319,58 @@ class Spool:
             os.close(self._lock_fd)
 
 
+def _take_lock(directory: Path, create: bool) -> int:
+    """This process's lock of ``directory``; with ``create``, created with it if it has none.
+
+    Raises :class:`SpoolLockedError` when a live process holds it, or when the directory was
+    removed (by another adopter, as an empty orphan) while this process waited for it.
+    """
+    path = directory / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        if not create:
+            raise SpoolLockedError(str(directory)) from None
+        return _create_lock(directory)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        held, current = os.fstat(fd), os.stat(path)
+        if (held.st_dev, held.st_ino) != (current.st_dev, current.st_ino):
+            raise FileNotFoundError(path)
+    except (BlockingIOError, FileNotFoundError):
+        os.close(fd)
+        raise SpoolLockedError(str(directory)) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _create_lock(directory: Path) -> int:
+    """Create ``directory``'s lock file already locked.
+
+    Adopters only consider directories that have a lock file, so the file must appear
+    locked: it is locked under another name, then linked into place (a link, unlike a
+    rename, never replaces a lock file that appeared meanwhile). An adopter thus sees no
+    lock file, and skips the directory, or one it cannot take.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    temporary = directory / f"{LOCK_FILE}.new"
+    fd = os.open(temporary, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            os.link(temporary, directory / LOCK_FILE)
+        except FileExistsError:
+            raise SpoolLockedError(str(directory)) from None
+    except BaseException:
+        os.close(fd)
+        raise
+    finally:
+        temporary.unlink(missing_ok=True)
+    return fd
+
+
 def adopt_orphans(root: Path, max_bytes: int, fsync: bool) -> list[Spool]:
     """Lock every spool directory under ``root`` whose process died; empty ones are deleted.
 
@@ -327,10 +386,13 @@ def adopt_orphans(root: Path, max_bytes: int, fsync: bool) -> list[Spool]:
         return adopted
     for directory in directories:
         if not (directory / LOCK_FILE).exists():
-            continue
+            continue  # not a spool, or one whose owner is still creating its lock
         try:
-            spool = Spool(directory, max_bytes=max_bytes, fsync=fsync)
+            spool = Spool(directory, max_bytes=max_bytes, fsync=fsync, adopting=True)
         except (SpoolLockedError, FileNotFoundError):
+            continue  # alive, or removed by another adopter meanwhile
+        except OSError as error:
+            log.warning("spool.adopt_skipped dir=%s error=%s", directory, error)
             continue
         if spool.depth:
             log.warning("spool.adopted dir=%s events=%d", directory, spool.depth)

@@ -12,13 +12,19 @@ from __future__ import annotations
 import os
 import sys
 
-from core.config import PROJECT_ROOT, Settings, env_name
+from core.config import PROJECT_ROOT, ConfigError, Settings, env_name
+from core.ingest.identity import check_keys
 
 APP = "core.serve.wsgi:app"
 
 
 def main() -> None:
     settings = Settings.from_env()
+    try:
+        # One clear line now, rather than a traceback from every worker that imports the app.
+        check_keys(settings.jwt)
+    except ConfigError as error:
+        sys.exit(f"clickstream: {error}")
     if settings.api.server == "gunicorn":
         config = str(PROJECT_ROOT / "core" / "serve" / "gunicorn_config.py")
         os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-c", config, APP])

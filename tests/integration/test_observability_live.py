@@ -138,6 +138,8 @@ def test_under_gunicorn_workers_add_up_and_one_request_id_joins_api_and_etl_logs
         "CLICKSTREAM_ETL_METRICS_PORT": str(etl_port),
         "CLICKSTREAM_ETL_INTERVAL_S": "1",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "CLICKSTREAM_JWT_ALLOW_DEV_SECRET": "true",
+        "CLICKSTREAM_OPS_OPEN": "true",
     }
     api_log = (tmp_path / "api.log").open("w")
     api = subprocess.Popen(

@@ -101,7 +101,7 @@ def test_every_error_code_in_the_table_exists() -> None:
     werkzeug = {"not_found", "method_not_allowed"}
     assert {code for code in codes - werkzeug if f'"{code}"' not in sources} == set()
     raised = set(re.findall(r'ApiError\(\s*\d+,\s*"([a-z_]+)"', sources))
-    operational = {"not_found", "unauthorized"}
+    operational = {"not_found", "unauthorized", "forbidden"}
     assert raised - operational <= codes
 
 

@@ -156,7 +156,7 @@ def auth_url():
 def api_url(auth_url):
     """The API with the example plugin, its identity resolved by the served auth service
     (no Redis), Kafka faked."""
-    settings = Settings().replace(auth_url=f"{auth_url}/api/v1/auth/verify")
+    settings = Settings.of(auth_url=f"{auth_url}/api/v1/auth/verify", jwt_allow_dev_secret=True)
     identity = IdentityResolver(settings.auth, settings.jwt, settings.cache)
     app = create_app(
         settings, make_plugin_manager(PLUGINS), identity=identity, publisher=FakePublisher()
@@ -169,7 +169,7 @@ def api_url(auth_url):
 def api():
     """The API's test client, identity and Kafka faked."""
     app = create_app(
-        Settings(),
+        Settings.of(jwt_allow_dev_secret=True),
         make_plugin_manager(PLUGINS),
         identity=FakeIdentity(),
         publisher=FakePublisher(),

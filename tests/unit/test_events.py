@@ -19,7 +19,7 @@ EXAMPLES = {t.name: dict(t.example) for t in build_registry(make_plugin_manager(
 
 @pytest.fixture
 def app_settings() -> Settings:
-    return Settings.of(max_body_bytes=4096)
+    return Settings.of(max_body_bytes=4096, ops_open=True)
 
 
 def event(name: str, token: str | None = None, **data_changes) -> dict:

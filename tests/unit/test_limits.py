@@ -36,7 +36,7 @@ def test_limits_off_leave_the_app_untouched(make_client) -> None:
 
 
 def test_a_user_limit_wraps_the_resolver_and_the_probes_still_see_the_resolver(make_client) -> None:
-    client = make_client(rate_limit_user_events=5)
+    client = make_client(rate_limit_user_events=5, ops_open=True)
     app = client.application
     assert isinstance(pipeline_of(app).identity, limits.UserLimitedIdentity)
     assert isinstance(identity_of(app), FakeIdentity)

@@ -16,8 +16,9 @@ CLICK = orjson.dumps({"event": "element_click", "data": EXAMPLE})
 OPS_TOKEN = "ops-secret-7f3a9c"
 
 
-def test_operational_endpoints_are_open_when_nothing_is_set(make_client) -> None:
-    assert make_client().get("/ops-probe").status_code == 200
+def test_operational_endpoints_are_closed_when_nothing_is_set(make_client) -> None:
+    assert make_client(ops_open=False).get("/ops-probe").status_code == 403
+    assert make_client(ops_open=True).get("/ops-probe").status_code == 200
 
 
 @pytest.mark.parametrize(
