@@ -5,17 +5,58 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import struct
 from collections import defaultdict
 from collections.abc import Iterable
 
 from clickhouse_connect.driver.client import Client
-from clickhouse_connect.driver.exceptions import OperationalError
+from clickhouse_connect.driver.exceptions import DatabaseError, DataError, ProgrammingError
 
 from etl.consume import Record
 from etl.transform import INSERT_FAILED, Loaded, Rejected
 from etl.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
+
+#: ClickHouse error codes saying that the rows of a block do not fit their table: the only
+#: server answers after which a block is retried row by row and the refused rows set aside.
+DATA_ERROR_CODES = frozenset(
+    {
+        6,  # CANNOT_PARSE_TEXT
+        16,  # NO_SUCH_COLUMN_IN_TABLE
+        25,  # CANNOT_PARSE_ESCAPE_SEQUENCE
+        26,  # CANNOT_PARSE_QUOTED_STRING
+        27,  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        38,  # CANNOT_PARSE_DATE
+        41,  # CANNOT_PARSE_DATETIME
+        53,  # TYPE_MISMATCH
+        69,  # ARGUMENT_OUT_OF_BOUND
+        70,  # CANNOT_CONVERT_TYPE
+        72,  # CANNOT_PARSE_NUMBER
+        117,  # INCORRECT_DATA
+        131,  # TOO_LARGE_STRING_SIZE
+        321,  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+        349,  # CANNOT_INSERT_NULL_IN_ORDINARY_COLUMN
+        376,  # CANNOT_PARSE_UUID
+    }
+)
+
+
+def is_data_error(error: BaseException) -> bool:
+    """True if ``error`` says the rows are at fault, False if the warehouse is.
+
+    clickhouse-connect raises ``DatabaseError`` for every answer of the server: too many
+    parts, memory, a timeout, read-only, a proxy's 503 (no ClickHouse code at all). Only
+    a code of :data:`DATA_ERROR_CODES` blames the rows. Without a code, the rows are at
+    fault only when the client refused to encode them (``DataError``, ``ProgrammingError``
+    for an unknown column, or a plain ``ValueError``/``TypeError``/``OverflowError`` from
+    its converters) before anything was sent; anything else is the server's or the network's.
+    """
+    if isinstance(error, DatabaseError):
+        if error.code is not None:
+            return error.code in DATA_ERROR_CODES
+        return type(error) in (DataError, ProgrammingError)
+    return isinstance(error, (ValueError, TypeError, OverflowError, struct.error))
 
 
 def insert_token(topic: str, table: str, columns: Iterable[str], records: Iterable[Record]) -> str:
@@ -32,8 +73,8 @@ def load_rows(
     """Insert the rows of ``loaded``, a block per table; what a table refuses is rejected.
 
     Rows of a table whose columns differ (a plugin's mapper leaving one out) go in blocks
-    of their own. A server-side failure (``OperationalError``) raises: nothing is rejected
-    for it, the pass fails and commits nothing.
+    of their own. An error that is not the data's (:func:`is_data_error`) raises: nothing
+    is rejected for it, the pass fails and commits nothing.
     """
     blocks: dict[tuple[str, tuple[str, ...]], list[Loaded]] = defaultdict(list)
     # In offset order: a replay may get the partitions interleaved otherwise by Kafka, and a
@@ -61,9 +102,9 @@ def _insert_block(
     try:
         _insert(client, warehouse, topic, table, columns, group)
         return group, []
-    except OperationalError:
-        raise
     except Exception as error:
+        if not is_data_error(error):
+            raise
         log.warning("etl.insert_failed table=%s rows=%d error=%s", table, len(group), error)
     ok: list[Loaded] = []
     failed: list[Rejected] = []
@@ -71,9 +112,9 @@ def _insert_block(
         try:
             _insert(client, warehouse, topic, table, columns, [outcome])
             ok.append(outcome)
-        except OperationalError:
-            raise
         except Exception as error:
+            if not is_data_error(error):
+                raise
             failed.append(Rejected(outcome.record, INSERT_FAILED, f"{table}: {error}"[:2000]))
     return ok, failed
 
