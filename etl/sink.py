@@ -1,5 +1,6 @@
-"""Loading a pass's rows: one insert block per table, each with the deduplication token of
-its records, so a replayed pass is dropped by ClickHouse rather than stored twice."""
+"""Loading a pass's rows: one insert block per table and partition, each with the
+deduplication token of its offset range, so a replayed range is dropped by ClickHouse
+rather than stored twice."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import hashlib
 import logging
 import struct
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, ProgrammingError
@@ -59,48 +61,85 @@ def is_data_error(error: BaseException) -> bool:
     return isinstance(error, (ValueError, TypeError, OverflowError, struct.error))
 
 
-def insert_token(topic: str, table: str, columns: Iterable[str], records: Iterable[Record]) -> str:
-    """The insert deduplication token of a block: which offsets of which topic, into which table."""
-    digest = hashlib.sha256(f"{topic}\n{table}\n{','.join(columns)}\n".encode())
+def insert_token(
+    topic: str,
+    table: str,
+    columns: Iterable[str],
+    partition: int,
+    span: tuple[int, int],
+    records: Iterable[Record],
+) -> str:
+    """The insert deduplication token of a block: which records of which offset range
+    ``span`` of which partition of which topic, into which table and columns."""
+    head = f"{topic}\n{table}\n{','.join(columns)}\n{partition}:{span[0]}-{span[1]}\n"
+    digest = hashlib.sha256(head.encode())
     for record in records:
-        digest.update(f"{record.partition}:{record.offset},".encode())
+        digest.update(f"{record.offset}@{record.timestamp_ms},".encode())
     return digest.hexdigest()
 
 
 def load_rows(
-    client: Client, warehouse: Warehouse, topic: str, loaded: Iterable[Loaded]
+    client: Client,
+    warehouse: Warehouse,
+    topic: str,
+    loaded: Iterable[Loaded],
+    spans: Mapping[int, tuple[int, int]],
 ) -> tuple[list[Loaded], list[Rejected]]:
-    """Insert the rows of ``loaded``, a block per table; what a table refuses is rejected.
+    """Insert the rows of ``loaded``, a block per table and partition; what a table refuses
+    is rejected.
 
+    ``spans`` gives per partition the offset range ``[expected, next)`` the pass read. A
+    block holds one table's rows from one partition's range, so a replay of that range
+    makes the same block, with the same token, whatever arrived on other partitions since.
     Rows of a table whose columns differ (a plugin's mapper leaving one out) go in blocks
     of their own. An error that is not the data's (:func:`is_data_error`) raises: nothing
     is rejected for it, the pass fails and commits nothing.
     """
-    blocks: dict[tuple[str, tuple[str, ...]], list[Loaded]] = defaultdict(list)
-    # In offset order: a replay may get the partitions interleaved otherwise by Kafka, and a
-    # block's token must depend on which records it holds, not on the order they came in.
+    blocks: dict[tuple[str, int, tuple[str, ...]], list[Loaded]] = defaultdict(list)
+    # In offset order: a replay may get the records otherwise from Kafka, and a block's
+    # token must depend on which records it holds, not on the order they came in.
     for outcome in sorted(loaded, key=lambda o: (o.record.partition, o.record.offset)):
-        blocks[(outcome.table, tuple(outcome.row))].append(outcome)
+        blocks[(outcome.table, outcome.record.partition, tuple(outcome.row))].append(outcome)
     inserted: list[Loaded] = []
     failed: list[Rejected] = []
-    for (table, columns), block in blocks.items():
-        ok, refused = _insert_block(client, warehouse, topic, table, columns, block)
+    for (table, partition, columns), block in blocks.items():
+        token = _Token(topic, table, columns, partition, spans[partition])
+        ok, refused = _insert_block(client, warehouse, table, columns, block, token)
         inserted += ok
         failed += refused
     return inserted, failed
 
 
+@dataclass(frozen=True)
+class _Token:
+    topic: str
+    table: str
+    columns: tuple[str, ...]
+    partition: int
+    span: tuple[int, int]
+
+    def of(self, group: list[Loaded]) -> str:
+        return insert_token(
+            self.topic,
+            self.table,
+            self.columns,
+            self.partition,
+            self.span,
+            [o.record for o in group],
+        )
+
+
 def _insert_block(
     client: Client,
     warehouse: Warehouse,
-    topic: str,
     table: str,
     columns: tuple[str, ...],
     group: list[Loaded],
+    token: _Token,
 ) -> tuple[list[Loaded], list[Rejected]]:
     """Insert ``group`` as one block; if the data is refused, row by row, refusals rejected."""
     try:
-        _insert(client, warehouse, topic, table, columns, group)
+        _insert(client, warehouse, table, columns, group, token)
         return group, []
     except Exception as error:
         if not is_data_error(error):
@@ -110,7 +149,7 @@ def _insert_block(
     failed: list[Rejected] = []
     for outcome in group:
         try:
-            _insert(client, warehouse, topic, table, columns, [outcome])
+            _insert(client, warehouse, table, columns, [outcome], token)
             ok.append(outcome)
         except Exception as error:
             if not is_data_error(error):
@@ -119,14 +158,10 @@ def _insert_block(
     return ok, failed
 
 
-def _insert(client, warehouse, topic, table, columns, group: list[Loaded]) -> None:
+def _insert(client, warehouse, table, columns, group: list[Loaded], token: _Token) -> None:
     client.insert(
         warehouse.table(table),
         [[o.row[c] for c in columns] for o in group],
         column_names=list(columns),
-        settings={
-            "insert_deduplication_token": insert_token(
-                topic, table, columns, [o.record for o in group]
-            )
-        },
+        settings={"insert_deduplication_token": token.of(group)},
     )

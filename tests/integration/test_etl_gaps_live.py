@@ -55,7 +55,6 @@ def stored(settings: Settings) -> tuple[int, int]:
     return query(settings, "SELECT count(), uniqExact(event_id) FROM {db}.search_filters")[0]
 
 
-@pytest.mark.xfail(strict=True, reason="13.3: a new group reports (0, beginning) as lost")
 def test_a_group_that_never_committed_expects_nothing_before_the_beginning(etl_settings):
     produce(etl_settings, searches(5))
     delete_records_before(etl_settings, 3)  # gone before this group ever existed
@@ -80,7 +79,6 @@ def test_records_deleted_after_the_group_committed_are_a_gap(etl_settings):
     assert [(g.partition, g.start, g.stop) for g in report.gaps] == [(0, 2, 4)]
 
 
-@pytest.mark.xfail(strict=True, reason="13.3: a committed offset above the log end is skipped")
 def test_a_committed_offset_above_the_log_end_is_recorded_and_nothing_is_skipped(etl_settings):
     produce(etl_settings, searches(3))
     commit_for_the_group(etl_settings, 10)  # a truncated log: the group is past its end

@@ -75,10 +75,6 @@ def consumer_class(monkeypatch, poll):
     monkeypatch.setattr(etl.consume, "KafkaConsumer", Faulty)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="13.1: a token covers a table across partitions; the new message changes the block",
-)
 def test_a_message_on_another_partition_before_the_retry_is_not_stored_twice(two_partitions):
     settings = two_partitions
     produce(settings, [search(i) for i in range(5)], partition=0)
@@ -94,10 +90,6 @@ def test_a_message_on_another_partition_before_the_retry_is_not_stored_twice(two
     record_replay("ETL replay: a message on another partition before the retry", 6, settings)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="13.1: only the planned partitions are capped; the record cap cuts the replay",
-)
 def test_the_record_cap_reached_on_another_partition_does_not_cut_the_replay(
     two_partitions, monkeypatch
 ):
@@ -130,10 +122,6 @@ def test_the_record_cap_reached_on_another_partition_does_not_cut_the_replay(
     record_replay("ETL replay: the record cap reached on another partition first", 8, settings)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13.1: a replay gives up after a few empty polls and loads part of its range",
-)
 def test_a_broker_stalling_mid_replay_does_not_cut_the_replay(two_partitions, monkeypatch):
     settings = two_partitions
     produce(settings, [search(i) for i in range(6)], partition=0)

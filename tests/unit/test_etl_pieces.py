@@ -176,25 +176,30 @@ def test_a_mapper_that_raises_is_rejected_with_its_error():
     )
 
 
-def test_insert_tokens_depend_on_exactly_the_offsets_table_and_columns():
+def test_insert_tokens_depend_on_exactly_the_records_range_partition_table_and_columns():
     records = [record(b"", 5), record(b"", 6)]
-    token = insert_token("events", "t", ["a", "b"], records)
+    token = insert_token("events", "t", ["a", "b"], 0, (5, 7), records)
 
-    assert token == insert_token("events", "t", ["a", "b"], list(records))
-    assert token != insert_token("events", "u", ["a", "b"], records)
-    assert token != insert_token("events", "t", ["a"], records)
-    assert token != insert_token("events", "t", ["a", "b"], records[:1])
-    assert token != insert_token("other", "t", ["a", "b"], records)
+    assert token == insert_token("events", "t", ["a", "b"], 0, (5, 7), list(records))
+    assert token != insert_token("events", "u", ["a", "b"], 0, (5, 7), records)
+    assert token != insert_token("events", "t", ["a"], 0, (5, 7), records)
+    assert token != insert_token("events", "t", ["a", "b"], 0, (5, 7), records[:1])
+    assert token != insert_token("other", "t", ["a", "b"], 0, (5, 7), records)
+    assert token != insert_token("events", "t", ["a", "b"], 1, (5, 7), records)
+    assert token != insert_token("events", "t", ["a", "b"], 0, (4, 7), records)
+    # the same offset holding another record (a recreated log): another block
+    other = [records[0], Record("events", 0, 6, b"k", b"", 1)]
+    assert token != insert_token("events", "t", ["a", "b"], 0, (5, 7), other)
 
 
 def test_insert_tokens_do_not_change_from_one_version_to_the_next():
     # A pass that crashed before its commit is replayed by whatever version runs next:
     # its blocks are dropped only if that version derives the same tokens.
-    records = [record(b"", 5), record(b"", 6, partition=1)]
+    records = [record(b"", 5), record(b"", 6)]
 
     assert (
-        insert_token("events", "t", ["a", "b"], records)
-        == "9d4d4c9d3c96911658805ed7062c1c826cc3486c84e0333851fcaaf12be73271"
+        insert_token("events", "t", ["a", "b"], 0, (5, 7), records)
+        == "9e1ee1bc2042e3d21a8b7dc60a996f58bed84cc6ff1d423f5a63a452b9358904"
     )
 
 

@@ -132,22 +132,26 @@ def kafka(monkeypatch):
         consumers: list[FakeConsumer] = []
         on_commit = None
 
-    def open_consumer(kafka, etl):
+    def join_group(kafka, etl):
         Kafka.consumers.append(FakeConsumer(kafka, etl))
         return Kafka.consumers[-1]
 
-    def read_batch(consumer, topic, max_records, poll_timeout_s, replay):
+    def read_batch(consumer, topic, max_records, poll_timeout_s, replay, replay_timeout_s):
         assert consumer is Kafka.consumers[-1] and not consumer.closed
         Kafka.reads.append((topic, max_records, poll_timeout_s, replay))
-        return Kafka.batches.pop(0)
+        batch = Kafka.batches.pop(0)
+        for read in batch.partitions.values():  # as the real one marks a replayed range
+            read.exact = replay.get(read.partition, (None,))[0] == read.expected
+        return batch
 
     def commit(consumer, batch):
         assert consumer is Kafka.consumers[-1] and not consumer.closed
         if Kafka.on_commit is not None:
             Kafka.on_commit(batch)
         Kafka.commits.append(batch.to_commit)
+        return batch.to_commit
 
-    monkeypatch.setattr(etl.runner, "open_consumer", open_consumer)
+    monkeypatch.setattr(etl.runner, "join_group", join_group)
     monkeypatch.setattr(etl.runner, "read_batch", read_batch)
     monkeypatch.setattr(etl.runner, "commit", commit)
     return Kafka
@@ -212,14 +216,25 @@ def test_every_data_insert_carries_the_token_of_its_own_block(settings, kafka, i
     assert {table for table, *_ in data_inserts} == {"element_clicks", "video_completes"}
     for table, columns, rows, insert_settings in data_inserts:
         records = [by_event_id[row[columns.index("event_id")]] for row in rows]
-        expected = insert_token(settings.kafka.topic, table, columns, records)
+        expected = insert_token(settings.kafka.topic, table, columns, 0, (0, 6), records)
         assert insert_settings["insert_deduplication_token"] == expected
     [(_, columns, rows, insert_settings)] = [i for i in inserts if i[0] == "dead_letters"]
     records = [by_offset[row[columns.index("offset")]] for row in rows]
     assert len(records) == 2
     assert insert_settings["insert_deduplication_token"] == insert_token(
-        settings.kafka.topic, "dead_letters", DEAD_LETTER_COLUMNS, records
+        settings.kafka.topic, "dead_letters", DEAD_LETTER_COLUMNS, 0, (0, 6), records
     )
+
+
+def test_a_block_holds_one_tables_rows_of_one_partition(settings, kafka, inserts) -> None:
+    topic = settings.kafka.topic
+    kafka.batches = [
+        merged(batch_of(topic, [click(), click()]), batch_of(topic, [click()], partition=1))
+    ]
+
+    run_pass(settings, REGISTRY)
+
+    assert [len(rows) for table, _, rows, _ in inserts if table == "element_clicks"] == [2, 1]
 
 
 def test_a_clean_batch_goes_in_as_one_block_per_table(settings, kafka, inserts) -> None:
@@ -445,7 +460,7 @@ def test_a_row_its_table_refuses_is_dead_lettered_and_the_rest_of_its_block_load
     for table, columns, rows, insert_settings in inserts:
         if table in ("test_ratings", "element_clicks"):
             records = [by_event_id[row[columns.index("event_id")]] for row in rows]
-            expected = insert_token(settings.kafka.topic, table, columns, records)
+            expected = insert_token(settings.kafka.topic, table, columns, 0, (0, 4), records)
             assert insert_settings["insert_deduplication_token"] == expected
 
 
