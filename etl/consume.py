@@ -227,7 +227,10 @@ def read_batch(
     committed = {tp.partition: consumer.committed(tp) for tp in tps}
     ends = consumer.end_offsets(tps)
     beginnings = consumer.beginning_offsets(tps)
-    starts = {tp.partition: _start(committed[tp.partition], beginnings[tp], ends[tp]) for tp in tps}
+    starts = {
+        tp.partition: _start(tp.partition, committed[tp.partition], beginnings[tp], ends[tp])
+        for tp in tps
+    }
     replay = {p: r for p, r in (replay or {}).items() if p in starts and r[1] > r[0]}
     replaying = any(starts[p] == (start, None) for p, (start, _) in replay.items())
     for tp in tps:
@@ -248,15 +251,17 @@ def read_batch(
     return batch
 
 
-def _start(committed: int | None, beginning: int, end: int) -> tuple[int, int | None]:
+def _start(
+    partition: int, committed: int | None, beginning: int, end: int
+) -> tuple[int, int | None]:
     """Where a pass starts reading a partition, and the committed offset it rewound from."""
     if committed is None:
         return beginning, None  # a group that never committed expected nothing before it
     if committed > end:
         log.warning(
-            "etl.offset_rewound committed=%s log_end=%s: the log was truncated or recreated, "
-            "reading it again from %s",
-            committed, end, beginning,
+            "etl.offset_rewound partition=%s committed=%s log_end=%s: the log was truncated "
+            "or recreated, reading it again from %s",
+            partition, committed, end, beginning,
         )  # fmt: skip
         return beginning, committed
     return committed, None

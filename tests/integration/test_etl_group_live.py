@@ -174,3 +174,30 @@ def test_two_etls_in_one_group_load_each_event_once_when_one_is_killed_mid_pass(
         lost=len(ids - set(union)),
         stored_twice=len(union) - len(set(union)),
     )
+
+
+def test_a_second_etl_on_the_same_chdb_directory_is_refused_with_a_clear_message(
+    settings: Settings, kafka_bootstrap: str, tmp_path
+):
+    create_topic(settings)
+    env = etl_env(settings, "a", str(tmp_path / "warehouse"))
+    first = start(env)
+    try:
+        assert wait_until(lambda: members(settings) == 1, timeout_s=60)
+        second = subprocess.run(
+            [sys.executable, "-m", "etl.cli", "etl", "--once"],
+            cwd=PROJECT_ROOT,
+            env={**env, env_name("etl_instance_id"): "etl-b"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        first.send_signal(signal.SIGTERM)
+        _, stderr = first.communicate(timeout=60)
+
+    assert second.returncode == 1
+    assert "already loads" in second.stderr
+    assert "chDB takes one ETL process per data directory" in second.stderr
+    assert f"pid {first.pid}" in second.stderr
+    assert first.returncode == 0, stderr[-2000:]

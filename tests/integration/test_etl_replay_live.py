@@ -17,6 +17,7 @@ from kafka import KafkaConsumer
 import etl.consume
 from core.config import Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
+from etl.consume import ReplayIncompleteError
 from etl.reports import consumer_lag
 from etl.runner import run_pass
 from tests.etl_helpers import create_topic, envelope, produce, query
@@ -148,6 +149,32 @@ def test_a_broker_stalling_mid_replay_does_not_cut_the_replay(two_partitions, mo
     assert stored(settings) == (6, 6)
     assert consumer_lag(settings) == {0: 0, 1: 0}
     record_replay("ETL replay: the broker stalling 1.5 s mid-read", 6, settings)
+
+
+def test_a_replay_that_cannot_read_its_whole_range_in_time_loads_and_commits_nothing(
+    two_partitions, monkeypatch
+):
+    settings = two_partitions.replace(etl_replay_timeout_s=1.0)
+    produce(settings, [search(i) for i in range(6)], partition=0)
+    crash_a_pass(settings)
+
+    def two_records_then_silence(real_poll, consumer, timeout_ms, max_records):
+        if getattr(consumer, "served", False):
+            time.sleep(timeout_ms / 1000)
+            return {}
+        records = real_poll(timeout_ms=timeout_ms, max_records=2)
+        consumer.served = bool(records)
+        return records
+
+    consumer_class(monkeypatch, two_records_then_silence)
+    with pytest.raises(ReplayIncompleteError, match="nothing loaded"):
+        run_pass(settings, REGISTRY)
+    monkeypatch.undo()
+
+    assert stored(settings) == (6, 6)  # the crashed pass's rows, nothing more
+    assert consumer_lag(settings) == {0: 6, 1: 0}
+    assert drain(settings)[0].replayed
+    assert stored(settings) == (6, 6)
 
 
 def record_replay(scenario: str, sent: int, settings: Settings) -> None:
