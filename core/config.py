@@ -267,7 +267,8 @@ class EtlSettings:
         "How long the group waits for a silent ETL (killed, or cut off) before it gives its "
         "partitions to the others; a pass also waits up to this long to get partitions.",
         rule=Rule(
-            lambda value: 6 <= value <= 300, "must be between 6 and 300 (the broker's limits)"
+            lambda value: 6 <= value <= 1800,
+            "must be between 6 and 1800 (a broker's default session limits)",
         ),
     )
     instance_id: str = _setting(
