@@ -122,6 +122,12 @@ class KafkaSettings:
 
     bootstrap: str = _setting("127.0.0.1:9092", "Kafka bootstrap servers, host:port[,...].")
     topic: str = _setting("events", "The one topic every event is published to.")
+    partitions: int = _setting(
+        6,
+        "Partitions of the topic when scripts/services.sh creates it: the most ETL processes "
+        "of one group that get work (docs/etl.md).",
+        rule=POSITIVE,
+    )
     linger_ms: int = _setting(2, "Producer linger: how long a send waits to fill a batch.")
     batch_bytes: int = _setting(
         262144,
@@ -280,11 +286,33 @@ class EtlSettings:
         rule=Rule(lambda value: 0 <= value <= 19, "must be between 0 and 19"),
     )
     group: str = _setting("clickstream-etl", "Kafka consumer group of the ETL.")
+    session_timeout_s: float = _setting(
+        10.0,
+        "How long the group waits for a silent ETL (killed, or cut off) before it gives its "
+        "partitions to the others; a pass also waits up to this long to get partitions.",
+        rule=Rule(
+            lambda value: 6 <= value <= 1800,
+            "must be between 6 and 1800 (a broker's default session limits)",
+        ),
+    )
+    instance_id: str = _setting(
+        "",
+        "Name of this ETL process in its group, stable across its restarts and unique in the "
+        "group (a static member: a restart gets its partitions back without a rebalance); "
+        "empty joins as a dynamic member.",
+    )
     max_records: int = _setting(
         50000, "Most messages one ETL pass reads before it loads.", rule=POSITIVE
     )
     poll_timeout_s: float = _setting(
         0.5, "How long one Kafka poll of an ETL pass waits for messages, in seconds."
+    )
+    replay_timeout_s: float = _setting(
+        30.0,
+        "How long a pass replaying a crashed pass's exact offset range waits for all of its "
+        "records; past it the pass fails and loads nothing (a partial range would be stored "
+        "twice).",
+        rule=POSITIVE,
     )
     metrics_port: int = _setting(
         9464,

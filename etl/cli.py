@@ -37,24 +37,31 @@ def _registry() -> Registry:
 
 def _etl(settings: Settings, args: argparse.Namespace) -> int:
     from etl.metrics import EtlMetrics
-    from etl.runner import run_forever, run_pass
+    from etl.runner import Etl, run_forever
+    from etl.warehouse import WarehouseError
 
     # Before chDB starts its threads, so they inherit it.
     os.nice(settings.etl.nice)
     registry = _registry()
     registry.check_settings(settings)
     metrics = EtlMetrics(settings, registry)
-    instrumented = metrics.instrument(run_pass)
-    if args.once:
-        try:
-            instrumented(settings, registry)
-        except Exception:
-            logging.getLogger("etl").exception("etl.pass_failed: nothing committed")
-            return 1
-        return 0
-    if settings.etl.metrics_port:
-        metrics.serve()
-    run_forever(settings, registry, pass_function=instrumented)
+    try:
+        etl = Etl(settings)
+    except WarehouseError as error:  # a second ETL on a chDB directory, or none usable
+        print(f"clickstream etl: {error}", file=sys.stderr)
+        return 1
+    with etl:
+        instrumented = metrics.instrument(etl.run_pass)
+        if args.once:
+            try:
+                instrumented(settings, registry)
+            except Exception:
+                logging.getLogger("etl").exception("etl.pass_failed: nothing committed")
+                return 1
+            return 0
+        if settings.etl.metrics_port:
+            metrics.serve()
+        run_forever(settings, registry, pass_function=instrumented)
     return 0
 
 

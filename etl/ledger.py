@@ -86,7 +86,8 @@ CREATE TABLE IF NOT EXISTS {database}.{table} (
     end_offset UInt64,
     messages UInt64,
     gaps Array(Tuple(UInt64, UInt64)),
-    planned_at DateTime64(3, 'UTC')
+    planned_at DateTime64(3, 'UTC'),
+    rewound_from Nullable(UInt64)
 ) ENGINE = MergeTree
 ORDER BY (consumer_group, topic, partition, planned_at)
 """,
@@ -142,6 +143,7 @@ OFFSET_COLUMNS = (
     "messages",
     "gaps",
     "planned_at",
+    "rewound_from",
 )
 
 
@@ -181,7 +183,8 @@ def record_pass(
     batch: Batch | None = None,
 ) -> None:
     """Write a pass's ``status`` (``planned``, then ``loaded``); with ``batch``, its plan too:
-    per partition, the offsets expected, read and to commit, and the gaps."""
+    per partition, the offsets expected, read and to commit, the gaps, and the committed
+    offset it rewound from when that was above the log's end."""
     now = datetime.now(UTC)
     rows, letters = sum(result.rows.values()), sum(result.dead_letters.values())
     skipped = sum(result.skipped.values())
@@ -207,7 +210,7 @@ def record_pass(
     )
     if batch is None:
         return
-    moved = [p for p in batch.partitions.values() if p.next_offset > p.expected]
+    moved = [p for p in batch.partitions.values() if p.moved]
     client.insert(
         warehouse.table("etl_offsets"),
         [
@@ -224,6 +227,7 @@ def record_pass(
                 len(p.offsets),
                 p.gaps,
                 started,
+                p.rewound_from,
             ]
             for p in moved
         ],
@@ -256,35 +260,47 @@ def record_deliveries(
 
 
 def record_dead_letters(
-    client: Client, warehouse: Warehouse, topic: str, rejected: list[Rejected], now: datetime
+    client: Client,
+    warehouse: Warehouse,
+    batch: Batch,
+    rejected: list[Rejected],
+    now: datetime,
 ) -> None:
-    """The records that could not be loaded, with the reason; a replay stores them once."""
-    if not rejected:
-        return
-    rejected = sorted(rejected, key=lambda o: (o.record.partition, o.record.offset))
-    client.insert(
-        warehouse.table("dead_letters"),
-        [
+    """The records that could not be loaded, with the reason: a block per partition with the
+    token of its range, so that a replay stores them once."""
+    by_partition: dict[int, list[Rejected]] = {}
+    for outcome in sorted(rejected, key=lambda o: (o.record.partition, o.record.offset)):
+        by_partition.setdefault(outcome.record.partition, []).append(outcome)
+    for partition, letters in by_partition.items():
+        read = batch.partitions[partition]
+        client.insert(
+            warehouse.table("dead_letters"),
             [
-                dead_letter_id(o.record),
-                o.record.topic,
-                o.record.partition,
-                o.record.offset,
-                o.record.key or b"",
-                o.record.value or b"",
-                o.reason,
-                o.detail,
-                now,
-            ]
-            for o in rejected
-        ],
-        column_names=list(DEAD_LETTER_COLUMNS),
-        settings={
-            "insert_deduplication_token": insert_token(
-                topic, "dead_letters", DEAD_LETTER_COLUMNS, [o.record for o in rejected]
-            )
-        },
-    )
+                [
+                    dead_letter_id(o.record),
+                    o.record.topic,
+                    o.record.partition,
+                    o.record.offset,
+                    o.record.key or b"",
+                    o.record.value or b"",
+                    o.reason,
+                    o.detail,
+                    now,
+                ]
+                for o in letters
+            ],
+            column_names=list(DEAD_LETTER_COLUMNS),
+            settings={
+                "insert_deduplication_token": insert_token(
+                    batch.topic,
+                    "dead_letters",
+                    DEAD_LETTER_COLUMNS,
+                    partition,
+                    (read.expected, read.next_offset),
+                    [o.record for o in letters],
+                )
+            },
+        )
 
 
 def uncommitted_plan(

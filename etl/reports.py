@@ -77,12 +77,24 @@ class OffsetGap:
         return self.stop - self.start
 
 
+@dataclass(frozen=True)
+class OffsetRewind:
+    """The group's committed offset was above the log's end (a truncated or recreated log):
+    the pass read the partition again from its beginning."""
+
+    topic: str
+    partition: int
+    committed: int
+    end: int
+
+
 @dataclass
 class QualityReport:
     """Duplicates, gaps, lag, freshness, and the figures of plugins' reports."""
 
     duplicates: list[DuplicateHour] = field(default_factory=list)
     gaps: list[OffsetGap] = field(default_factory=list)
+    rewinds: list[OffsetRewind] = field(default_factory=list)
     #: Report name -> figure -> value, for each plugin report with figures.
     figures: dict[str, dict[str, float]] = field(default_factory=dict)
     lag: dict[int, int] | None = None
@@ -151,6 +163,16 @@ def quality_report(
                 "SELECT DISTINCT topic, partition, gap.1, gap.2 "
                 f"FROM {warehouse.table('etl_offsets')} ARRAY JOIN gaps AS gap "
                 "WHERE consumer_group = {g:String} ORDER BY topic, partition, gap.1",
+                parameters={"g": settings.etl.group},
+            ).result_rows
+        ]
+        report.rewinds = [
+            OffsetRewind(topic, partition, committed, end)
+            for topic, partition, committed, end in client.query(
+                "SELECT DISTINCT topic, partition, assumeNotNull(rewound_from), end_offset "
+                f"FROM {warehouse.table('etl_offsets')} "
+                "WHERE consumer_group = {g:String} AND rewound_from IS NOT NULL "
+                "ORDER BY topic, partition",
                 parameters={"g": settings.etl.group},
             ).result_rows
         ]
@@ -276,6 +298,12 @@ def format_quality(report: QualityReport) -> str:
     lines += [
         f"  {g.topic}[{g.partition}] offsets {g.start}..{g.stop - 1} ({g.missing} missing)"
         for g in report.gaps
+    ]
+    if report.rewinds:
+        lines.append("offsets rewound (committed above the log end, read again from its start):")
+    lines += [
+        f"  {r.topic}[{r.partition}] committed {r.committed}, log end {r.end}"
+        for r in report.rewinds
     ]
     for name, figures in report.figures.items():
         lines.append(f"{name}: " + ", ".join(f"{k} {_cell(v)}" for k, v in figures.items()))

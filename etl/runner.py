@@ -1,16 +1,20 @@
-"""One ETL pass (Kafka -> rows -> a block per table -> warehouse -> commit) and the schedule.
+"""One ETL pass (Kafka -> rows -> a block per table and partition -> warehouse -> commit),
+the ETL process that runs passes, and the schedule.
 
 Order of a pass, and why it is safe to crash anywhere in it:
 
-1. warehouse session: apply DDL, find the last pass that loaded without committing;
-2. read Kafka up to the end offsets seen now (or exactly that pass's range, to replay it);
-3. warehouse session: record the plan, insert one batch per table with an insert
-   deduplication token derived from the offsets it holds, the delivery ledger and
+1. warehouse session: apply DDL, find each partition's last plan (to replay one that
+   loaded without committing);
+2. read the partitions the group gave this member, up to the end offsets seen now (or
+   exactly a crashed pass's ranges, and nothing new elsewhere, to replay them);
+3. warehouse session: record the plan, insert one block per table and partition with an
+   insert deduplication token derived from its offset range, the delivery ledger and
    the dead letters, then mark the pass loaded;
-4. commit the offsets.
+4. commit the offsets of the partitions the member still owns.
 
-A crash before 4 leaves the offsets where they were; the next pass re-reads the same
-range, its inserts carry the same tokens, and ClickHouse drops them.
+A crash before 4 leaves the offsets where they were; the next pass (this process's or
+the partition's next owner's, when the warehouse is shared) re-reads the same ranges,
+its blocks carry the same tokens, and ClickHouse drops them.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 
 import schedule
@@ -30,7 +35,7 @@ from clickhouse_connect.driver.client import Client
 from core.config import UNKNOWN_EVENTS_SKIP, Settings
 from core.host.registry import Registry
 from etl import ledger, sink
-from etl.consume import Batch, commit, open_consumer, read_batch
+from etl.consume import Batch, Member, commit, join_group, read_batch
 from etl.ledger import PassResult
 from etl.trace import log_events
 from etl.transform import Loaded, Outcome, Rejected, Skipped, transform
@@ -39,18 +44,64 @@ from etl.warehouse import MigrationNeededError, Warehouse
 log = logging.getLogger(__name__)
 
 
+class Etl:
+    """One ETL process: its member of the consumer group, kept from pass to pass (a member
+    joining and leaving for every pass would rebalance the group every few seconds), and
+    on chDB its claim on the data directory, which refuses a second ETL there."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._resources = ExitStack()
+        self._resources.enter_context(Warehouse.from_settings(settings).claim_for_etl())
+        self._member: Member | None = None
+
+    @property
+    def member(self) -> Member:
+        """The member, joining at the first pass (Kafka down fails that pass, not the ETL)."""
+        if self._member is None:
+            self._member = join_group(self.settings.kafka, self.settings.etl)
+            self._resources.callback(self._member.close)
+        return self._member
+
+    def run_pass(
+        self,
+        settings: Settings,
+        registry: Registry,
+        *,
+        after_insert: Callable[[], None] | None = None,
+    ) -> PassResult:
+        """A pass through this process's member (see :func:`run_pass`)."""
+        return run_pass(settings, registry, after_insert=after_insert, etl=self)
+
+    def close(self) -> None:
+        """Leave the group and release the claim."""
+        self._resources.close()
+
+    def __enter__(self) -> Etl:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def run_pass(
     settings: Settings,
     registry: Registry,
     *,
     after_insert: Callable[[], None] | None = None,
+    etl: Etl | None = None,
 ) -> PassResult:
     """Load every message that arrived since the last commit; commit only after the inserts.
 
-    ``after_insert`` runs once the pass's rows are in the warehouse and before the
-    offsets are committed (fault tests kill the process there). Raises on failure
-    (warehouse down, Kafka down, a table needing a migration) having committed nothing.
+    ``etl`` is the process's :class:`Etl`; without one, the pass joins the group and claims
+    the warehouse for itself, then leaves. ``after_insert`` runs once the pass's rows are
+    in the warehouse and before the offsets are committed (fault tests kill the process
+    there). Raises on failure (warehouse down, Kafka down, a table needing a migration, a
+    replay that could not read its whole range) having committed nothing.
     """
+    if etl is None:
+        with Etl(settings) as own:
+            return run_pass(settings, registry, after_insert=after_insert, etl=own)
     started = time.monotonic()
     result = PassResult(pass_id=str(uuid.uuid4()))
     warehouse = Warehouse.from_settings(settings)
@@ -63,31 +114,24 @@ def run_pass(
                 + ": run `clickstream migrate TABLE FILE` (see docs/warehouse.md)"
             )
         replay = ledger.uncommitted_plan(client, warehouse, settings)
-    consumer = open_consumer(settings.kafka, settings.etl)
-    try:
-        batch = read_batch(
-            consumer,
-            settings.kafka.topic,
-            settings.etl.max_records,
-            settings.etl.poll_timeout_s,
-            replay,
-        )
-        result.replayed = any(
-            replay.get(p.partition, (None,))[0] == p.expected and p.offsets
-            for p in batch.partitions.values()
-        )
-        if batch.to_commit:
-            skip_unknown = settings.etl.unknown_events == UNKNOWN_EVENTS_SKIP
-            outcomes = [
-                transform(record, registry, skip_unknown=skip_unknown) for record in batch.records
-            ]
-            with warehouse.session() as client:
-                _load(client, warehouse, settings, batch, outcomes, result, after_insert)
-            commit(consumer, batch)
-    finally:
-        consumer.close()
+    batch = read_batch(
+        etl.member,
+        settings.kafka.topic,
+        settings.etl.max_records,
+        settings.etl.poll_timeout_s,
+        replay,
+        settings.etl.replay_timeout_s,
+    )
+    result.replayed = batch.replayed
+    if batch.to_commit:
+        skip_unknown = settings.etl.unknown_events == UNKNOWN_EVENTS_SKIP
+        outcomes = [
+            transform(record, registry, skip_unknown=skip_unknown) for record in batch.records
+        ]
+        with warehouse.session() as client:
+            _load(client, warehouse, settings, batch, outcomes, result, after_insert)
+        result.committed = commit(etl.member, batch)
     result.messages = len(batch.records)
-    result.committed = batch.to_commit
     result.gaps = [(p.partition, a, b) for p in batch.partitions.values() for a, b in p.gaps]
     result.duration_s = round(time.monotonic() - started, 3)
     _log_pass(result)
@@ -106,10 +150,11 @@ def _load(
     now = datetime.now(UTC)
     ledger.record_pass(client, warehouse, settings, result, "planned", now, batch)
     loaded = [o for o in outcomes if isinstance(o, Loaded)]
-    inserted, refused = sink.load_rows(client, warehouse, batch.topic, loaded)
+    spans = {p.partition: (p.expected, p.next_offset) for p in batch.partitions.values()}
+    inserted, refused = sink.load_rows(client, warehouse, batch.topic, loaded, spans)
     rejected = [o for o in outcomes if isinstance(o, Rejected)] + refused
     ledger.record_deliveries(client, warehouse, inserted, result.pass_id, now)
-    ledger.record_dead_letters(client, warehouse, batch.topic, rejected, now)
+    ledger.record_dead_letters(client, warehouse, batch, rejected, now)
     result.rows = dict(Counter(o.table for o in inserted))
     result.dead_letters = dict(Counter(o.reason for o in rejected))
     result.skipped = dict(Counter(o.event for o in outcomes if isinstance(o, Skipped)))

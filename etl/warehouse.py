@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
+import os
 import re
 import threading
 import time
@@ -45,6 +46,10 @@ class WarehouseError(RuntimeError):
 
 class WarehouseBusyError(WarehouseError):
     """Another process held the chDB directory for longer than the lock timeout."""
+
+
+class EtlRunningError(WarehouseError):
+    """Another ETL process already loads this chDB directory."""
 
 
 class MigrationNeededError(WarehouseError):
@@ -129,6 +134,49 @@ class Warehouse:
         """The lock file beside the chDB directory (none for a server DSN)."""
         data_dir = self.data_dir
         return data_dir.with_name(data_dir.name + ".lock") if data_dir else None
+
+    @property
+    def etl_lock_path(self) -> Path | None:
+        """The file an ETL holds for as long as it runs on a chDB directory (none for a server)."""
+        data_dir = self.data_dir
+        return data_dir.with_name(data_dir.name + ".etl.lock") if data_dir else None
+
+    @contextmanager
+    def claim_for_etl(self) -> Iterator[None]:
+        """Hold the chDB directory for one ETL process while the block runs; a second ETL on
+        the same directory is refused at once with :class:`EtlRunningError`.
+
+        chDB is an engine inside one process: two ETLs on one directory would only take
+        turns on it, each loading the partitions the group gave it. Scaling out needs a
+        ClickHouse server (docs/etl.md). A server DSN claims nothing.
+        """
+        lock_path = self.etl_lock_path
+        if lock_path is None:
+            yield
+            return
+        try:
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            lock_file = open(lock_path, "a+")  # noqa: SIM115 - held while the ETL runs
+        except OSError as error:
+            raise WarehouseError(f"cannot open the ETL lock {lock_path}: {error}") from error
+        try:
+            fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock_file.seek(0)
+            holder = lock_file.read().strip() or "another process"
+            lock_file.close()
+            raise EtlRunningError(
+                f"an ETL ({holder}) already loads {self.data_dir}: chDB takes one ETL process "
+                "per data directory. Stop that one, or run several ETLs against a ClickHouse "
+                f"server (CLICKSTREAM_WAREHOUSE_DSN=http://...; docs/etl.md). Lock: {lock_path}"
+            ) from None
+        try:
+            lock_file.truncate(0)
+            lock_file.write(f"pid {os.getpid()}\n")
+            lock_file.flush()
+            yield
+        finally:
+            _release(lock_file)
 
     def table(self, name: str) -> str:
         """``database.name``, both checked as plain identifiers."""

@@ -15,6 +15,8 @@ usage: scripts/services.sh up|down|status [kafka|redis|auth ...]
 
 Environment (defaults in brackets):
   CLICKSTREAM_KAFKA_BOOTSTRAP  [127.0.0.1:9092]  broker address; the first host:port is used
+  CLICKSTREAM_KAFKA_TOPIC      [events]          the topic `up kafka` creates if missing ...
+  CLICKSTREAM_KAFKA_PARTITIONS [6]               ... with this many partitions
   KAFKA_CONTROLLER_PORT        [9093]            KRaft controller port
   CLICKSTREAM_REDIS_URL        [redis://127.0.0.1:6379/0]
   CLICKSTREAM_AUTH_URL         [http://127.0.0.1:8001/api/v1/auth/verify]
@@ -35,6 +37,8 @@ ALL_SERVICES=(kafka redis auth)
 
 KAFKA_VERSION=${KAFKA_VERSION:-4.4.0}
 KAFKA_BOOTSTRAP=${CLICKSTREAM_KAFKA_BOOTSTRAP:-127.0.0.1:9092}
+KAFKA_TOPIC=${CLICKSTREAM_KAFKA_TOPIC:-events}
+KAFKA_PARTITIONS=${CLICKSTREAM_KAFKA_PARTITIONS:-6}
 KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-9093}
 KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:--Xms128m -Xmx512m}
 KAFKA_JVM_OPTS=${KAFKA_JVM_OPTS:-}
@@ -274,8 +278,52 @@ kafka_lib() {
     mv "$lib.new" "$lib"
 }
 
+# The events topic, with CLICKSTREAM_KAFKA_PARTITIONS partitions (the most ETL processes of
+# one group that get work), created before the API could auto-create it with one partition.
+kafka_topic() {
+    [[ $KAFKA_PARTITIONS =~ ^[1-9][0-9]*$ ]] ||
+        fail "CLICKSTREAM_KAFKA_PARTITIONS: not a positive number (got '$KAFKA_PARTITIONS')"
+    "$PYTHON" - "$KAFKA_HOST:$KAFKA_PORT" "$KAFKA_TOPIC" "$KAFKA_PARTITIONS" <<'EOF' ||
+import sys
+
+try:
+    from kafka import KafkaAdminClient, KafkaConsumer
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+except ImportError:
+    print(f"kafka: kafka-python missing, topic {sys.argv[2]} not created (make install)")
+    sys.exit(0)
+
+bootstrap, topic, partitions = sys.argv[1], sys.argv[2], int(sys.argv[3])
+admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+try:
+    if topic not in admin.list_topics():
+        try:
+            admin.create_topics([NewTopic(topic, partitions, 1)])
+            print(f"kafka: topic {topic} created with {partitions} partitions")
+        except TopicAlreadyExistsError:
+            pass
+finally:
+    admin.close()
+consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+try:
+    found = len(consumer.partitions_for_topic(topic) or ())
+finally:
+    consumer.close()
+if found < partitions:
+    print(
+        f"kafka: topic {topic} has {found} partition(s), not {partitions}: at most {found} ETL "
+        "processes of a group get work (more partitions move keys: see docs/etl.md)"
+    )
+EOF
+        fail "kafka: could not create the topic $KAFKA_TOPIC"
+}
+
 kafka_up() {
-    up_common kafka || return 0
+    if ! up_common kafka; then
+        kafka_topic
+        return 0
+    fi
     need_java
     mkdir -p "$KAFKA_DIR/data" "$LOG_DIR" "$RUN_DIR"
     kafka_lib
@@ -303,6 +351,7 @@ kafka_up() {
     launch kafka "$(log_file kafka-console)" java "${jvm[@]}" -cp "$cp" kafka.Kafka "$props"
     say "kafka: starting Kafka $KAFKA_VERSION on $KAFKA_HOST:$KAFKA_PORT"
     wait_ready kafka kafka_ready "$(log_file kafka)" "$(log_file kafka-console)"
+    kafka_topic
 }
 
 # --- Redis ----------------------------------------------------------------------------------

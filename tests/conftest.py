@@ -347,22 +347,26 @@ def etl_kafka(monkeypatch):
         consumers: list[Consumer] = []
         on_commit = None
 
-    def open_consumer(kafka, etl):
+    def join_group(kafka, etl):
         Kafka.consumers.append(Consumer(kafka, etl))
         return Kafka.consumers[-1]
 
-    def read_batch(consumer, topic, max_records, poll_timeout_s, replay):
+    def read_batch(consumer, topic, max_records, poll_timeout_s, replay, replay_timeout_s):
         assert consumer is Kafka.consumers[-1] and not consumer.closed
         Kafka.reads.append((topic, max_records, poll_timeout_s, replay))
-        return Kafka.batches.pop(0)
+        batch = Kafka.batches.pop(0)
+        for read in batch.partitions.values():  # as the real one marks a replayed range
+            read.exact = replay.get(read.partition, (None,))[0] == read.expected
+        return batch
 
     def commit(consumer, batch):
         assert consumer is Kafka.consumers[-1] and not consumer.closed
         if Kafka.on_commit is not None:
             Kafka.on_commit(batch)
         Kafka.commits.append(batch.to_commit)
+        return batch.to_commit
 
-    monkeypatch.setattr(etl.runner, "open_consumer", open_consumer)
+    monkeypatch.setattr(etl.runner, "join_group", join_group)
     monkeypatch.setattr(etl.runner, "read_batch", read_batch)
     monkeypatch.setattr(etl.runner, "commit", commit)
     return Kafka

@@ -88,8 +88,10 @@ def test_page_views_are_paired_with_durations_and_orphans_reported(etl_settings,
 
 def test_quality_report_counts_duplicates_gaps_lag_and_freshness(etl_settings, etl_registry):
     twice = rating(at=BASE_TIME)
-    produce(etl_settings, [rating(at=BASE_TIME) for _ in range(4)])
-    _delete_records_before(etl_settings, 3)  # retention removed offsets 0..2 unread
+    produce(etl_settings, [rating(at=BASE_TIME)])
+    run_pass(etl_settings, etl_registry)  # the group commits: from now on it expects offset 1
+    produce(etl_settings, [rating(at=BASE_TIME) for _ in range(3)])
+    _delete_records_before(etl_settings, 4)  # retention removed offsets 1..3 unread
     produce(etl_settings, [twice, rating(at=at(7200))])
     run_pass(etl_settings, etl_registry)
     produce(etl_settings, [twice])  # a client retry, loaded by a later pass
@@ -98,13 +100,13 @@ def test_quality_report_counts_duplicates_gaps_lag_and_freshness(etl_settings, e
 
     report = quality_report(etl_settings, etl_registry)
 
-    assert [(g.partition, g.start, g.stop) for g in report.gaps] == [(0, 0, 3)]
+    assert [(g.partition, g.start, g.stop) for g in report.gaps] == [(0, 1, 4)]
     assert report.missing_offsets == 3
     [dup] = report.duplicates
     assert (dup.event, dup.hour, dup.deliveries) == (
         "test_rating",
         BASE_TIME.replace(minute=0, second=0, microsecond=0),
-        3,  # offset 3 and `twice` twice
+        3,  # offset 0 and `twice` twice
     )
     assert (dup.duplicates, dup.redelivered, dup.pending, dup.absorbed) == (1, 0, 1, 0)
     assert report.lag == {0: 2}

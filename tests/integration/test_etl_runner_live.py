@@ -107,6 +107,8 @@ def test_a_crash_between_insert_and_commit_loses_and_doubles_nothing(etl_setting
         rows=count(etl_settings, "test_ratings")[1],
         duplicates=duplicates.duplicates,
         lost=7 - count(etl_settings, "test_ratings")[0],
+        stored_twice=count(etl_settings, "test_ratings")[1]
+        - count(etl_settings, "test_ratings")[0],
     )
 
 
@@ -133,6 +135,7 @@ def test_a_pass_without_warehouse_commits_nothing_and_the_next_catches_up(
         rows=rows,
         duplicates=rows - events,
         lost=4 - events,
+        stored_twice=rows - events,
     )
 
 

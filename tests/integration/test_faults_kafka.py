@@ -325,4 +325,5 @@ def test_kafka_restarted_while_the_etl_consumes_resumes_from_committed_offsets(
         rows=count,
         duplicates=count - distinct,
         lost=len(sent) - distinct,
+        stored_twice=count - distinct,
     )

@@ -5,15 +5,18 @@ finds and the offsets it commits.
 from __future__ import annotations
 
 from collections import namedtuple
+from types import SimpleNamespace
 
 import pytest
-from kafka.structs import OffsetAndMetadata, TopicPartition
+from kafka.structs import MemberState, OffsetAndMetadata, TopicPartition
 
 import etl.consume
 from etl.consume import (
     IDLE_POLLS,
+    Member,
     PartitionRead,
     Record,
+    ReplayIncompleteError,
     _settle,
     commit,
     committed_offsets,
@@ -46,6 +49,8 @@ class FakeConsumer:
     and nothing at all for each ``True`` still in ``empty_polls``. With ``markers_at_end``
     the offsets missing at the end of a partition are control records (a transaction's
     commit marker): once past the last record, the position moves on to the end, as Kafka's.
+    ``subscribe`` gives it every partition at once (a group of one); ``polls`` has the polls
+    that could fetch something, not those made while every partition was paused.
     """
 
     def __init__(
@@ -69,8 +74,33 @@ class FakeConsumer:
         self.empty_polls = list(empty_polls or [])
         self.markers_at_end = markers_at_end
         self.positions: dict[TopicPartition, int] = {}
+        self.paused: set[TopicPartition] = set()
         self.polls: list[dict] = []
         self.commits: list[dict] = []
+
+    def subscribe(self, topics: list[str], listener) -> None:
+        [topic] = topics
+        if topic == TOPIC:
+            tps = [TopicPartition(TOPIC, p) for p in self.logs]
+            self.assign(tps)
+            self.listener = listener
+            listener.on_partitions_assigned(set(tps))
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.positions)
+
+    def group_metadata(self):
+        return SimpleNamespace(state=MemberState.STABLE)
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused |= set(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused -= set(tps)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self._check(tp)
+        self.positions[tp] = offset
 
     def partitions_for_topic(self, topic: str) -> set[int] | None:
         return set(self.logs) if topic == TOPIC else None
@@ -104,12 +134,16 @@ class FakeConsumer:
             raise ValueError("timeout_ms must be a non-negative integer")
         if not isinstance(max_records, int) or max_records <= 0:
             raise ValueError("max_records must be positive")
+        if not set(self.positions) - self.paused:
+            return {}
         self.polls.append({"timeout_ms": timeout_ms, "max_records": max_records})
         if self.empty_polls and self.empty_polls.pop(0):
             return {}
         left = max_records
         polled = {}
         for tp, position in self.positions.items():
+            if tp in self.paused:
+                continue
             offsets = [o for o in self.logs[tp.partition] if o >= position]
             offsets = offsets[: min(self.per_poll, left)]
             if offsets:
@@ -130,7 +164,7 @@ class FakeConsumer:
 
 
 def read(consumer: FakeConsumer, max_records: int = 100, replay=None):
-    return read_batch(consumer, TOPIC, max_records, 1.5, replay)
+    return read_batch(Member(consumer, TOPIC), TOPIC, max_records, 1.5, replay)
 
 
 def test_a_pass_reads_from_the_committed_offset_up_to_the_end_seen_at_its_start() -> None:
@@ -180,7 +214,7 @@ def test_a_pass_with_nothing_new_does_not_wait_for_kafka_and_commits_nothing() -
 def test_a_topic_that_does_not_exist_yet_gives_an_empty_batch() -> None:
     consumer = FakeConsumer({0: [0]})
 
-    batch = read_batch(consumer, "no-such-topic", 100, 0.25)
+    batch = read_batch(Member(consumer, "no-such-topic"), "no-such-topic", 100, 0.25)
 
     assert (batch.topic, batch.records, batch.partitions, batch.to_commit) == (
         "no-such-topic", [], {}, {},
@@ -232,11 +266,52 @@ def test_a_replay_reads_exactly_the_range_of_the_pass_that_did_not_commit() -> N
 
     batch = read(consumer, replay={0: (2, 5), 1: (0, 4)})  # partition 1 committed since
 
-    assert sorted((r.partition, r.offset) for r in batch.records) == [
-        (0, 2), (0, 3), (0, 4), *((1, o) for o in range(2, 8)),
-    ]  # fmt: skip
-    assert batch.to_commit == {0: 5, 1: 8}
-    assert (batch.partitions[0].end, batch.partitions[1].end) == (5, 8)
+    # ... and nothing new elsewhere: every partition is capped while one replays
+    assert sorted((r.partition, r.offset) for r in batch.records) == [(0, 2), (0, 3), (0, 4)]
+    assert batch.to_commit == {0: 5}
+    assert (batch.partitions[0].end, batch.partitions[1].end) == (5, 2)
+    assert (batch.partitions[0].exact, batch.partitions[1].exact, batch.replayed) == (
+        True, False, True,
+    )  # fmt: skip
+
+
+def test_a_replay_reads_its_whole_range_whatever_the_record_cap() -> None:
+    consumer = FakeConsumer({0: list(range(8)), 1: list(range(8))}, per_poll=2)
+
+    batch = read(consumer, max_records=3, replay={0: (0, 6)})
+
+    assert [r.offset for r in batch.records] == list(range(6))
+    assert batch.to_commit == {0: 6}
+
+
+def test_a_replay_waits_out_empty_polls_and_fails_rather_than_load_part_of_its_range() -> None:
+    stalled = FakeConsumer({0: list(range(6))}, per_poll=2, empty_polls=[False] + [True] * 5)
+
+    batch = read_batch(Member(stalled, TOPIC), TOPIC, 100, 0.0, {0: (0, 6)}, 10.0)
+
+    assert [r.offset for r in batch.records] == list(range(6))  # past IDLE_POLLS empty polls
+    endless = FakeConsumer({0: list(range(6))}, per_poll=2, empty_polls=[False] + [True] * 10**6)
+    with pytest.raises(ReplayIncompleteError, match="nothing loaded"):
+        read_batch(Member(endless, TOPIC), TOPIC, 100, 0.0, {0: (0, 6)}, 0.2)
+
+
+def test_a_committed_offset_above_the_log_end_reads_the_log_again_from_its_beginning() -> None:
+    consumer = FakeConsumer({0: [0, 1, 2], 1: [0]}, committed={0: 10, 1: 1})
+
+    batch = read(consumer)
+
+    assert [(r.partition, r.offset) for r in batch.records] == [(0, 0), (0, 1), (0, 2)]
+    assert (batch.partitions[0].rewound_from, batch.partitions[0].gaps) == (10, [])
+    assert batch.to_commit == {0: 3}
+
+
+def test_a_group_that_never_committed_starts_at_the_beginning_without_a_gap() -> None:
+    consumer = FakeConsumer({0: [3, 4]}, beginnings={0: 3})
+
+    batch = read(consumer)
+
+    assert (batch.partitions[0].expected, batch.partitions[0].gaps) == (3, [])
+    assert batch.to_commit == {0: 5}
 
 
 def test_a_replay_range_longer_than_the_topic_stops_at_its_end() -> None:
@@ -267,11 +342,46 @@ def test_offsets_expected_but_never_read_are_reported_as_gaps(
     assert batch.to_commit == {0: to_commit}
 
 
+class Rebalanced(FakeConsumer):
+    """The group takes partition 1 away during the second poll that can fetch."""
+
+    def poll(self, timeout_ms=0, max_records=None):
+        if len(self.polls) == 1:
+            tp = TopicPartition(TOPIC, 1)
+            self.listener.on_partitions_revoked({tp})
+            del self.positions[tp]
+            self.paused.discard(tp)
+        return super().poll(timeout_ms=timeout_ms, max_records=max_records)
+
+
+def test_a_partition_revoked_while_the_pass_reads_is_dropped_and_never_committed() -> None:
+    consumer = Rebalanced({0: list(range(4)), 1: list(range(4))}, per_poll=1)
+    member = Member(consumer, TOPIC)
+
+    batch = read_batch(member, TOPIC, 100, 1.5)
+    committed = commit(member, batch)
+
+    assert {r.partition for r in batch.records} == {0} and set(batch.partitions) == {0}
+    assert [r.offset for r in batch.records] == [0, 1, 2, 3]
+    assert committed == {0: 4}
+    assert consumer.commits == [{TopicPartition(TOPIC, 0): OffsetAndMetadata(4, "", -1)}]
+
+
+def test_commit_leaves_a_partition_the_member_no_longer_owns_to_its_new_owner() -> None:
+    consumer = FakeConsumer({0: [0, 1], 1: [0, 1]})
+    member = Member(consumer, TOPIC)
+    batch = read_batch(member, TOPIC, 100, 1.5)
+    del consumer.positions[TopicPartition(TOPIC, 1)]  # the group moved it
+
+    assert commit(member, batch) == {0: 2}
+    assert consumer.commits == [{TopicPartition(TOPIC, 0): OffsetAndMetadata(2, "", -1)}]
+
+
 def test_commit_stores_the_next_offset_of_every_partition_that_moved() -> None:
     consumer = FakeConsumer({0: [0, 1], 1: [0], 2: [0, 1, 2]}, committed={1: 1})
     batch = read(consumer)
 
-    commit(consumer, batch)
+    commit(Member(consumer, TOPIC), batch)
 
     assert consumer.commits == [
         {
@@ -284,7 +394,7 @@ def test_commit_stores_the_next_offset_of_every_partition_that_moved() -> None:
 def test_commit_with_nothing_moved_asks_kafka_nothing() -> None:
     consumer = FakeConsumer({0: [0, 1]}, committed={0: 2})
 
-    commit(consumer, read(consumer))
+    commit(Member(consumer, TOPIC), read(consumer))
 
     assert consumer.commits == []
 

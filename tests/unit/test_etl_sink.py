@@ -12,6 +12,7 @@ from clickhouse_connect.driver.exceptions import DataError, OperationalError
 
 import etl.runner
 from core.host.plugin_manager import build_registry, make_plugin_manager
+from etl.consume import Record
 from etl.ledger import DEAD_LETTER_COLUMNS
 from etl.runner import run_pass
 from etl.sink import insert_token
@@ -70,25 +71,30 @@ def inserts(monkeypatch):
     return seen
 
 
-def test_insert_tokens_depend_on_exactly_the_offsets_table_and_columns():
+def test_insert_tokens_depend_on_exactly_the_records_range_partition_table_and_columns():
     records = [kafka_record(b"", 5), kafka_record(b"", 6)]
-    token = insert_token("events", "t", ["a", "b"], records)
+    token = insert_token("events", "t", ["a", "b"], 0, (5, 7), records)
 
-    assert token == insert_token("events", "t", ["a", "b"], list(records))
-    assert token != insert_token("events", "u", ["a", "b"], records)
-    assert token != insert_token("events", "t", ["a"], records)
-    assert token != insert_token("events", "t", ["a", "b"], records[:1])
-    assert token != insert_token("other", "t", ["a", "b"], records)
+    assert token == insert_token("events", "t", ["a", "b"], 0, (5, 7), list(records))
+    assert token != insert_token("events", "u", ["a", "b"], 0, (5, 7), records)
+    assert token != insert_token("events", "t", ["a"], 0, (5, 7), records)
+    assert token != insert_token("events", "t", ["a", "b"], 0, (5, 7), records[:1])
+    assert token != insert_token("other", "t", ["a", "b"], 0, (5, 7), records)
+    assert token != insert_token("events", "t", ["a", "b"], 1, (5, 7), records)
+    assert token != insert_token("events", "t", ["a", "b"], 0, (4, 7), records)
+    # the same offset holding another record (a recreated log): another block
+    other = [records[0], Record("events", 0, 6, b"k", b"", 1)]
+    assert token != insert_token("events", "t", ["a", "b"], 0, (5, 7), other)
 
 
 def test_insert_tokens_do_not_change_from_one_version_to_the_next():
     # A pass that crashed before its commit is replayed by whatever version runs next:
     # its blocks are dropped only if that version derives the same tokens.
-    records = [kafka_record(b"", 5), kafka_record(b"", 6, partition=1)]
+    records = [kafka_record(b"", 5), kafka_record(b"", 6)]
 
     assert (
-        insert_token("events", "t", ["a", "b"], records)
-        == "9d4d4c9d3c96911658805ed7062c1c826cc3486c84e0333851fcaaf12be73271"
+        insert_token("events", "t", ["a", "b"], 0, (5, 7), records)
+        == "9e1ee1bc2042e3d21a8b7dc60a996f58bed84cc6ff1d423f5a63a452b9358904"
     )
 
 
@@ -113,14 +119,25 @@ def test_every_data_insert_carries_the_token_of_its_own_block(settings, etl_kafk
     assert {table for table, *_ in data_inserts} == {"element_clicks", "video_completes"}
     for table, columns, rows, insert_settings in data_inserts:
         records = [by_event_id[row[columns.index("event_id")]] for row in rows]
-        expected = insert_token(settings.kafka.topic, table, columns, records)
+        expected = insert_token(settings.kafka.topic, table, columns, 0, (0, 6), records)
         assert insert_settings["insert_deduplication_token"] == expected
     [(_, columns, rows, insert_settings)] = [i for i in inserts if i[0] == "dead_letters"]
     records = [by_offset[row[columns.index("offset")]] for row in rows]
     assert len(records) == 2
     assert insert_settings["insert_deduplication_token"] == insert_token(
-        settings.kafka.topic, "dead_letters", DEAD_LETTER_COLUMNS, records
+        settings.kafka.topic, "dead_letters", DEAD_LETTER_COLUMNS, 0, (0, 6), records
     )
+
+
+def test_a_block_holds_one_tables_rows_of_one_partition(settings, etl_kafka, inserts) -> None:
+    topic = settings.kafka.topic
+    etl_kafka.batches = [
+        merged(batch_of(topic, [click(), click()]), batch_of(topic, [click()], partition=1))
+    ]
+
+    run_pass(settings, REGISTRY)
+
+    assert [len(rows) for table, _, rows, _ in inserts if table == "element_clicks"] == [2, 1]
 
 
 def test_a_clean_batch_goes_in_as_one_block_per_table(settings, etl_kafka, inserts) -> None:
@@ -213,7 +230,7 @@ def test_a_row_its_table_refuses_is_dead_lettered_and_the_rest_of_its_block_load
     for table, columns, rows, insert_settings in inserts:
         if table in ("test_ratings", "element_clicks"):
             records = [by_event_id[row[columns.index("event_id")]] for row in rows]
-            expected = insert_token(settings.kafka.topic, table, columns, records)
+            expected = insert_token(settings.kafka.topic, table, columns, 0, (0, 4), records)
             assert insert_settings["insert_deduplication_token"] == expected
 
 
