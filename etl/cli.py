@@ -36,6 +36,7 @@ def _registry() -> Registry:
 
 
 def _etl(settings: Settings, args: argparse.Namespace) -> int:
+    from etl.dashboard import after_passes
     from etl.metrics import EtlMetrics
     from etl.runner import run_forever, run_pass
 
@@ -44,7 +45,7 @@ def _etl(settings: Settings, args: argparse.Namespace) -> int:
     registry = _registry()
     registry.check_settings(settings)
     metrics = EtlMetrics(settings, registry)
-    instrumented = metrics.instrument(run_pass)
+    instrumented = after_passes(settings, registry, metrics.instrument(run_pass))
     if args.once:
         try:
             instrumented(settings, registry)
@@ -118,6 +119,19 @@ def _forget(settings: Settings, args: argparse.Namespace) -> int:
     for note in result.notes:
         print(f"  note: {note}")
     print("recorded in forget_requests; the ETL will not load these people's older events again")
+    return 0
+
+
+def _dashboard(settings: Settings, args: argparse.Namespace) -> int:
+    from etl.dashboard import write
+    from etl.warehouse import WarehouseError
+
+    try:
+        path = write(settings, _registry(), Path(args.out))
+    except (WarehouseError, OSError) as error:
+        print(f"dashboard: {error}", file=sys.stderr)
+        return 1
+    print(f"dashboard written to {path.resolve()} (open it in a browser; it needs no network)")
     return 0
 
 
@@ -332,6 +346,16 @@ def parser() -> argparse.ArgumentParser:
     )
     forget.add_argument("--json", action="store_true", help="print the result as JSON")
     forget.set_defaults(run=_forget)
+
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="write the dashboard as one self-contained HTML file (docs/operations.md)",
+        description="Events per type over time, active users, visits, the plugins' reports "
+        "and the data-quality figures, drawn by Chart.js inlined in the page: it opens "
+        "offline. The ETL rewrites CLICKSTREAM_DASHBOARD_FILE the same way for GET /ops/dashboard.",
+    )
+    dashboard.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write")
+    dashboard.set_defaults(run=_dashboard)
 
     plugin_reports = _registry().reports
     report = commands.add_parser(
