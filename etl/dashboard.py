@@ -42,6 +42,9 @@ VISIT_COLUMNS = frozenset({"session_id", "started_at", "duration_s"})
 #: The figures of a report of active users, in the order they are shown.
 AUDIENCE_FIGURES = ("dau", "wau", "mau", "sessions_per_day", "median_session_s", "dau_wow_change")
 NOT_YET = "not available yet"
+#: The steps of the charts over time, in seconds, and the most points one chart draws.
+STEPS = (1, 5, 15, 60, 300, 900, 3600, 21600, 86400)
+MOST_POINTS = 120
 
 
 @dataclass
@@ -98,10 +101,11 @@ def collect(settings: Settings, registry: Registry) -> Dashboard:
             for report in registry.reports.values()
         ]
         quality = reports.quality_report(settings, registry, with_lag=False)
+        passes = _passes(client, warehouse, settings)
     sections[1].tiles[:0] = _audience_tiles(plugin_reports)
     sections += [_report_section(report, result) for report, result in plugin_reports]
     quality.lag = reports.consumer_lag(settings)
-    sections.append(_quality(quality))
+    sections.append(_quality(quality, passes))
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return Dashboard(generated_at=now, database=warehouse.database, sections=sections)
 
@@ -122,8 +126,8 @@ def _union(warehouse: Warehouse, tables: list[str], select: str) -> str:
 
 
 def _step(client: Client, warehouse: Warehouse, tables: list[str]) -> int:
-    """Seconds per point of the charts over time: minutes for a demo's few minutes of events,
-    hours for a few days, days beyond."""
+    """Seconds per point of the charts over time: the shortest of :data:`STEPS` that draws
+    the events' span in at most :data:`MOST_POINTS` points (seconds for a demo's minute)."""
     if not tables:
         return 3600
     first, last = client.query(
@@ -136,7 +140,7 @@ def _step(client: Client, warehouse: Warehouse, tables: list[str]) -> int:
     if first is None or last is None:
         return 3600
     span = (last - first).total_seconds()
-    return 60 if span <= 3 * 3600 else 3600 if span <= 4 * 86400 else 86400
+    return next((step for step in STEPS if span / step <= MOST_POINTS), STEPS[-1])
 
 
 def _window(column: str) -> str:
@@ -146,7 +150,9 @@ def _window(column: str) -> str:
 def _label(moment: datetime | object, step: int) -> str:
     if not isinstance(moment, datetime):
         return str(moment)
-    return moment.strftime("%Y-%m-%d" if step >= 86400 else "%m-%d %H:%M")
+    if step >= 86400:
+        return moment.strftime("%Y-%m-%d")
+    return moment.strftime("%H:%M:%S" if step < 60 else "%m-%d %H:%M")
 
 
 def _pivot(rows: list[tuple], step: int) -> tuple[list[str], dict[str, list[float]]]:
@@ -193,7 +199,10 @@ def _events(client: Client, warehouse: Warehouse, tables: list[str], step: int) 
 
 
 def _unit(step: int) -> str:
-    return {60: "minute", 3600: "hour"}.get(step, "day")
+    named = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
+    if step in named:
+        return named[step]
+    return f"{step} s" if step < 60 else f"{step // 60} min" if step < 3600 else f"{step // 3600} h"
 
 
 def _active(
@@ -340,7 +349,29 @@ def _report_section(report, result: reports.ReportResult) -> Section:
     return section
 
 
-def _quality(quality: reports.QualityReport) -> Section:
+def _passes(client: Client, warehouse: Warehouse, settings: Settings) -> Chart | None:
+    """What the last passes that loaded something did, message by message."""
+    if not warehouse.has_table(client, "etl_passes"):
+        return None
+    rows = client.query(
+        "SELECT updated_at, rows, dead_letters, skipped, forgotten FROM ("
+        f"SELECT * FROM {warehouse.table('etl_passes')} FINAL WHERE status = 'loaded' "
+        "AND messages > 0 AND consumer_group = {g:String} "
+        f"ORDER BY updated_at DESC LIMIT {MOST_POINTS}) ORDER BY updated_at",
+        parameters={"g": settings.etl.group},
+    ).result_rows
+    if not rows:
+        return None
+    names = ("rows loaded", "dead letters", "skipped", "forgotten")
+    return Chart(
+        "Messages per ETL pass",
+        "bar",
+        [moment.strftime("%m-%d %H:%M:%S") for moment, *_ in rows],
+        {name: [_number(row[i + 1]) for row in rows] for i, name in enumerate(names)},
+    )
+
+
+def _quality(quality: reports.QualityReport, passes: Chart | None = None) -> Section:
     absorbed = sum(d.absorbed for d in quality.duplicates)
     pending = sum(d.pending for d in quality.duplicates)
     redelivered = sum(d.redelivered for d in quality.duplicates)
@@ -372,6 +403,8 @@ def _quality(quality: reports.QualityReport) -> Section:
     section.charts = [
         Chart("Data-quality counts", "bar", list(figures), {"count": list(figures.values())})
     ]
+    if passes is not None:
+        section.charts.append(passes)
     return section
 
 
