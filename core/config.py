@@ -418,6 +418,24 @@ class OpsSettings:
 
 
 @dataclass(frozen=True)
+class DashboardSettings:
+    """The dashboard: the file the ETL rewrites after its passes, which the API serves."""
+
+    file: str = _setting(
+        "",
+        "HTML file `clickstream etl` rewrites with the dashboard after a pass, at most every "
+        "CLICKSTREAM_DASHBOARD_INTERVAL_S, and the API serves at GET /ops/dashboard (behind "
+        "the operational endpoints' protection); empty writes and serves none (make up sets "
+        "var/dashboard.html).",
+    )
+    interval_s: float = _setting(
+        60.0,
+        "Seconds between two rewrites of the dashboard file by the ETL.",
+        rule=POSITIVE,
+    )
+
+
+@dataclass(frozen=True)
 class LogSettings:
     """Logging of the API and the ETL (docs/operations.md)."""
 
@@ -444,6 +462,7 @@ class Settings:
     limits: LimitsSettings = _group(LimitsSettings, "rate_limit_", "Abuse limits")
     cors: CorsSettings = _group(CorsSettings, "cors_", "Browsers (CORS)")
     ops: OpsSettings = _group(OpsSettings, "ops_", "Operational endpoints")
+    dashboard: DashboardSettings = _group(DashboardSettings, "dashboard_", "Dashboard")
     log: LogSettings = _group(LogSettings, "log_", "Logs")
 
     #: Values of the settings plugins declare (``register_settings``), by setting name: the

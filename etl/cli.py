@@ -36,6 +36,7 @@ def _registry() -> Registry:
 
 
 def _etl(settings: Settings, args: argparse.Namespace) -> int:
+    from etl.dashboard import after_passes
     from etl.metrics import EtlMetrics
     from etl.runner import Etl, run_forever
     from etl.warehouse import WarehouseError
@@ -51,7 +52,7 @@ def _etl(settings: Settings, args: argparse.Namespace) -> int:
         print(f"clickstream etl: {error}", file=sys.stderr)
         return 1
     with etl:
-        instrumented = metrics.instrument(etl.run_pass)
+        instrumented = after_passes(settings, registry, metrics.instrument(etl.run_pass))
         if args.once:
             try:
                 instrumented(settings, registry)
@@ -90,6 +91,54 @@ def _deadletters(settings: Settings, args: argparse.Namespace) -> int:
             f"{d.reason}  {state}\n    {d.detail[:200]}\n    {payload}"
         )
     print(f"{len(letters)} dead letter(s)")
+    return 0
+
+
+def _forget(settings: Settings, args: argparse.Namespace) -> int:
+    from etl.forget import ForgetError, forget
+    from etl.warehouse import WarehouseError
+
+    try:
+        result = forget(
+            settings,
+            _registry(),
+            user_ids=args.user_id or (),
+            anonymous_ids=args.anonymous_id or (),
+            requested_by=args.requested_by,
+        )
+    except ForgetError as error:
+        print(f"forget: {error}", file=sys.stderr)
+        return 2
+    except WarehouseError as error:
+        print(f"forget: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps({**asdict(result), "requested_at": result.requested_at.isoformat()}))
+        return 0
+    print(
+        f"forget request {result.request_id} ({result.requested_by}, "
+        f"{result.requested_at:%Y-%m-%d %H:%M:%S} UTC): {result.total} row(s) deleted"
+    )
+    if result.linked_anonymous_ids:
+        print(f"  with {result.linked_anonymous_ids} anonymous id(s) linked to the user id(s)")
+    for table, rows in sorted(result.deleted.items()):
+        print(f"  {table:<24} {rows:>8}")
+    for note in result.notes:
+        print(f"  note: {note}")
+    print("recorded in forget_requests; the ETL will not load these people's older events again")
+    return 0
+
+
+def _dashboard(settings: Settings, args: argparse.Namespace) -> int:
+    from etl.dashboard import write
+    from etl.warehouse import WarehouseError
+
+    try:
+        path = write(settings, _registry(), Path(args.out))
+    except (WarehouseError, OSError) as error:
+        print(f"dashboard: {error}", file=sys.stderr)
+        return 1
+    print(f"dashboard written to {path.resolve()} (open it in a browser; it needs no network)")
     return 0
 
 
@@ -288,6 +337,32 @@ def parser() -> argparse.ArgumentParser:
     )
     dead.add_argument("--limit", type=int, default=100, help="list at most this many")
     dead.set_defaults(run=_deadletters)
+
+    forget = commands.add_parser(
+        "forget",
+        help="delete every event of a person on request, and record it (docs/privacy.md)",
+        description="Delete a person's events from every event table, their identity links, "
+        "dead letters and delivery rows; record the request in forget_requests (ids as "
+        "SHA-256, never the deleted data). Idempotent. Kafka keeps its copy until retention: "
+        "the ETL skips it.",
+    )
+    forget.add_argument("--user-id", action="append", metavar="ID", help="repeatable")
+    forget.add_argument("--anonymous-id", action="append", metavar="ID", help="repeatable")
+    forget.add_argument(
+        "--requested-by", metavar="WHO", help="who asked (default: the operating system user)"
+    )
+    forget.add_argument("--json", action="store_true", help="print the result as JSON")
+    forget.set_defaults(run=_forget)
+
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="write the dashboard as one self-contained HTML file (docs/operations.md)",
+        description="Events per type over time, active users, visits, the plugins' reports "
+        "and the data-quality figures, drawn by Chart.js inlined in the page: it opens "
+        "offline. The ETL rewrites CLICKSTREAM_DASHBOARD_FILE the same way for GET /ops/dashboard.",
+    )
+    dashboard.add_argument("--out", required=True, metavar="FILE", help="the HTML file to write")
+    dashboard.set_defaults(run=_dashboard)
 
     plugin_reports = _registry().reports
     report = commands.add_parser(

@@ -1,8 +1,10 @@
-"""The ETL's own tables: each one's DDL, and every write to them.
+"""The ETL's own tables: each one's DDL, and every write a pass makes to them.
 
 ``dead_letters`` (what could not be loaded, and why), ``event_deliveries`` (every event
 loaded, by pass and offset: what the duplicate report counts), ``etl_passes`` and
-``etl_offsets`` (each pass's plan and outcome: what replays and gap reports read).
+``etl_offsets`` (each pass's plan and outcome: what replays and gap reports read), and
+``forget_requests`` and ``forgotten`` (deletions on request and the hashed ids they forgot,
+which :mod:`etl.forget` writes and every pass reads).
 :meth:`etl.warehouse.Warehouse.ensure_schema` creates them beside the event tables.
 """
 
@@ -69,7 +71,8 @@ CREATE TABLE IF NOT EXISTS {database}.{table} (
     dead_letters UInt64,
     replayed UInt8,
     duration_s Float64,
-    skipped UInt64 DEFAULT 0
+    skipped UInt64 DEFAULT 0,
+    forgotten UInt64 DEFAULT 0
 ) ENGINE = ReplacingMergeTree(updated_at)
 ORDER BY (consumer_group, topic, pass_id)
 """,
@@ -90,6 +93,29 @@ CREATE TABLE IF NOT EXISTS {database}.{table} (
     rewound_from Nullable(UInt64)
 ) ENGINE = MergeTree
 ORDER BY (consumer_group, topic, partition, planned_at)
+""",
+    "forget_requests": """
+CREATE TABLE IF NOT EXISTS {database}.{table} (
+    request_id UUID,
+    requested_at DateTime64(3, 'UTC'),
+    requested_by String,
+    user_id_sha256 Array(String),
+    anonymous_id_sha256 Array(String),
+    linked_anonymous_ids UInt32,
+    deleted Map(String, UInt64),
+    deleted_total UInt64,
+    unreadable_dead_letters UInt64
+) ENGINE = MergeTree
+ORDER BY requested_at
+""",
+    "forgotten": """
+CREATE TABLE IF NOT EXISTS {database}.{table} (
+    kind LowCardinality(String),
+    id_sha256 String,
+    request_id UUID,
+    forgotten_at DateTime64(3, 'UTC')
+) ENGINE = MergeTree
+ORDER BY (kind, id_sha256)
 """,
 }
 
@@ -129,6 +155,7 @@ PASS_COLUMNS = (
     "replayed",
     "duration_s",
     "skipped",
+    "forgotten",
 )
 OFFSET_COLUMNS = (
     "pass_id",
@@ -159,6 +186,8 @@ class PassResult:
     #: Messages of event types no installed plugin handles, committed past (by event name),
     #: when ``CLICKSTREAM_ETL_UNKNOWN_EVENTS`` is ``skip``.
     skipped: dict[str, int] = field(default_factory=dict)
+    #: Messages of people forgotten since they were received (a replay), committed past.
+    forgotten: int = 0
     committed: dict[int, int] = field(default_factory=dict)
     gaps: list[tuple[int, int, int]] = field(default_factory=list)
     replayed: bool = False
@@ -198,12 +227,13 @@ def record_pass(
                 status,
                 started,
                 now,
-                rows + letters + skipped,
+                rows + letters + skipped + result.forgotten,
                 rows,
                 letters,
                 int(result.replayed),
                 (now - started).total_seconds(),
                 skipped,
+                result.forgotten,
             ]
         ],
         column_names=list(PASS_COLUMNS),

@@ -34,7 +34,7 @@ from clickhouse_connect.driver.client import Client
 
 from core.config import UNKNOWN_EVENTS_SKIP, Settings
 from core.host.registry import Registry
-from etl import ledger, sink
+from etl import forget, ledger, sink
 from etl.consume import Batch, Member, commit, join_group, read_batch
 from etl.ledger import PassResult
 from etl.trace import log_events
@@ -149,6 +149,11 @@ def _load(
 ) -> None:
     now = datetime.now(UTC)
     ledger.record_pass(client, warehouse, settings, result, "planned", now, batch)
+    # A replay must not bring back what `clickstream forget` deleted: neither rows nor
+    # dead letters of a person forgotten after the message was received.
+    outcomes, result.forgotten = forget.drop_forgotten(
+        outcomes, forget.load_forgotten(client, warehouse)
+    )
     loaded = [o for o in outcomes if isinstance(o, Loaded)]
     spans = {p.partition: (p.expected, p.next_offset) for p in batch.partitions.values()}
     inserted, refused = sink.load_rows(client, warehouse, batch.topic, loaded, spans)
@@ -180,6 +185,7 @@ def _log_pass(result: PassResult) -> None:
         "rows": result.rows,
         "dead_letters": result.dead_letters,
         "skipped": result.skipped,
+        "forgotten": result.forgotten,
         "gaps": result.gaps,
         "replayed": result.replayed,
         "duration_s": result.duration_s,

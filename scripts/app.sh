@@ -13,6 +13,8 @@ mkdir -p "$RUN_DIR" "$LOG_DIR"
 # development JWT secret, which the API refuses unless told this is development. Harmless
 # with a secret of one's own: the flag only lets the published default through.
 export CLICKSTREAM_JWT_ALLOW_DEV_SECRET="${CLICKSTREAM_JWT_ALLOW_DEV_SECRET:-true}"
+# The ETL rewrites the dashboard there after its passes; the API serves it at /ops/dashboard.
+export CLICKSTREAM_DASHBOARD_FILE="${CLICKSTREAM_DASHBOARD_FILE:-$VAR_DIR/dashboard.html}"
 # Metrics and readiness details answer nobody unless protected or declared trusted; an API
 # on a loopback address is reachable from this machine only, a trusted network.
 case "${CLICKSTREAM_API_HOST:-127.0.0.1}" in

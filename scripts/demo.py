@@ -17,10 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import traffic  # noqa: E402
 
-from core.config import Settings  # noqa: E402
+from core.config import PROJECT_ROOT, Settings  # noqa: E402
 from core.host.plugin_manager import build_registry, make_plugin_manager  # noqa: E402
 from core.message import ENVELOPE_COLUMNS  # noqa: E402
-from etl import reports  # noqa: E402
+from etl import dashboard, reports  # noqa: E402
 from etl.warehouse import Warehouse  # noqa: E402
 
 
@@ -123,12 +123,36 @@ def main() -> int:
     print(reports.format_report(reports.plugin_report(settings, registry, "pageviews")))
     print("\n== data quality ==")
     print(reports.format_quality(reports.quality_report(settings, registry)))
+    print("\n== the dashboard ==")
+    print(where_the_dashboard_is(settings, registry))
     if loaded < accepted:
         print(
             "\nthe ETL did not load everything in time: its log is var/log/etl.log", file=sys.stderr
         )
         return 1
     return 0
+
+
+def where_the_dashboard_is(settings: Settings, registry) -> str:
+    """Write the dashboard where the ETL writes it (make up: var/dashboard.html), so that it
+    shows the events just sent; say where it is, as a file and on the operational side."""
+    path = Path(settings.dashboard.file or PROJECT_ROOT / "var" / "dashboard.html")
+    dashboard.write(settings, registry, path)
+    ops = settings.ops
+    port = ops.port or settings.api.port
+    host = ops.host if ops.port else settings.api.host
+    url = f"http://{host}:{port}/ops/dashboard"
+    if ops.token:
+        how = "with the header Authorization: Bearer $CLICKSTREAM_OPS_TOKEN"
+    elif ops.port or ops.open or host.startswith("127.") or host == "localhost":
+        how = "open on this machine (make up sets CLICKSTREAM_OPS_OPEN on a loopback address)"
+    else:
+        how = "closed: set CLICKSTREAM_OPS_TOKEN or CLICKSTREAM_OPS_PORT (docs/operations.md)"
+    return (
+        f"file:   {path.resolve()} (self-contained: open it in a browser, no network needed)\n"
+        f"served: {url} ({how}; rewritten by the ETL every "
+        f"{settings.dashboard.interval_s:g} s)"
+    )
 
 
 if __name__ == "__main__":

@@ -302,3 +302,32 @@ def etl_env(settings: Settings, **overrides: str) -> dict[str, str]:
         **overrides,
     }
     return {**os.environ, **{env_name(k): v for k, v in values.items()}}
+
+
+def visits_of_every_type(registry: Registry, visits: int = 6) -> list[dict[str, Any]]:
+    """What a demo sends: ``visits`` visits, each with one event of every type of
+    ``registry`` (its example, UUIDs in it fresh per visit, so that a page view's two ends
+    pair), seconds apart (the ``*_end`` events last), by three users and logged-out visitors."""
+    messages = []
+    for visit in range(visits):
+        ids: dict[str, str] = {}
+        user = "anonymous" if visit % 4 == 3 else f"user-{visit % 3}"
+        for step, event_type in enumerate(registry):
+            data = {}
+            for name, value in event_type.example.items():
+                try:
+                    uuid.UUID(str(value))
+                except ValueError:
+                    data[name] = value
+                else:
+                    data[name] = ids.setdefault(str(value), str(uuid.uuid4()))
+            messages.append(
+                envelope(
+                    event_type.name,
+                    data,
+                    user_id=user,
+                    identity="anonymous" if user == "anonymous" else "verified",
+                    at=at(visit * 600 + step * 7 + 60 * event_type.name.endswith("_end")),
+                )
+            )
+    return messages

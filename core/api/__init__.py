@@ -7,7 +7,17 @@ import logging
 import pluggy
 from flask import Flask
 
-from core.api import cors, docs, errors, events, health, limits, observability, tracker
+from core.api import (
+    cors,
+    dashboard,
+    docs,
+    errors,
+    events,
+    health,
+    limits,
+    observability,
+    tracker,
+)
 from core.api.extension import IDENTITY, METRICS, PIPELINE, RATE_LIMITER, SETTINGS, TRACKER
 from core.api.metrics import ApiMetrics
 from core.config import Settings
@@ -62,6 +72,7 @@ def create_app(
         docs.blueprint,
         docs.reference,
         tracker.blueprint,
+        dashboard.blueprint,
     ):
         app.register_blueprint(blueprint)
     cors.init_app(app, settings.cors)

@@ -117,6 +117,7 @@ def test_a_pass_logs_its_result_and_each_event_with_the_pass_id(
         "rows": {"element_clicks": 2},
         "dead_letters": {"not_json": 1},
         "skipped": {},
+        "forgotten": 0,
         "gaps": [(0, 7, 8)],
         "replayed": False,
         "duration_s": result.duration_s,
