@@ -49,7 +49,7 @@ def register_event_types() -> list[EventType]:
       `data` has been loaded by `schema` into a dict of column values, in the
       table's column order. The default, `core.default_row`, gives the envelope
       columns followed by one column per `data` field.
-    * `description` (optional): one sentence for people, shown in the OpenAPI document.
+    * `description` (optional): one sentence for readers, shown in the OpenAPI document.
     * `version` (optional, default 1): the version of `schema`, recorded with each
       event as `schema_version`. Bump it for a breaking change (a field removed,
       retyped or newly required, bounds narrowed); `clickstream schema-check`
