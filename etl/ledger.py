@@ -2,7 +2,8 @@
 
 ``dead_letters`` (what could not be loaded, and why), ``event_deliveries`` (every event
 loaded, by pass and offset: what the duplicate report counts), ``etl_passes`` and
-``etl_offsets`` (each pass's plan and outcome: what replays and gap reports read).
+``etl_offsets`` (each pass's plan and outcome: what replays and gap reports read), and
+``identity_links`` (which anonymous_id a verified user was seen with: identity stitching).
 :meth:`etl.warehouse.Warehouse.ensure_schema` creates them beside the event tables.
 """
 
@@ -90,6 +91,16 @@ CREATE TABLE IF NOT EXISTS {database}.{table} (
 ) ENGINE = MergeTree
 ORDER BY (consumer_group, topic, partition, planned_at)
 """,
+    # min and max per key: a replayed pass inserts the same rows again and changes nothing.
+    "identity_links": """
+CREATE TABLE IF NOT EXISTS {database}.{table} (
+    anonymous_id String,
+    user_id String,
+    first_seen SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
+    last_seen SimpleAggregateFunction(max, DateTime64(3, 'UTC'))
+) ENGINE = AggregatingMergeTree
+ORDER BY (anonymous_id, user_id)
+""",
 }
 
 #: The columns of ``dead_letters`` a pass writes; re-queueing adds ``requeued``, ``requeued_at``.
@@ -104,6 +115,7 @@ DEAD_LETTER_COLUMNS = (
     "detail",
     "received_at",
 )
+LINK_COLUMNS = ("anonymous_id", "user_id", "first_seen", "last_seen")
 DELIVERY_COLUMNS = (
     "event_id",
     "event",
@@ -252,6 +264,22 @@ def record_deliveries(
     if rows:
         client.insert(
             warehouse.table("event_deliveries"), rows, column_names=list(DELIVERY_COLUMNS)
+        )
+
+
+def record_identity_links(client: Client, warehouse: Warehouse, inserted: Iterable[Loaded]) -> None:
+    """One ``identity_links`` row per (anonymous_id, user_id) among the events loaded, with
+    the first and last time seen; idempotent, as the table keeps the min and max per key."""
+    seen: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+    for o in inserted:
+        if o.link is not None:
+            first, last = seen.get(o.link, (o.timestamp, o.timestamp))
+            seen[o.link] = (min(first, o.timestamp), max(last, o.timestamp))
+    if seen:
+        client.insert(
+            warehouse.table("identity_links"),
+            [[*link, first, last] for link, (first, last) in sorted(seen.items())],
+            column_names=list(LINK_COLUMNS),
         )
 
 

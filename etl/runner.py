@@ -5,8 +5,8 @@ Order of a pass, and why it is safe to crash anywhere in it:
 1. warehouse session: apply DDL, find the last pass that loaded without committing;
 2. read Kafka up to the end offsets seen now (or exactly that pass's range, to replay it);
 3. warehouse session: record the plan, insert one batch per table with an insert
-   deduplication token derived from the offsets it holds, the delivery ledger and
-   the dead letters, then mark the pass loaded;
+   deduplication token derived from the offsets it holds, the delivery ledger, the
+   identity links (idempotent by key) and the dead letters, then mark the pass loaded;
 4. commit the offsets.
 
 A crash before 4 leaves the offsets where they were; the next pass re-reads the same
@@ -109,6 +109,7 @@ def _load(
     inserted, refused = sink.load_rows(client, warehouse, batch.topic, loaded)
     rejected = [o for o in outcomes if isinstance(o, Rejected)] + refused
     ledger.record_deliveries(client, warehouse, inserted, result.pass_id, now)
+    ledger.record_identity_links(client, warehouse, inserted)
     ledger.record_dead_letters(client, warehouse, batch.topic, rejected, now)
     result.rows = dict(Counter(o.table for o in inserted))
     result.dead_letters = dict(Counter(o.reason for o in rejected))
