@@ -53,9 +53,11 @@ LEFT JOIN ({FIRST_LINK}) AS l ON e.anonymous_id = l.anonymous_id"""
     if(l.user_id != '', l.user_id, a.anonymous_id) AS person_id,
     nullIf(l.user_id, '') AS user_id
 FROM (
-    SELECT DISTINCT assumeNotNull(anonymous_id) AS anonymous_id
-    FROM {{database}}.{PERSON_EVENTS}
-    WHERE anonymous_id IS NOT NULL
+    SELECT DISTINCT assumeNotNull(seen) AS anonymous_id
+    FROM (
+        SELECT anonymous_id AS seen FROM {{database}}.{PERSON_EVENTS}
+        WHERE anonymous_id IS NOT NULL
+    )
 ) AS a
 LEFT JOIN ({FIRST_LINK}) AS l ON a.anonymous_id = l.anonymous_id"""
     sessions = f"""SELECT
@@ -71,7 +73,7 @@ LEFT JOIN ({FIRST_LINK}) AS l ON a.anonymous_id = l.anonymous_id"""
     is_bot
 FROM (
     SELECT
-        assumeNotNull(session_id) AS session_id,
+        assumeNotNull(visit) AS session_id,
         anyIf(user_id, user_id != 'anonymous') AS signed_in,
         any(person_id) AS anonymous_person,
         any(anonymous_id) AS anonymous_id,
@@ -80,9 +82,11 @@ FROM (
         count() AS events,
         countIf(event = '{PAGE}') AS pages,
         max(is_bot) AS is_bot
-    FROM {{database}}.{PERSON_EVENTS}
-    WHERE session_id IS NOT NULL
-    GROUP BY session_id
+    FROM (
+        SELECT *, session_id AS visit FROM {{database}}.{PERSON_EVENTS}
+        WHERE session_id IS NOT NULL
+    )
+    GROUP BY visit
 )"""
     return [
         View(

@@ -39,7 +39,7 @@ def event(name, data, seconds, *, user=None, session="s1", anon="a1", bot=False,
 
 
 #: A visit: two pages and a click anonymous, a sign-in, then a search; another anonymous
-#: visitor; a bot; and last week's visit of the first visitor.
+#: visitor; a bot; last week's visit of the first visitor; an event of no visitor.
 MESSAGES = [
     event("page_view_start", PAGE, 0),
     event("element_click", CLICK, 10),
@@ -48,6 +48,8 @@ MESSAGES = [
     event("page_view_start", PAGE, 0, session="s2", anon="a2"),
     event("page_view_start", PAGE, 5, session="s3", anon="a3", bot=True),
     event("element_click", CLICK, 0, session="s0", ago_days=7),
+    # A client that sends no visitor fields: no session, no person.
+    envelope("element_click", CLICK, at=NOW - timedelta(seconds=60)),
 ]
 
 
