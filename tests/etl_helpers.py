@@ -162,11 +162,8 @@ class RatingPlugin:
                 schema=RatingSchema,
                 table="test_ratings",
                 ddl=(
-                    "CREATE TABLE IF NOT EXISTS {database}.{table} (event_id UUID, "
-                    "event LowCardinality(String), timestamp DateTime64(3, 'UTC'), "
-                    "user_id String, identity LowCardinality(String), "
-                    "schema_version UInt16 DEFAULT 1, movie_id UUID, "
-                    "stars UInt8, comment String) ENGINE = ReplacingMergeTree "
+                    f"CREATE TABLE IF NOT EXISTS {{database}}.{{table}} ({ENVELOPE_COLUMNS_DDL}, "
+                    "movie_id UUID, stars UInt8, comment String) ENGINE = ReplacingMergeTree "
                     "PARTITION BY toYYYYMM(timestamp) ORDER BY (movie_id, event_id)"
                 ),
                 example={"movie_id": str(uuid.UUID(int=1)), "stars": 5},
