@@ -114,6 +114,12 @@ class ApiSettings:
         "Log one JSON line per API request: method, route, status, duration, request id.",
         env="access_log",
     )
+    max_clock_skew_s: int = _setting(
+        86400,
+        "Largest difference, in seconds, between a client's sent_at and the server's clock "
+        "for which the event's client_time is stored (null beyond it).",
+        rule=POSITIVE,
+    )
 
 
 @dataclass(frozen=True)

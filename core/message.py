@@ -9,14 +9,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from uuid import UUID
 
 import orjson
 from marshmallow import Schema, fields, validate
 
-from core.host.fields import Text
+from core.host.fields import Text, Timestamp
 
 Mode = Literal["anonymous", "verified", "degraded"]
 
@@ -38,6 +38,10 @@ MAX_TOKEN_LENGTH = 4096
 #: What a bearer token may hold: printable ASCII without spaces. Anything else cannot travel
 #: in the auth service's Authorization header, so it is refused here, not there.
 TOKEN_PATTERN = "^[!-~]+$"
+#: Longest ``anonymous_id`` and ``session_id``: room for any UUID or app-made id.
+MAX_CLIENT_ID = 128
+#: How far a client's clock may be from the server's before its ``client_time`` is not stored.
+DEFAULT_MAX_CLOCK_SKEW = timedelta(hours=24)
 
 
 class EnvelopeSchema(Schema):
@@ -56,11 +60,70 @@ class EnvelopeSchema(Schema):
     data = fields.Dict(
         keys=fields.String(), required=True, metadata={"description": "The event's fields."}
     )
+    anonymous_id = Text(
+        load_default=None,
+        allow_none=True,
+        max_length=MAX_CLIENT_ID,
+        metadata={
+            "description": "Optional. A stable id of the browser or app install, kept by the "
+            "client (the tracker keeps one in localStorage)."
+        },
+    )
+    session_id = Text(
+        load_default=None,
+        allow_none=True,
+        max_length=MAX_CLIENT_ID,
+        metadata={
+            "description": "Optional. The id of the visit, which the client renews after "
+            "30 minutes without activity."
+        },
+    )
+    sent_at = Timestamp(
+        load_default=None,
+        allow_none=True,
+        metadata={
+            "description": "Optional. The client's clock when it sent the event (ISO 8601 with "
+            "a zone): the warehouse's client_time is corrected by it."
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Client:
+    """What the API read of the sender from its request (its User-Agent, classified)."""
+
+    device: str = ""
+    browser: str = ""
+    os: str = ""
+    is_bot: bool = False
+
+
+#: A request without a User-Agent: nothing known, not tagged as a bot.
+UNKNOWN_CLIENT = Client()
 
 
 def format_timestamp(moment: datetime) -> str:
     """UTC ISO-8601 with milliseconds and a ``Z``: ``2026-11-28T10:00:00.123Z``."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def client_time(
+    timestamp: datetime, sent_at: datetime | None, max_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW
+) -> datetime | None:
+    """The client's moment of sending, kept only when its clock is plausible.
+
+    ``timestamp - (received - sent_at)``: the server's time less the client's skew (its
+    clock's offset plus the time the event took to arrive, retries included). As the
+    server's ``timestamp`` is the receive time, this is ``sent_at`` itself; None without
+    ``sent_at``, or when the skew is beyond ``max_skew`` either way: a clock that far off
+    (a device set to another day) says nothing about when the event happened.
+    """
+    if sent_at is None:
+        return None
+    skew = timestamp - sent_at
+    if abs(skew) > max_skew:
+        return None
+    return timestamp - skew
 
 
 def build_message(
@@ -69,11 +132,21 @@ def build_message(
     identity: Identity,
     received_at: datetime,
     schema_version: int,
+    *,
+    envelope: Mapping[str, Any] | None = None,
+    client: Client = UNKNOWN_CLIENT,
+    max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
 ) -> dict[str, Any]:
     """The enriched message: the token is gone; identity, server time and version are added.
 
     ``schema_version`` is the ``version`` of the event type whose schema ``data`` passed.
+    ``envelope`` is the loaded envelope, whose ``anonymous_id``, ``session_id`` and
+    ``sent_at`` travel on (``client_time`` is derived from ``sent_at``, see
+    :func:`client_time`); ``client`` is what the request's User-Agent said.
     """
+    envelope = envelope or {}
+    sent_at = envelope.get("sent_at")
+    corrected = client_time(received_at, sent_at, max_clock_skew)
     return {
         "event_id": str(uuid.uuid4()),
         "event": event,
@@ -81,6 +154,14 @@ def build_message(
         "user_id": identity.user_id,
         "identity": identity.mode,
         "schema_version": schema_version,
+        "anonymous_id": envelope.get("anonymous_id"),
+        "session_id": envelope.get("session_id"),
+        "sent_at": None if sent_at is None else format_timestamp(sent_at),
+        "client_time": None if corrected is None else format_timestamp(corrected),
+        "device": client.device,
+        "browser": client.browser,
+        "os": client.os,
+        "is_bot": client.is_bot,
         "data": dict(data),
     }
 
@@ -122,6 +203,17 @@ def envelope_error(message: Mapping[str, Any]) -> str | None:
     version = message.get("schema_version", FIRST_SCHEMA_VERSION)
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
         return f"schema_version {version!r} is not an integer from 1 to {MAX_VERSION}"
+    for key in ("anonymous_id", "session_id", "device", "browser", "os"):
+        if not isinstance(message.get(key), str | None):
+            return f"{key} {message[key]!r} is not a string"
+    for key in ("sent_at", "client_time"):
+        if message.get(key) is not None:
+            try:
+                parse_timestamp(message[key])
+            except (TypeError, ValueError, AttributeError):
+                return f"{key} {message[key]!r} is not ISO 8601 with a zone"
+    if not isinstance(message.get("is_bot", False), bool):
+        return f"is_bot {message['is_bot']!r} is not a boolean"
     return None
 
 
@@ -131,7 +223,22 @@ MESSAGE_KEYS = ("event_id", "event", "timestamp", "user_id", "identity", "data")
 #: The ``schema_version`` column is a UInt16.
 MAX_VERSION = 65535
 #: The columns every event table starts with, in this order, filled by :func:`envelope_columns`.
-ENVELOPE_COLUMNS = ("event_id", "event", "timestamp", "user_id", "identity", "schema_version")
+ENVELOPE_COLUMNS = (
+    "event_id",
+    "event",
+    "timestamp",
+    "user_id",
+    "identity",
+    "schema_version",
+    "anonymous_id",
+    "session_id",
+    "sent_at",
+    "client_time",
+    "device",
+    "browser",
+    "os",
+    "is_bot",
+)
 #: The ``schema_version`` of messages published before the envelope carried one.
 FIRST_SCHEMA_VERSION = 1
 #: Their ClickHouse definitions: the first columns of a generated table (core.host.ddl), and
@@ -142,7 +249,15 @@ event_id UUID COMMENT 'unique per event: re-deliveries share it and collapse',
     timestamp DateTime64(3, 'UTC') COMMENT 'server receive time',
     user_id String COMMENT 'anonymous when the client sent no token',
     identity LowCardinality(String) COMMENT 'anonymous, verified or degraded',
-    schema_version UInt16 DEFAULT 1 COMMENT 'version of the event type the data was validated by'"""
+    schema_version UInt16 DEFAULT 1 COMMENT 'version of the event type the data was validated by',
+    anonymous_id Nullable(String) DEFAULT NULL COMMENT 'browser or app install, client-kept',
+    session_id Nullable(String) DEFAULT NULL COMMENT 'the visit, as the client keeps it',
+    sent_at Nullable(DateTime64(3, 'UTC')) DEFAULT NULL COMMENT 'the client clock at sending',
+    client_time Nullable(DateTime64(3, 'UTC')) DEFAULT NULL COMMENT 'sent_at, skew in bounds',
+    device LowCardinality(String) DEFAULT '' COMMENT 'device family from the User-Agent',
+    browser LowCardinality(String) DEFAULT '' COMMENT 'browser family from the User-Agent',
+    os LowCardinality(String) DEFAULT '' COMMENT 'operating system family from the User-Agent',
+    is_bot Bool DEFAULT false COMMENT 'a crawler or script by its User-Agent: kept, tagged'"""
 
 
 def parse_timestamp(raw: str) -> datetime:
@@ -162,4 +277,16 @@ def envelope_columns(message: Mapping[str, Any]) -> dict[str, Any]:
         "user_id": message["user_id"],
         "identity": message["identity"],
         "schema_version": message.get("schema_version", FIRST_SCHEMA_VERSION),
+        "anonymous_id": message.get("anonymous_id"),
+        "session_id": message.get("session_id"),
+        "sent_at": _optional_timestamp(message.get("sent_at")),
+        "client_time": _optional_timestamp(message.get("client_time")),
+        "device": message.get("device") or "",
+        "browser": message.get("browser") or "",
+        "os": message.get("os") or "",
+        "is_bot": bool(message.get("is_bot", False)),
     }
+
+
+def _optional_timestamp(raw: str | None) -> datetime | None:
+    return None if raw is None else parse_timestamp(raw)

@@ -125,7 +125,7 @@ def _forget(settings: Settings, args: argparse.Namespace) -> int:
         print(f"  {table:<24} {rows:>8}")
     for note in result.notes:
         print(f"  note: {note}")
-    print("recorded in forget_requests; the ETL will not load these people's older events again")
+    print("recorded in forget_requests; the ETL will not load these persons' older events again")
     return 0
 
 

@@ -84,7 +84,7 @@ def forget(
     anonymous_ids: Sequence[str] = (),
     requested_by: str | None = None,
 ) -> ForgetResult:
-    """Delete every row of these people; record the request and their hashed ids. Idempotent:
+    """Delete every row of these persons; record the request and their hashed ids. Idempotent:
     a second request for the same ids deletes nothing and is recorded too."""
     users = _checked(user_ids, "user id")
     anonymous = _checked(anonymous_ids, "anonymous id")
@@ -315,7 +315,7 @@ def load_forgotten(client: Client, warehouse: Warehouse) -> Forgotten:
 
 
 def drop_forgotten(outcomes: list[Outcome], forgotten: Forgotten) -> tuple[list[Outcome], int]:
-    """``outcomes`` without the forgotten people's rows and would-be dead letters, and how
+    """``outcomes`` without the forgotten persons' rows and would-be dead letters, and how
     many were dropped. A dropped record is committed past like any other, and stored nowhere."""
     if not forgotten:
         return outcomes, 0

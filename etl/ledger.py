@@ -2,9 +2,10 @@
 
 ``dead_letters`` (what could not be loaded, and why), ``event_deliveries`` (every event
 loaded, by pass and offset: what the duplicate report counts), ``etl_passes`` and
-``etl_offsets`` (each pass's plan and outcome: what replays and gap reports read), and
-``forget_requests`` and ``forgotten`` (deletions on request and the hashed ids they forgot,
-which :mod:`etl.forget` writes and every pass reads).
+``etl_offsets`` (each pass's plan and outcome: what replays and gap reports read),
+``identity_links`` (which anonymous_id a verified user was seen with: identity stitching),
+and ``forget_requests`` and ``forgotten`` (deletions on request and the hashed ids they
+forgot, which :mod:`etl.forget` writes and every pass reads).
 :meth:`etl.warehouse.Warehouse.ensure_schema` creates them beside the event tables.
 """
 
@@ -117,6 +118,16 @@ CREATE TABLE IF NOT EXISTS {database}.{table} (
 ) ENGINE = MergeTree
 ORDER BY (kind, id_sha256)
 """,
+    # min and max per key: a replayed pass inserts the same rows again and changes nothing.
+    "identity_links": """
+CREATE TABLE IF NOT EXISTS {database}.{table} (
+    anonymous_id String,
+    user_id String,
+    first_seen SimpleAggregateFunction(min, DateTime64(3, 'UTC')),
+    last_seen SimpleAggregateFunction(max, DateTime64(3, 'UTC'))
+) ENGINE = AggregatingMergeTree
+ORDER BY (anonymous_id, user_id)
+""",
 }
 
 #: The columns of ``dead_letters`` a pass writes; re-queueing adds ``requeued``, ``requeued_at``.
@@ -131,6 +142,7 @@ DEAD_LETTER_COLUMNS = (
     "detail",
     "received_at",
 )
+LINK_COLUMNS = ("anonymous_id", "user_id", "first_seen", "last_seen")
 DELIVERY_COLUMNS = (
     "event_id",
     "event",
@@ -186,7 +198,7 @@ class PassResult:
     #: Messages of event types no installed plugin handles, committed past (by event name),
     #: when ``CLICKSTREAM_ETL_UNKNOWN_EVENTS`` is ``skip``.
     skipped: dict[str, int] = field(default_factory=dict)
-    #: Messages of people forgotten since they were received (a replay), committed past.
+    #: Messages of persons forgotten since they were received (a replay), committed past.
     forgotten: int = 0
     committed: dict[int, int] = field(default_factory=dict)
     gaps: list[tuple[int, int, int]] = field(default_factory=list)
@@ -286,6 +298,22 @@ def record_deliveries(
     if rows:
         client.insert(
             warehouse.table("event_deliveries"), rows, column_names=list(DELIVERY_COLUMNS)
+        )
+
+
+def record_identity_links(client: Client, warehouse: Warehouse, inserted: Iterable[Loaded]) -> None:
+    """One ``identity_links`` row per (anonymous_id, user_id) among the events loaded, with
+    the first and last time seen; idempotent, as the table keeps the min and max per key."""
+    seen: dict[tuple[str, str], tuple[datetime, datetime]] = {}
+    for o in inserted:
+        if o.link is not None:
+            first, last = seen.get(o.link, (o.timestamp, o.timestamp))
+            seen[o.link] = (min(first, o.timestamp), max(last, o.timestamp))
+    if seen:
+        client.insert(
+            warehouse.table("identity_links"),
+            [[*link, first, last] for link, (first, last) in sorted(seen.items())],
+            column_names=list(LINK_COLUMNS),
         )
 
 

@@ -8,8 +8,8 @@ Order of a pass, and why it is safe to crash anywhere in it:
 2. read the partitions the group gave this member, up to the end offsets seen now (or
    exactly a crashed pass's ranges, and nothing new elsewhere, to replay them);
 3. warehouse session: record the plan, insert one block per table and partition with an
-   insert deduplication token derived from its offset range, the delivery ledger and
-   the dead letters, then mark the pass loaded;
+   insert deduplication token derived from its offset range, the delivery ledger, the
+   identity links (idempotent by key) and the dead letters, then mark the pass loaded;
 4. commit the offsets of the partitions the member still owns.
 
 A crash before 4 leaves the offsets where they were; the next pass (this process's or
@@ -159,6 +159,7 @@ def _load(
     inserted, refused = sink.load_rows(client, warehouse, batch.topic, loaded, spans)
     rejected = [o for o in outcomes if isinstance(o, Rejected)] + refused
     ledger.record_deliveries(client, warehouse, inserted, result.pass_id, now)
+    ledger.record_identity_links(client, warehouse, inserted)
     ledger.record_dead_letters(client, warehouse, batch, rejected, now)
     result.rows = dict(Counter(o.table for o in inserted))
     result.dead_letters = dict(Counter(o.reason for o in rejected))

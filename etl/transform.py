@@ -24,6 +24,9 @@ SCHEMA_INVALID = "schema_invalid"
 MAPPER_ERROR = "mapper_error"
 INSERT_FAILED = "insert_failed"
 
+#: The identity whose user_id the auth service vouched for: the only one stitched.
+VERIFIED = "verified"
+
 
 @dataclass(frozen=True)
 class Loaded:
@@ -35,6 +38,9 @@ class Loaded:
     timestamp: datetime
     table: str
     row: Row
+    #: ``(anonymous_id, user_id)`` when a verified user sent it with an anonymous_id: the
+    #: identity link the pass records (``identity_links``).
+    link: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,4 +109,14 @@ def transform(record: Record, registry: Registry, *, skip_unknown: bool = False)
         timestamp=messages.parse_timestamp(message["timestamp"]),
         table=event_type.table,
         row=row,
+        link=identity_link(message),
     )
+
+
+def identity_link(message: dict) -> tuple[str, str] | None:
+    """``(anonymous_id, user_id)`` of a message from a verified user carrying an
+    anonymous_id: that browser or install was that user's, before and after signing in."""
+    anonymous_id = message.get("anonymous_id")
+    if anonymous_id is None or message["identity"] != VERIFIED:
+        return None
+    return anonymous_id, message["user_id"]

@@ -1,4 +1,4 @@
-"""The ClickHouse warehouse: short locked sessions, idempotent DDL and its recorded versions.
+"""The ClickHouse warehouse: short locked work, idempotent DDL and its recorded versions.
 
 chDB (``chdb:///dir``) lets one process at a time hold a data directory, so every
 user opens a session, works, and closes it; an ``flock`` beside the directory makes
@@ -99,7 +99,7 @@ ORDER BY (table_name, applied_at)
 
 
 class Warehouse:
-    """The warehouse: sessions, schema, qualified names."""
+    """The warehouse: its session, schema, qualified names."""
 
     def __init__(
         self,

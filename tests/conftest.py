@@ -180,9 +180,7 @@ CHROMIUM_FLAGS = (
 )
 
 
-@pytest.fixture
-def browser() -> Iterator:
-    """Headless Chromium through selenium, with a profile of its own."""
+def _chromium(*flags: str) -> Iterator:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -191,13 +189,33 @@ def browser() -> Iterator:
     profile = tempfile.mkdtemp(prefix="clickstream-chromium-")
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+    for flag in (*CHROMIUM_FLAGS, *flags, f"--user-data-dir={profile}"):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
     driver.set_script_timeout(10)
     yield driver
     driver.quit()
     shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def browser() -> Iterator:
+    """Headless Chromium through selenium, with a profile of its own."""
+    yield from _chromium()
+
+
+#: What a person's desktop Chrome sends: headless Chromium's own User-Agent says
+#: HeadlessChrome, which crawlerdetect rightly takes for a bot.
+DESKTOP_CHROME = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36"
+)
+
+
+@pytest.fixture
+def desktop_browser() -> Iterator:
+    """Headless Chromium that calls itself a desktop Chrome in every request (beacons too)."""
+    yield from _chromium(f"--user-agent={DESKTOP_CHROME}")
 
 
 @pytest.fixture

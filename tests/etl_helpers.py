@@ -108,7 +108,11 @@ def reordered(batch: Batch, key) -> Batch:
 STARS_DDL = (
     "CREATE TABLE IF NOT EXISTS {database}.{table} (event_id UUID, "
     "event LowCardinality(String), timestamp DateTime64(3, 'UTC'), user_id String, "
-    "identity LowCardinality(String), schema_version UInt16 DEFAULT 1, stars UInt8) "
+    "identity LowCardinality(String), schema_version UInt16 DEFAULT 1, "
+    "anonymous_id Nullable(String), session_id Nullable(String), "
+    "sent_at Nullable(DateTime64(3, 'UTC')), client_time Nullable(DateTime64(3, 'UTC')), "
+    "device LowCardinality(String), browser LowCardinality(String), "
+    "os LowCardinality(String), is_bot Bool, stars UInt8) "
     "ENGINE = ReplacingMergeTree PARTITION BY toYYYYMM(timestamp) ORDER BY (stars, event_id)"
 )
 
@@ -158,11 +162,8 @@ class RatingPlugin:
                 schema=RatingSchema,
                 table="test_ratings",
                 ddl=(
-                    "CREATE TABLE IF NOT EXISTS {database}.{table} (event_id UUID, "
-                    "event LowCardinality(String), timestamp DateTime64(3, 'UTC'), "
-                    "user_id String, identity LowCardinality(String), "
-                    "schema_version UInt16 DEFAULT 1, movie_id UUID, "
-                    "stars UInt8, comment String) ENGINE = ReplacingMergeTree "
+                    f"CREATE TABLE IF NOT EXISTS {{database}}.{{table}} ({ENVELOPE_COLUMNS_DDL}, "
+                    "movie_id UUID, stars UInt8, comment String) ENGINE = ReplacingMergeTree "
                     "PARTITION BY toYYYYMM(timestamp) ORDER BY (movie_id, event_id)"
                 ),
                 example={"movie_id": str(uuid.UUID(int=1)), "stars": 5},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 import pluggy
 from flask import Flask
@@ -46,6 +47,7 @@ def create_app(
         limits.limit_users(identity, limiter, settings.limits),
         publisher or Publisher.from_settings(settings),
         observer=metrics,
+        max_clock_skew=timedelta(seconds=settings.api.max_clock_skew_s),
     )
     metrics.watch(identity, pipeline.publisher)
     app = Flask(__name__)

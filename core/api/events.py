@@ -145,10 +145,14 @@ def _refuse_duplicate_keys(body: bytes) -> None:
         ) from None
 
 
+def _user_agent() -> str:
+    return request.headers.get("User-Agent", "")
+
+
 @blueprint.post("/api/v1/events")
 def post_event():
     request.max_content_length = settings_of(current_app).api.max_body_bytes
-    event_id = pipeline_of(current_app).ingest(read_json_body())
+    event_id = pipeline_of(current_app).ingest(read_json_body(), _user_agent())
     return {"event_id": event_id}, 202
 
 
@@ -171,6 +175,6 @@ def post_batch():
             f"A batch holds at most {settings.api.max_batch_events} events.",
             {"body": [f"{len(payloads)} events."]},
         )
-    results = pipeline_of(current_app).ingest_batch(payloads)
+    results = pipeline_of(current_app).ingest_batch(payloads, _user_agent())
     accepted = sum(result["status"] == 202 for result in results)
     return {"accepted": accepted, "rejected": len(results) - accepted, "results": results}

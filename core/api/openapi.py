@@ -17,7 +17,7 @@ from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
 from core.host.registry import Registry
-from core.message import MAX_TOKEN_LENGTH, TOKEN_PATTERN
+from core.message import MAX_CLIENT_ID, MAX_TOKEN_LENGTH, TOKEN_PATTERN, EnvelopeSchema
 
 TITLE = "clickstream"
 VERSION = "1.0.0"
@@ -34,7 +34,9 @@ class AcceptedSchema(Schema):
 
 class ErrorSchema(Schema):
     error = fields.String(required=True, metadata={"description": "Machine-readable error code."})
-    message = fields.String(required=True, metadata={"description": "What went wrong, for people."})
+    message = fields.String(
+        required=True, metadata={"description": "What went wrong, for a reader."}
+    )
     details = fields.Dict(
         keys=fields.String(),
         values=fields.List(fields.String()),
@@ -127,6 +129,7 @@ def build_spec(registry: Registry) -> dict[str, Any]:
                     "event": {"type": "string", "enum": [event_type.name]},
                     "token": _token_property(),
                     "data": {"$ref": f"#/components/schemas/{name}Data"},
+                    **_visitor_properties(),
                 },
             },
         )
@@ -244,6 +247,22 @@ def _token_property() -> dict[str, Any]:
         "maxLength": MAX_TOKEN_LENGTH,
         "pattern": TOKEN_PATTERN,
         "description": "The user's JWT, or null (or absent) for an anonymous user.",
+    }
+
+
+def _visitor_properties() -> dict[str, Any]:
+    """The optional fields of the envelope that say which visitor and visit sent the event."""
+    envelope = EnvelopeSchema().fields
+    text = {"type": "string", "nullable": True, "minLength": 1, "maxLength": MAX_CLIENT_ID}
+    return {
+        "anonymous_id": {**text, "description": envelope["anonymous_id"].metadata["description"]},
+        "session_id": {**text, "description": envelope["session_id"].metadata["description"]},
+        "sent_at": {
+            "type": "string",
+            "format": "date-time",
+            "nullable": True,
+            "description": envelope["sent_at"].metadata["description"],
+        },
     }
 
 

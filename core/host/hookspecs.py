@@ -49,7 +49,7 @@ def register_event_types() -> list[EventType]:
       `data` has been loaded by `schema` into a dict of column values, in the
       table's column order. The default, `core.default_row`, gives the envelope
       columns followed by one column per `data` field.
-    * `description` (optional): one sentence for people, shown in the OpenAPI document.
+    * `description` (optional): one sentence for readers, shown in the OpenAPI document.
     * `version` (optional, default 1): the version of `schema`, recorded with each
       event as `schema_version`. Bump it for a breaking change (a field removed,
       retyped or newly required, bounds narrowed); `clickstream schema-check`
@@ -81,7 +81,7 @@ def register_settings() -> list[PluginSetting]:
 
 
 @hookspec
-def register_views() -> list[View]:
+def register_views(tables: tuple[str, ...]) -> list[View]:
     """Return the SQL views this plugin adds over its tables.
 
     Each `View(name, query, tables, description)` (from `core`) becomes
@@ -90,7 +90,15 @@ def register_views() -> list[View]:
     when one of them changes or when the query changes (a query's `{setting}` placeholders
     are filled from the plugin's settings, so a changed setting takes effect at the next
     pass). In `query`, `{database}` is the warehouse database. A view that cannot be made
-    is logged and retried; it never stops loading.
+    is logged and retried; it never stops loading. Views are made in the order plugins
+    return them, so a view may read one returned before it.
+
+    The hook's argument `tables` (take it only if you need it: a hook implementation may
+    leave out arguments) names every event table of every installed plugin, sorted: a view
+    over every event (`UNION ALL` of each table's envelope columns, which all of them have,
+    see `register_event_types`) lists them all as its `tables`, so that every plugin's
+    events take part. The ETL's own tables (`docs/warehouse.md`), such as
+    `identity_links`, may be read too; they exist before any view is made.
     """
 
 
@@ -127,7 +135,8 @@ def register_tracker_scripts() -> list[TrackerScript]:
     * `tracker.onPageChange(before, after)` calls `before()` when a single-page app moves
       to another page (`clickstream.newPage(options)`) and `after()` once it is there;
     * `tracker.uuid()` makes a version 4 UUID; `tracker.expose(functions)` adds functions
-      to `window.clickstream` for the page's own code.
+      to `window.clickstream` for the page's own code;
+    * `tracker.visitor()` is `{anonymousId, sessionId}`, the ids every event carries.
 
     Ship the source as a `.js` file beside your code and read it with
     `importlib.resources`. A script that throws is logged to the browser console and the

@@ -10,7 +10,7 @@ import pluggy
 
 from core.host import hookspecs
 from core.host.hookspecs import PROJECT_NAME
-from core.host.registry import Registry, RegistryError
+from core.host.registry import EventType, Registry, RegistryError
 
 #: Entry-point group under which plugin packages (built-in ones too) announce themselves.
 ENTRY_POINT_GROUP = "clickstream.plugins"
@@ -46,13 +46,21 @@ def build_registry(
     """Collect every plugin's contributions into one :class:`Registry`; with ``keep``, only
     those of the plugins whose name (:func:`describe_plugin`) it accepts (``is_built_in``)."""
 
-    def by_plugin(hook: str) -> list:
-        return [item for item in _by_plugin(manager, hook) if keep is None or keep(item[0])]
+    def by_plugin(hook: str, **kwargs: object) -> list:
+        return [
+            item for item in _by_plugin(manager, hook, **kwargs) if keep is None or keep(item[0])
+        ]
 
+    event_types = by_plugin("register_event_types")
+    # Views over every event table need their names; a contribution that is no EventType
+    # is refused by the Registry below.
+    tables = sorted(
+        {t.table for _, types in event_types for t in types if isinstance(t, EventType)}
+    )
     return Registry(
-        by_plugin("register_event_types"),
+        event_types,
         settings=by_plugin("register_settings"),
-        views=by_plugin("register_views"),
+        views=by_plugin("register_views", tables=tuple(tables)),
         reports=by_plugin("register_reports"),
         tracker_scripts=by_plugin("register_tracker_scripts"),
     )

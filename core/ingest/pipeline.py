@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from marshmallow import ValidationError
@@ -14,8 +14,9 @@ from core.host.registry import Registry
 from core.ingest.errors import ApiError, flatten_messages
 from core.ingest.identity import IdentityResolver, TokenRejected
 from core.ingest.publisher import Publisher, PublishError
+from core.ingest.useragent import UserAgentParser
 from core.log import current_request_id
-from core.message import EnvelopeSchema, build_message, encode
+from core.message import DEFAULT_MAX_CLOCK_SKEW, EnvelopeSchema, build_message, encode
 
 _ENVELOPE = EnvelopeSchema()
 
@@ -57,15 +58,24 @@ class Pipeline:
         publisher: Publisher,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         observer: PipelineObserver | None = None,
+        *,
+        user_agents: UserAgentParser | None = None,
+        max_clock_skew: timedelta = DEFAULT_MAX_CLOCK_SKEW,
     ) -> None:
         self.registry = registry
         self.identity = identity
         self.publisher = publisher
         self._clock = clock
         self.observer = observer or _Unobserved()
+        self.user_agents = user_agents or UserAgentParser()
+        self.max_clock_skew = max_clock_skew
 
-    def prepare(self, payload: Any) -> PreparedEvent:
-        """Validate and enrich one event; raises :class:`ApiError` naming the field at fault."""
+    def prepare(self, payload: Any, user_agent: str = "") -> PreparedEvent:
+        """Validate and enrich one event; raises :class:`ApiError` naming the field at fault.
+
+        ``user_agent`` is the request's User-Agent: the message's device, browser, OS and
+        bot tag come from it.
+        """
         received_at = self._clock()
         if not isinstance(payload, dict):
             raise ApiError(400, "invalid_body", "An event is a JSON object.")
@@ -93,17 +103,26 @@ class Pipeline:
             raise ApiError(
                 401, "invalid_token", str(rejection), {"token": [str(rejection)]}
             ) from None
-        message = build_message(event, data, identity, received_at, self.registry[event].version)
+        message = build_message(
+            event,
+            data,
+            identity,
+            received_at,
+            self.registry[event].version,
+            envelope=envelope,
+            client=self.user_agents.classify(user_agent),
+            max_clock_skew=self.max_clock_skew,
+        )
         request_id = current_request_id()
         if request_id is not None:
             # The ETL logs it, so an event's log lines join up from API to warehouse.
             message["request_id"] = request_id
         return PreparedEvent(message["event_id"], event, encode(message))
 
-    def ingest(self, payload: Any) -> str:
+    def ingest(self, payload: Any, user_agent: str = "") -> str:
         """Prepare one event and publish it; returns its ``event_id`` once Kafka acknowledged."""
         try:
-            prepared = self.prepare(payload)
+            prepared = self.prepare(payload, user_agent)
             started = time.perf_counter()
             try:
                 self.publisher.publish(prepared.key, prepared.value)
@@ -117,7 +136,7 @@ class Pipeline:
         self.observer.event_done(prepared.key, 202)
         return prepared.event_id
 
-    def ingest_batch(self, payloads: list[Any]) -> list[dict[str, Any]]:
+    def ingest_batch(self, payloads: list[Any], user_agent: str = "") -> list[dict[str, Any]]:
         """Each event validated and published on its own; one result per event, in order.
 
         A result is ``{"status": 202, "event_id": ...}`` or ``{"status": ..., "error": ...,
@@ -127,7 +146,7 @@ class Pipeline:
         prepared: list[tuple[int, PreparedEvent]] = []
         for index, payload in enumerate(payloads):
             try:
-                event = self.prepare(payload)
+                event = self.prepare(payload, user_agent)
             except ApiError as error:
                 results.append({"status": error.status, **error.to_dict()})
                 continue

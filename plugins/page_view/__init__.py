@@ -2,7 +2,9 @@
 
 Besides its two event types it ships, through the hooks any plugin can implement, the
 ``page_view_durations`` view that pairs them, the ``pageviews`` report and its setting,
-and the browser tracker's script that sends page views by itself.
+the browser tracker's script that sends page views by itself, and the visitors over every
+event type (``visitors.py``): ``person_events``, ``people``, ``sessions`` (whose pages are
+page views) and the ``audience`` report.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from core import (
     hookimpl,
     table_ddl,
 )
+from plugins.page_view import visitors
 from plugins.page_view.schema import PageViewEndSchema, PageViewStartSchema
 
 TABLE = "page_views"
@@ -96,8 +99,9 @@ def register_settings() -> list[PluginSetting]:
 
 
 @hookimpl
-def register_views() -> list[View]:
+def register_views(tables: tuple[str, ...]) -> list[View]:
     return [
+        *visitors.views(tables),
         View(
             name=DURATIONS,
             query=files(__name__).joinpath("durations.sql").read_text(encoding="utf-8"),
@@ -105,7 +109,7 @@ def register_views() -> list[View]:
             description=(
                 "One row per page view and user: its start and end paired, duration, status."
             ),
-        )
+        ),
     ]
 
 
@@ -128,7 +132,8 @@ def register_reports() -> list[Report]:
                 + f" FROM {durations}"
             ),
             needs=(DURATIONS,),
-        )
+        ),
+        visitors.audience(),
     ]
 
 

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,6 +25,7 @@ from core import TrackerScript, hookimpl
 from core.config import Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from etl.runner import run_pass
+from tests.conftest import DESKTOP_CHROME
 from tests.etl_helpers import query
 from tests.servers import serve
 
@@ -256,3 +258,134 @@ def test_a_plugins_tracker_script_runs_beside_the_built_in_ones(
     }
     errors = [entry["message"] for entry in browser.get_log("browser")]
     assert any("tracker script a_broken_one failed" in message for message in errors), errors
+
+
+# Issue 14: visitors, from a browser that says it is a desktop Chrome (desktop_browser).
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+VISIT_PAGE = """<!doctype html>
+<meta charset="utf-8"><title>{page}</title>
+<style>button, a {{display: inline-block; width: 120px; height: 40px}}</style>
+<script>window.clickstreamConfig = {{getToken: () => localStorage.getItem("token")}};</script>
+<script src="{api}/static/clickstream.js" data-page-type="{page}"></script>
+<button id="play" data-clickstream-element="button" data-clickstream-id="play">Play</button>
+"""
+
+
+def test_a_visit_is_one_session_and_one_person_and_bots_are_left_out(
+    live_settings: Settings, site, api: str, desktop_browser: webdriver.Chrome, login
+) -> None:
+    import requests
+
+    from etl.reports import plugin_report
+
+    origin, root = site
+    user = f"visitor-{uuid.uuid4().hex[:8]}"
+    for page in ("movie", "main"):
+        (root / f"{page}.html").write_text(VISIT_PAGE.format(api=api, page=page))
+    browser = desktop_browser
+
+    # Two page loads, a click, a sign-in midway, then a search.
+    browser.get(f"{origin}/movie.html")
+    _view_id(browser)
+    first = browser.execute_script("return window.clickstream.visitor()")
+    browser.find_element(By.ID, "play").click()
+    browser.get(f"{origin}/main.html")
+    _view_id(browser)
+    second = browser.execute_script("return window.clickstream.visitor()")
+    assert first == second, "one visit, one visitor: the ids survive a page load"
+    browser.execute_script("localStorage.setItem('token', arguments[0])", login(user))
+    searched = browser.execute_async_script(
+        "window.clickstream.track('search_filter', {search_query: 'солярис', filters: ''})"
+        ".then(arguments[0]);"
+    )
+    assert searched["status"] == 202, searched
+    browser.get("about:blank")
+
+    # A client whose clock is two hours slow, and one set three days back.
+    events = f"{api}/api/v1/events"
+    human = {"User-Agent": DESKTOP_CHROME}
+    now = datetime.now(UTC)
+    skewed = {}
+    for name, behind in (("slow", timedelta(hours=2)), ("wrong", timedelta(days=3))):
+        sent_at = (now - behind).isoformat(timespec="milliseconds")
+        answer = requests.post(
+            events,
+            json={
+                "event": "element_click",
+                "token": None,
+                "data": {"element_type": name, "page_type": "other"},
+                "sent_at": sent_at,
+            },
+            headers=human,
+            timeout=5,
+        )
+        assert answer.status_code == 202, answer.text
+        skewed[name] = sent_at
+    # A crawler, which sends the visitor fields too.
+    bot = {
+        "event": "page_view_start",
+        "token": None,
+        "data": {"page_view_id": str(uuid.uuid4()), "page_type": "main"},
+        "anonymous_id": "crawler",
+        "session_id": "crawler-visit",
+    }
+    answer = requests.post(events, json=bot, headers={"User-Agent": GOOGLEBOT}, timeout=5)
+    assert answer.status_code == 202, answer.text
+
+    registry = build_registry(make_plugin_manager())
+    deadline = time.monotonic() + DEADLINE_S
+    while True:
+        run_pass(live_settings, registry)
+        sessions = query(
+            live_settings,
+            "SELECT session_id, person_id, user_id, anonymous_id, events, pages, is_bot "
+            "FROM {db}.sessions ORDER BY session_id",
+        )
+        # start, click, end, start, search, end; and the crawler's start.
+        visit = [row for row in sessions if row[0] == first["sessionId"]]
+        if (visit and visit[0][4] >= 6 and len(sessions) >= 2) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+
+    assert sorted(sessions) == sorted(
+        [
+            (first["sessionId"], user, user, first["anonymousId"], 6, 2, False),
+            ("crawler-visit", "crawler", "anonymous", "crawler", 1, 1, True),
+        ]
+    )
+    assert sorted(
+        query(live_settings, "SELECT anonymous_id, person_id FROM {db}.people")
+    ) == sorted([(first["anonymousId"], user), ("crawler", "crawler")])
+    # Every event of the visit, before the sign-in too, is the one person's.
+    assert query(
+        live_settings,
+        "SELECT DISTINCT person_id, device, browser, os, is_bot FROM {db}.person_events "
+        "WHERE session_id = {s:String}",
+        s=first["sessionId"],
+    ) == [(user, "Other", "Chrome", "Linux", False)]
+    assert query(
+        live_settings,
+        "SELECT anonymous_id, user_id FROM {db}.identity_links FINAL",
+    ) == [(first["anonymousId"], user)]
+    assert query(
+        live_settings,
+        "SELECT browser, is_bot FROM {db}.page_views WHERE anonymous_id = 'crawler'",
+    ) == [("Googlebot", True)]
+
+    clocks = dict(
+        query(
+            live_settings,
+            "SELECT element_type, (timestamp, sent_at, client_time) FROM {db}.element_clicks "
+            "WHERE element_type IN ('slow', 'wrong')",
+        )
+    )
+    stamp, sent_at, corrected = clocks["slow"]
+    assert corrected == sent_at == datetime.fromisoformat(skewed["slow"]).replace(tzinfo=None)
+    assert timedelta(hours=2) <= stamp - corrected < timedelta(hours=2, seconds=30)
+    stamp, sent_at, corrected = clocks["wrong"]
+    assert corrected is None and stamp - sent_at > timedelta(days=3)
+
+    figures = plugin_report(live_settings, registry, "audience").figures
+    # The visitor is one person; the crawler is left out, and so are the clicks of no visitor.
+    assert (figures["dau"], figures["wau"], figures["mau"]) == (1, 1, 1)
+    assert figures["sessions_per_day"] == 1

@@ -75,8 +75,18 @@ def test_page_views_are_paired_with_durations_and_orphans_reported(etl_settings,
         "several_ends": 0,
         "other_user": 0,
     }
+    audience = plugin_report(etl_settings, etl_registry, "audience").figures
+    assert set(audience) == {
+        "dau",
+        "wau",
+        "mau",
+        "sessions_per_day",
+        "median_session_s",
+        "dau_wow_change",
+    }
     assert quality_report(etl_settings, etl_registry, with_lag=False).figures == {
-        "pageviews": report.figures
+        "pageviews": report.figures,
+        "audience": audience,
     }
     orphan = query(
         etl_settings,

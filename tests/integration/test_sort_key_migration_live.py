@@ -11,6 +11,7 @@ still collapses into one.
 from __future__ import annotations
 
 import dataclasses
+import re
 import uuid
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import pytest
 from core import hookimpl
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.host.registry import Registry
+from core.message import ENVELOPE_COLUMNS_DDL
 from etl.runner import run_pass
 from etl.warehouse import MigrationNeededError, Warehouse, render
 from tests.etl_helpers import at, create_topic, envelope, produce, query
@@ -36,12 +38,24 @@ PLUGINS = {
 }
 
 
+#: The envelope's columns after ``schema_version``: the visitor's.
+VISITOR_COLUMNS_DDL = ENVELOPE_COLUMNS_DDL.split(
+    "'version of the event type the data was validated by',\n    ", 1
+)[1]
+
+
+def version_2_ddl(table: str) -> str:
+    """``table`` as version 2 generated it, with the envelope's visitor columns (issue 14),
+    which every event table has, and which the sort keys' migration copies like the rest."""
+    made = (VERSION_2 / f"{PLUGINS[table]}.sql").read_text()
+    schema_version = re.search(r"^    schema_version .*,$", made, re.M).group(0)
+    return made.replace(schema_version, schema_version + "\n    " + VISITOR_COLUMNS_DDL + ",")
+
+
 def version_2(registry: Registry) -> Registry:
     """The built-in event types with their tables as version 2 generated them."""
     changed = [
-        dataclasses.replace(
-            event_type, ddl=(VERSION_2 / f"{PLUGINS[event_type.table]}.sql").read_text(), plugin=""
-        )
+        dataclasses.replace(event_type, ddl=version_2_ddl(event_type.table), plugin="")
         for event_type in registry
     ]
 

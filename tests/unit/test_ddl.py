@@ -35,8 +35,8 @@ class RatingSchema(Schema):
     score = Integer(min=1, max=10, required=True)
     source = Choice(("web", "tv"), required=True)
     review = Text(max_length=2000, load_default=None, metadata={"description": "It's 'fine'."})
-    device = Choice(("phone", "tablet"), load_default=None)
-    session_id = UUID(load_default=None)
+    screen = Choice(("phone", "tablet"), load_default=None)
+    watch_id = UUID(load_default=None)
     watched_at = Timestamp(required=True)
     liked = Boolean(load_default=None)
     progress = Number(min=0, max=1, load_default=None)
@@ -47,8 +47,8 @@ EXAMPLE = {
     "score": 9,
     "source": "tv",
     "review": "Шедевр",
-    "device": None,
-    "session_id": "7f1d2c3b-4a5e-4f60-8172-93a4b5c6d7e8",
+    "screen": None,
+    "watch_id": "7f1d2c3b-4a5e-4f60-8172-93a4b5c6d7e8",
     "watched_at": "2026-11-28T09:58:00.250+03:00",
     "liked": True,
     "progress": 0.75,
@@ -67,8 +67,8 @@ def test_each_field_kind_has_its_column_in_declaration_order() -> None:
         "score": ("UInt8", ""),
         "source": ("LowCardinality(String)", ""),
         "review": ("Nullable(String)", "It''s ''fine''."),
-        "device": ("LowCardinality(Nullable(String))", ""),
-        "session_id": ("Nullable(UUID)", ""),
+        "screen": ("LowCardinality(Nullable(String))", ""),
+        "watch_id": ("Nullable(UUID)", ""),
         "watched_at": ("DateTime64(3, 'UTC')", ""),
         "liked": ("Nullable(Bool)", ""),
         "progress": ("Nullable(Float64)", ""),

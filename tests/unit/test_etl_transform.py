@@ -10,7 +10,7 @@ from marshmallow import Schema, fields
 
 from core import EventType, hookimpl
 from core.host.plugin_manager import build_registry, make_plugin_manager
-from core.message import MAX_VERSION
+from core.message import ENVELOPE_COLUMNS_DDL, MAX_VERSION
 from etl.transform import BAD_ENVELOPE, Loaded, Rejected, Skipped, transform
 from tests.etl_helpers import BASE_TIME, envelope, kafka_record
 
@@ -147,10 +147,9 @@ class _FailingMapperPlugin:
                 name="test_mapped",
                 schema=_FailingMapperSchema,
                 table="test_mapped",
-                ddl="CREATE TABLE IF NOT EXISTS {database}.{table} (event_id UUID, "
-                "event String, timestamp DateTime64(3, 'UTC'), user_id String, "
-                "identity String, schema_version UInt16, n Int64) ENGINE = MergeTree "
-                "ORDER BY event_id",
+                ddl="CREATE TABLE IF NOT EXISTS {database}.{table} ("
+                + ENVELOPE_COLUMNS_DDL
+                + ", n Int64) ENGINE = MergeTree ORDER BY event_id",
                 example={"n": 1},
                 to_row=to_row,
             )

@@ -199,3 +199,36 @@ def test_a_malformed_batch_is_refused_whole(client, publisher, body, status) -> 
     assert response.status_code == status
     assert response.json["error"]
     assert publisher.sent == []
+
+
+GOOGLEBOT = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+VISITOR = {"anonymous_id": "anon-1", "session_id": "sess-1", "sent_at": "2026-11-28T10:00:00Z"}
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain;charset=UTF-8"])
+def test_the_visitor_fields_and_the_user_agent_reach_the_message(
+    client, publisher, content_type: str
+) -> None:
+    body = orjson.dumps({**event("element_click"), **VISITOR})
+    headers = {"Content-Type": content_type, "User-Agent": GOOGLEBOT}
+    assert client.post(URL, data=body, headers=headers).status_code == 202
+    assert client.post(URL + "/batch", data=b"[" + body + b"]", headers=headers).status_code == 200
+    for _, value in publisher.sent:
+        message = orjson.loads(value)
+        assert (message["anonymous_id"], message["session_id"]) == ("anon-1", "sess-1")
+        assert message["sent_at"] == "2026-11-28T10:00:00.000Z"
+        assert (message["browser"], message["is_bot"]) == ("Googlebot", True)
+
+
+def test_a_bad_anonymous_id_is_a_422_naming_it(client, publisher) -> None:
+    response = client.post(URL, json={**event("element_click"), "anonymous_id": ""})
+    assert response.status_code == 422
+    assert list(response.json["details"]) == ["anonymous_id"]
+    assert publisher.sent == []
+
+
+def test_the_clock_skew_bound_is_a_setting(make_app, publisher) -> None:
+    client = make_app(api_max_clock_skew_s=60).test_client()
+    assert client.post(URL, json={**event("element_click"), **VISITOR}).status_code == 202
+    _, message = sent_message(publisher)
+    assert message["sent_at"] is not None and message["client_time"] is None

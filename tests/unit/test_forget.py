@@ -14,7 +14,6 @@ from marshmallow import Schema, fields
 
 from core import EventType, hookimpl
 from core.host.plugin_manager import build_registry, make_plugin_manager
-from core.host.registry import default_row
 from core.message import ENVELOPE_COLUMNS_DDL
 from etl.cli import main
 from etl.forget import ForgetError, forget
@@ -24,37 +23,22 @@ from tests.etl_helpers import batch_of, envelope, query, scalar
 
 INSTALLED = build_registry(make_plugin_manager())
 
-#: The contract of identity stitching's table; created here while the ETL does not make it.
-IDENTITY_LINKS_DDL = (
-    "CREATE TABLE IF NOT EXISTS {db}.identity_links (anonymous_id String, user_id String, "
-    "first_seen DateTime64(3, 'UTC'), last_seen DateTime64(3, 'UTC')) "
-    "ENGINE = ReplacingMergeTree ORDER BY (anonymous_id, user_id)"
-)
-
 
 class VisitSchema(Schema):
     path = fields.String(required=True)
 
 
-def visit_row(message):
-    return {**default_row(message), "anonymous_id": message.get("anonymous_id")}
-
-
 class VisitsPlugin:
-    """A table with an ``anonymous_id`` column, whatever the envelope has yet."""
+    """A table of its own, with the envelope's ``anonymous_id`` like every event table."""
 
     @hookimpl
     def register_event_types(self) -> list[EventType]:
         ddl = (
             f"CREATE TABLE IF NOT EXISTS {{database}}.{{table}} ({ENVELOPE_COLUMNS_DDL}, "
-            "anonymous_id Nullable(String), path String) "
+            "path String) "
             "ENGINE = ReplacingMergeTree ORDER BY event_id"
         )
-        return [
-            EventType(
-                "test_visit", VisitSchema, "test_visits", ddl, {"path": "/"}, to_row=visit_row
-            )
-        ]
+        return [EventType("test_visit", VisitSchema, "test_visits", ddl, {"path": "/"})]
 
 
 VISITS = build_registry(make_plugin_manager(extra_plugins=[VisitsPlugin()]))
@@ -228,7 +212,6 @@ def visits(settings, etl_kafka, links: list[tuple[str, str]]) -> None:
     load(settings, etl_kafka, VISITS, messages)
     warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
-        client.command(IDENTITY_LINKS_DDL.replace("{db}", warehouse.database))
         now = datetime.now(UTC)
         client.insert(
             warehouse.table("identity_links"),

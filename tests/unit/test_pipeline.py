@@ -83,6 +83,14 @@ def test_the_message_has_the_server_fields_and_not_the_token(publisher) -> None:
         "user_id",
         "identity",
         "schema_version",
+        "anonymous_id",
+        "session_id",
+        "sent_at",
+        "client_time",
+        "device",
+        "browser",
+        "os",
+        "is_bot",
         "data",
     }
     assert (message["event_id"], message["user_id"], message["identity"]) == (
@@ -218,3 +226,97 @@ def test_the_observer_gets_the_time_a_publish_took(publisher, monkeypatch, batch
     )
     subject.ingest_batch([CLICK, CLICK]) if batch else subject.ingest(CLICK)
     assert observer.publishes == [0.25]
+
+
+# The visitor's envelope fields (issue 14): optional, bounded, carried into the message.
+
+VISITOR = {
+    "anonymous_id": "a" * 128,
+    "session_id": "5b7c",
+    "sent_at": "2026-11-28T13:04:00.678+03:00",
+}
+
+
+def test_without_the_visitor_fields_an_event_is_accepted_as_before(publisher) -> None:
+    pipeline(publisher).ingest(CLICK)
+    [message] = published(publisher)
+    assert [message[key] for key in ("anonymous_id", "session_id", "sent_at", "client_time")] == [
+        None
+    ] * 4
+    assert (message["device"], message["browser"], message["os"], message["is_bot"]) == (
+        "",
+        "",
+        "",
+        False,
+    )
+
+
+def test_the_visitor_fields_travel_in_the_message_in_single_and_batch_posts(publisher) -> None:
+    pipeline(publisher).ingest({**CLICK, **VISITOR})
+    pipeline(publisher).ingest_batch([{**CLICK, **VISITOR}])
+    for message in published(publisher):
+        assert message["anonymous_id"] == "a" * 128
+        assert message["session_id"] == "5b7c"
+        assert message["sent_at"] == "2026-11-28T10:04:00.678Z"
+        # Five seconds behind the server's clock: within the bound, so corrected by it.
+        assert message["client_time"] == "2026-11-28T10:04:00.678Z"
+
+
+def test_explicit_nulls_are_the_same_as_leaving_the_fields_out(publisher) -> None:
+    nulls = {"anonymous_id": None, "session_id": None, "sent_at": None}
+    pipeline(publisher).ingest({**CLICK, **nulls})
+    [message] = published(publisher)
+    assert message["anonymous_id"] is message["sent_at"] is message["client_time"] is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("anonymous_id", ""),
+        ("anonymous_id", "a" * 129),
+        ("anonymous_id", 42),
+        ("session_id", ""),
+        ("session_id", "s" * 129),
+        ("session_id", ["s"]),
+        ("sent_at", "2026-11-28T10:00:00"),
+        ("sent_at", "yesterday"),
+        ("sent_at", 1764324000),
+        ("sent_at", "1800-01-01T00:00:00Z"),
+    ],
+)
+def test_an_invalid_visitor_field_is_a_422_naming_it(publisher, field: str, value) -> None:
+    with pytest.raises(ApiError) as refused:
+        pipeline(publisher).ingest({**CLICK, field: value})
+    assert refused.value.status == 422
+    assert set(refused.value.details) == {field}
+    [result] = pipeline(publisher).ingest_batch([{**CLICK, field: value}])
+    assert result["status"] == 422 and set(result["details"]) == {field}
+    assert publisher.sent == []
+
+
+def test_the_user_agent_is_classified_into_the_message(publisher) -> None:
+    googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+    pipeline(publisher).ingest(CLICK, googlebot)
+    [message] = published(publisher)
+    assert message["is_bot"] is True
+    assert message["browser"] == "Googlebot"
+
+
+def test_a_clock_skew_beyond_the_bound_stores_no_client_time(publisher) -> None:
+    bounded = Pipeline(
+        REGISTRY,
+        FakeIdentity(),
+        publisher,
+        clock=lambda: RECEIVED,
+        max_clock_skew=timedelta(seconds=60),
+    )
+    late = {**CLICK, "sent_at": "2026-11-28T10:02:05.678Z"}
+    early = {**CLICK, "sent_at": "2026-11-28T10:06:05.678Z"}
+    within = {**CLICK, "sent_at": "2026-11-28T10:03:35.678Z"}
+    bounded.ingest_batch([late, early, within])
+    times = [(m["sent_at"], m["client_time"]) for m in published(publisher)]
+    assert times == [
+        ("2026-11-28T10:02:05.678Z", None),
+        ("2026-11-28T10:06:05.678Z", None),
+        ("2026-11-28T10:03:35.678Z", "2026-11-28T10:03:35.678Z"),
+    ]

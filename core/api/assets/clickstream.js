@@ -12,6 +12,11 @@
  * window.clickstream.newPage({pageType, videoId}). What is sent by itself (page views,
  * clicks) comes from the installed plugins' tracker scripts (register_tracker_scripts),
  * which follow, each called with the tracker below.
+ *
+ * Every event carries the visitor: anonymous_id, a UUID kept in first-party storage
+ * (localStorage, else a cookie, else memory), session_id, renewed after
+ * clickstreamConfig.sessionTimeoutMinutes (30) without an event, and sent_at, the page's
+ * clock when the event was first sent.
  */
 (() => {
   "use strict";
@@ -26,6 +31,10 @@
   ).href;
   const ATTEMPTS = 3;
   const MAX_WAIT_MS = 30000;
+  const timeoutMinutes = Number(initial.sessionTimeoutMinutes);
+  const SESSION_TIMEOUT_MS = (timeoutMinutes > 0 ? timeoutMinutes : 30) * 60000;
+  const STORED = "clickstream_";
+  const COOKIE_DAYS = 365;
 
   let page = {
     pageType: initial.pageType || attributes.pageType || "other",
@@ -42,6 +51,66 @@
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     const hex = Array.from(bytes, (byte) => byte.toString(16).padStart(2, "0")).join("");
     return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  }
+
+  // First-party storage: localStorage, else a cookie (storage disabled or full), else this
+  // page's memory (cookies refused too): the visitor is then new at every page load.
+  const memory = {};
+
+  function readStored(key) {
+    try {
+      const value = localStorage.getItem(STORED + key);
+      if (value !== null) return value;
+    } catch (error) {
+      // localStorage is unavailable (disabled, sandboxed frame): try the cookie.
+    }
+    const cookie = document.cookie.split("; ").find((part) => part.startsWith(`${STORED}${key}=`));
+    if (cookie) return decodeURIComponent(cookie.slice(STORED.length + key.length + 1));
+    return key in memory ? memory[key] : null;
+  }
+
+  function writeStored(key, value) {
+    memory[key] = value;
+    try {
+      localStorage.setItem(STORED + key, value);
+      return;
+    } catch (error) {
+      // Fall back to a cookie below.
+    }
+    try {
+      document.cookie =
+        `${STORED}${key}=${encodeURIComponent(value)}; path=/; ` +
+        `max-age=${COOKIE_DAYS * 86400}; SameSite=Lax`;
+    } catch (error) {
+      // Cookies refused as well: memory only.
+    }
+  }
+
+  function anonymousId() {
+    let id = readStored("anonymous_id");
+    if (!id) {
+      id = uuid();
+      writeStored("anonymous_id", id);
+    }
+    return id;
+  }
+
+  // The session is "id|last activity in ms"; an event after the timeout starts a new one.
+  function sessionId(touch) {
+    const now = Date.now();
+    const [id, last] = (readStored("session") || "").split("|");
+    const alive = id && now - Number(last) <= SESSION_TIMEOUT_MS;
+    const current = alive ? id : uuid();
+    if (touch || !alive) writeStored("session", `${current}|${now}`);
+    return current;
+  }
+
+  function visitor() {
+    return {
+      anonymous_id: anonymousId(),
+      session_id: sessionId(true),
+      sent_at: new Date().toISOString(),
+    };
   }
 
   function tokenSource() {
@@ -99,7 +168,8 @@
    * and network failures are retried, after Retry-After, up to three attempts in all.
    */
   async function track(event, data) {
-    const body = JSON.stringify({ event, token: await tokenLater(), data });
+    const token = await tokenLater();
+    const body = JSON.stringify({ event, token, data, ...visitor() });
     for (let attempt = 1; ; attempt += 1) {
       let response = null;
       try {
@@ -116,7 +186,7 @@
   }
 
   function sendOnExit(event, data) {
-    const body = JSON.stringify({ event, token: tokenNow(), data });
+    const body = JSON.stringify({ event, token: tokenNow(), data, ...visitor() });
     // A beacon outlives the page; it is text/plain and cannot carry headers, so the token
     // travels in the body like every event's. fetch with keepalive if the beacon is refused.
     if (!(navigator.sendBeacon && navigator.sendBeacon(endpoint, body))) post(body).catch(() => {});
@@ -133,13 +203,16 @@
     for (const change of pageChanges) change.after();
   }
 
-  window.clickstream = { track, newPage };
+  const ids = () => ({ anonymousId: anonymousId(), sessionId: sessionId(false) });
+
+  window.clickstream = { track, newPage, visitor: ids };
 
   const tracker = {
     track,
     sendOnExit,
     uuid,
     page: () => ({ ...page }),
+    visitor: ids,
     onPageChange: (before, after) => pageChanges.push({ before, after }),
     expose: (functions) => Object.assign(window.clickstream, functions),
   };
