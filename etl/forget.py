@@ -123,16 +123,13 @@ def forget(
         deleted[DELIVERIES] = deliveries
         for table, condition in event_conditions.items():
             deleted[table] = _delete(client, warehouse, table, condition, ids)
-        if IDENTITY_LINKS in columns:
-            deleted[IDENTITY_LINKS] = _delete(
-                client,
-                warehouse,
-                IDENTITY_LINKS,
-                "user_id IN {users:Array(String)} OR anonymous_id IN {anonymous:Array(String)}",
-                ids,
-            )
-        else:
-            notes.append(f"{IDENTITY_LINKS}: not available yet (no identity stitching here)")
+        deleted[IDENTITY_LINKS] = _delete(
+            client,
+            warehouse,
+            IDENTITY_LINKS,
+            "user_id IN {users:Array(String)} OR anonymous_id IN {anonymous:Array(String)}",
+            ids,
+        )
         deleted[DEAD_LETTERS] = _delete(client, warehouse, DEAD_LETTERS, DEAD_LETTER_MATCH, ids)
         unreadable = client.query(
             f"SELECT count() FROM {warehouse.table(DEAD_LETTERS)} WHERE NOT isValidJSON(payload)"

@@ -273,14 +273,6 @@ def test_a_replay_skips_the_logged_out_events_of_a_linked_browser(settings, etl_
     assert paths(settings) == ["/c", "/c", "/d"]
 
 
-def test_without_identity_links_forget_says_they_are_not_available_yet(settings, loaded) -> None:
-    result = forget(settings, INSTALLED, user_ids=["bob"])
-
-    if "identity_links" in result.deleted:
-        pytest.skip("identity stitching has its table here")
-    assert any("identity_links: not available yet" in note for note in result.notes)
-
-
 def test_clickstream_forget_prints_what_it_deleted(settings, loaded, monkeypatch, capsys) -> None:
     for variable, value in settings.to_env().items():
         monkeypatch.setenv(variable, value)
