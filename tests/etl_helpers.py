@@ -308,7 +308,8 @@ def etl_env(settings: Settings, **overrides: str) -> dict[str, str]:
 def visits_of_every_type(registry: Registry, visits: int = 6) -> list[dict[str, Any]]:
     """What a demo sends: ``visits`` visits, each with one event of every type of
     ``registry`` (its example, UUIDs in it fresh per visit, so that a page view's two ends
-    pair), seconds apart (the ``*_end`` events last), by three users and logged-out visitors."""
+    pair), seconds apart (the ``*_end`` events last), by three users and logged-out visitors,
+    each visit a session of its own from one of five browsers."""
     messages = []
     for visit in range(visits):
         ids: dict[str, str] = {}
@@ -329,6 +330,8 @@ def visits_of_every_type(registry: Registry, visits: int = 6) -> list[dict[str, 
                     user_id=user,
                     identity="anonymous" if user == "anonymous" else "verified",
                     at=at(visit * 600 + step * 7 + 60 * event_type.name.endswith("_end")),
+                    anonymous_id=f"browser-{visit % 5}",
+                    session_id=f"session-{visit}",
                 )
             )
     return messages
