@@ -31,6 +31,20 @@ def login(settings: Settings, user_id: str) -> str:
     return answer.json()["token"]
 
 
+#: What the cinema's web clients send: a desktop browser, not a bot.
+BROWSER = (
+    "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/131.0.0.0 Safari/537.36"
+)
+
+
+def browser_session() -> requests.Session:
+    """An HTTP session that presents itself as the clients' browser does."""
+    session = requests.Session()
+    session.headers["User-Agent"] = BROWSER
+    return session
+
+
 def send(api: str, bodies: list[dict], batch_size: int) -> Counter:
     """Half the events one by one over 8 connections, the other half in batches."""
     statuses: Counter = Counter()
@@ -38,14 +52,14 @@ def send(api: str, bodies: list[dict], batch_size: int) -> Counter:
     local = threading.local()
 
     def post_one(body: dict) -> int:
-        session = getattr(local, "session", None) or requests.Session()
+        session = getattr(local, "session", None) or browser_session()
         local.session = session
         return session.post(f"{api}/api/v1/events", json=body, timeout=10).status_code
 
     with ThreadPoolExecutor(8) as pool:
         statuses.update(pool.map(post_one, bodies[:half]))
     rest = bodies[half:]
-    with requests.Session() as session:
+    with browser_session() as session:
         for start in range(0, len(rest), batch_size):
             answer = session.post(
                 f"{api}/api/v1/events/batch", json=rest[start : start + batch_size], timeout=30

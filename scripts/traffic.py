@@ -42,20 +42,34 @@ QUALITIES = (360, 480, 720, 1080, 2160)
 VIDEOS = [f"tt{111161 + n * 7919:07d}" for n in range(50)]
 
 
+#: Browsers the traffic comes from; each visit of one is a session of its own.
+VISITORS = 40
+
+
 def events(count: int, tokens: list[str | None], seed: int | None = None) -> Iterator[dict]:
     """``count`` events (a page view's start and end count as two), tokens drawn from ``tokens``.
 
     Every type appears; one page view in ten is left open (no end), as when a tab crashes.
-    A ``seed`` repeats a sequence; without one, page view ids are new on every call.
+    Each event comes from one of ``VISITORS`` browsers (its ``anonymous_id``, and its token:
+    the same user, or no one), in a session of it (``session_id``); both ends of a page view
+    come from the same one. A ``seed`` repeats a sequence; without one, page view ids are
+    new on every call.
     """
     rng = random.Random(seed)
+    run = uuid.UUID(int=rng.getrandbits(128), version=4).hex[:8]
     makers = (_page_view, _click, _quality_change, _video_complete, _search)
     produced = 0
     for make in itertools.cycle(makers):
+        visitor = rng.randrange(VISITORS)
+        token = tokens[visitor % len(tokens)]
+        envelope = {
+            "anonymous_id": f"browser-{run}-{visitor}",
+            "session_id": f"session-{run}-{visitor}-{produced // (VISITORS * 10)}",
+        }
         for name, data in make(rng):
             if produced == count:
                 return
-            yield {"event": name, "token": rng.choice(tokens), "data": data}
+            yield {"event": name, "token": token, "data": data, **envelope}
             produced += 1
 
 
