@@ -36,7 +36,7 @@ test: install services-up  ## The specification's contract first, then the whole
 reliability: install services-up  ## Every fault scenario; rewrites the table of docs/reliability.md
 	$(PYTHON) scripts/reliability.py
 
-bench: install services-up  ## Benchmarks on the real stack (~10 min); writes docs/benchmarks.md
+bench: install services-up  ## Benchmarks on the real stack (~12 min); writes docs/benchmarks.md and the figures of docs/capacity.md
 	scripts/system-deps.sh bench
 	$(PYTHON) -m bench $(BENCH_ARGS)
 

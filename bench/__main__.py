@@ -14,12 +14,14 @@ from pathlib import Path
 
 from kafka import KafkaAdminClient
 
-from bench import etl, load, profile, report, stack
+from bench import capacity, etl, load, profile, report, stack
 from core.config import PROJECT_ROOT, Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
 
-SEED_RATE = 660
+SEED_RATE = load.SEED_RATE
 SERVERS = ("granian", "gunicorn")
+#: Where scripts/services.sh keeps the development services' pid files and Kafka's logs.
+SERVICES_VAR = Path(os.environ.get("CLICKSTREAM_VAR_DIR", PROJECT_ROOT / "var"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     options.add_argument("--etl-messages", type=int, default=100_000, help="messages per ETL run")
     options.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md")
+    options.add_argument(
+        "--capacity",
+        type=Path,
+        default=PROJECT_ROOT / "docs" / "capacity.md",
+        help="the capacity plan whose measured section is rewritten",
+    )
     args = options.parse_args(argv)
 
     var_dir = PROJECT_ROOT / "var" / "bench"
@@ -52,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         topics.append(settings.kafka.topic)
         return settings
 
+    registry = build_registry(make_plugin_manager())
     tokens = load.login_tokens(base, users=5)
     singles, batches = load.write_bodies(work, tokens, base.api.max_batch_events)
     api_url = f"http://{base.api.host}:{args.port}"
@@ -69,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                     for _ in range(args.runs)
                 ]
                 results.single[kind] = runs
+                results.loads[f"single-{kind}"] = os.getloadavg()[0]
                 if kind != args.server:
                     continue
                 say("batches of events per second (wrk, closed loop)")
@@ -84,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                     for _ in range(args.runs)
                 ]
+                results.loads["batch"] = os.getloadavg()[0]
                 results.cost = _cost_growth(api_url, singles, api, results, args.seconds)
                 say("profile of a worker at 1,000 events/s")
                 results.profile = _profile(api_url, singles, api, work)
@@ -92,10 +103,13 @@ def main(argv: list[str] | None = None) -> int:
         settings = fresh()
         with (
             stack.api_server(args.server, settings, logs) as api,
-            stack.etl_schedule(settings, logs),
+            stack.etl_schedule(settings, logs) as etl_process,
         ):
             results.seed = []
             accepted = []
+            meter = capacity.ComponentMeter(
+                {"api": api.pids, "etl": etl_process.pids, **capacity.service_pids(SERVICES_VAR)}
+            )
             for run in range(args.runs):
                 accepted.append(work / f"accepted-{run}.txt")
                 results.seed.append(
@@ -103,15 +117,30 @@ def main(argv: list[str] | None = None) -> int:
                         f"{api_url}/api/v1/events", singles, SEED_RATE, 20, api, ids=accepted[-1]
                     )
                 )
+            etl.wait_loaded(settings, timeout_s=4 * settings.etl.interval_s + 30)
+            results.components = meter.read()
+            results.component_events = sum(r["ok"] for r in results.seed)
+            results.loads["seed"] = os.getloadavg()[0]
             results.soak = _soak(api_url, singles, api, args.soak)
             etl.wait_loaded(settings, timeout_s=4 * settings.etl.interval_s + 30)
         results.etl_interval_s = settings.etl.interval_s
         loaded = etl.loaded_at(settings)
         results.freshness = [etl.freshness(path, loaded) for path in accepted]
+        results.kafka_bytes = capacity.kafka_bytes(
+            SERVICES_VAR / "kafka" / "data", settings.kafka.topic
+        )
+        results.kafka_events = results.component_events + results.soak["load"]["ok"]
+        results.warehouse = capacity.warehouse_bytes(settings, list(registry.tables()))
+
+        say(f"{SEED_RATE} events/s while one ETL pass loads a backlog of {args.etl_messages:,}")
+        results.backlog = [
+            _seed_with_backlog(fresh(), registry, args, api_url, singles, logs)
+            for _ in range(args.runs)
+        ]
+        results.loads["backlog"] = os.getloadavg()[0]
 
         say(f"ETL passes over {args.etl_messages:,} messages")
         settings = fresh()
-        registry = build_registry(make_plugin_manager())
         results.produce_s = etl.produce_messages(settings, registry, args.etl_messages)
         sizes = sorted({1000, 10_000, 50_000, args.etl_messages})
         results.etl = {
@@ -119,11 +148,13 @@ def main(argv: list[str] | None = None) -> int:
             for size in sizes
             if size <= args.etl_messages
         }
+        results.loads["etl"] = os.getloadavg()[0]
     finally:
         _delete_topics(base, topics)
     results.load_after = os.getloadavg()
     text = report.markdown(results, base)
     args.out.write_text(text)
+    report.replace_section(args.capacity, "capacity-figures", report.capacity_section(results))
     print(report.table(results))
     print(f"\nwritten to {args.out}")
     return 0
@@ -182,6 +213,25 @@ def _profile(api_url, singles, api, work) -> dict | None:
         kind: {"stages": profile.stages(text), "hottest": profile.hottest(text)}
         for kind, text in recorded.items()
     }
+
+
+def _seed_with_backlog(settings, registry, args, api_url, singles, logs) -> load.OpenLoop:
+    """The seed rate's latency while the ETL's first pass loads ``args.etl_messages``
+    messages: the worst moment of the schedule, an ETL catching up on the API's cores."""
+    etl.produce_messages(settings, registry, args.etl_messages)
+    settings = settings.replace(etl_max_records=args.etl_messages)
+    with stack.api_server(args.server, settings, logs) as api:
+        box: dict = {}
+
+        def drive() -> None:
+            box["load"] = load.open_loop(f"{api_url}/api/v1/events", singles, SEED_RATE, 20, api)
+
+        driver = threading.Thread(target=drive)
+        driver.start()
+        time.sleep(2)
+        with stack.etl_schedule(settings, logs):
+            driver.join()
+    return box["load"]
 
 
 def _soak(api_url, singles, api, seconds) -> dict:

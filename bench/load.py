@@ -18,6 +18,8 @@ from bench import stack
 from core.config import PROJECT_ROOT, Settings
 
 LUA_SCRIPT = Path(__file__).with_name("post.lua")
+#: The specification's peak: 660 events per second.
+SEED_RATE = 660
 sys.path.insert(0, str(PROJECT_ROOT / "scripts"))
 
 import traffic  # noqa: E402

@@ -55,17 +55,7 @@ class Process:
 
     def descendants(self) -> list[int]:
         """Its live child processes, their children, and so on."""
-        found: list[int] = []
-        pending = [self.popen.pid]
-        while pending:
-            pid = pending.pop()
-            try:
-                children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-            except OSError:
-                continue
-            found += map(int, children)
-            pending += map(int, children)
-        return found
+        return descendants_of(self.popen.pid)
 
     def pids(self) -> list[int]:
         return [self.popen.pid, *self.descendants()]
@@ -78,6 +68,21 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait()
+
+
+def descendants_of(root: int) -> list[int]:
+    """The live child processes of ``root``, their children, and so on."""
+    found: list[int] = []
+    pending = [root]
+    while pending:
+        pid = pending.pop()
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            continue
+        found += map(int, children)
+        pending += map(int, children)
+    return found
 
 
 def start(name: str, command: list[str], settings: Settings, log_dir: Path) -> Process:
