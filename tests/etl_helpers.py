@@ -5,10 +5,12 @@ queries."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,6 +29,36 @@ from etl.warehouse import Warehouse
 from tests.fakes import NoteSchema
 
 BASE_TIME = datetime(2026, 11, 28, 10, 0, 0, 123000, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[1]
+#: The built-in plugins' tables and the plugin folder that owns each.
+BUILT_IN_TABLES = {
+    "element_clicks": "element_click",
+    "page_views": "page_view",
+    "quality_changes": "quality_change",
+    "search_filters": "search_filter",
+    "video_completes": "video_complete",
+}
+
+
+def with_tables(registry: Registry, ddl_of: Callable[[EventType], str]) -> Registry:
+    """``registry``'s event types with their tables as ``ddl_of`` gives them: the tables of
+    an older release, to test the migrations from it."""
+    changed = [
+        dataclasses.replace(event_type, ddl=ddl_of(event_type), plugin="")
+        for event_type in registry
+    ]
+
+    class OlderTables:
+        @hookimpl
+        def register_event_types(self):
+            return changed
+
+    return build_registry(make_plugin_manager([OlderTables()], load_entry_points=False))
+
+
+def built_in_migration(table: str, name: str) -> str:
+    """The migration ``name`` of the built-in plugin owning ``table``."""
+    return (ROOT / "plugins" / BUILT_IN_TABLES[table] / "migrations" / name).read_text()
 
 
 def envelope(

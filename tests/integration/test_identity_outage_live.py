@@ -159,12 +159,23 @@ def test_the_api_refuses_oversized_tokens_before_the_auth_service(live_settings,
         app.extensions["clickstream.pipeline"].publisher.close()
 
 
-def test_a_400_from_the_auth_service_is_a_rejection(live_settings, auth_service):
+def breaker_and_tokens(
+    live_settings: Settings, auth_service: AuthService
+) -> tuple[IdentityResolver, list[str]]:
+    """A resolver of ``auth_service`` whose breaker opens after 2 failures and stays open,
+    verifying locally with the auth team's secret, and the tokens of four users."""
     settings = live_settings.replace(
-        auth_url=auth_service.verify_url, auth_breaker_failures=2, auth_breaker_reset_s=600
+        auth_url=auth_service.verify_url,
+        jwt_secret=AUTH_TEAM_SECRET,
+        auth_breaker_failures=2,
+        auth_breaker_reset_s=600,
     )
-    resolver = IdentityResolver.from_settings(settings)
     tokens = [auth_service.login(f"user-{n}") for n in range(4)]
+    return IdentityResolver.from_settings(settings), tokens
+
+
+def test_a_400_from_the_auth_service_is_a_rejection(live_settings, auth_service):
+    resolver, tokens = breaker_and_tokens(live_settings, auth_service)
     auth_service.fault(status=400)
     for token in tokens:
         with pytest.raises(TokenRejected):
@@ -174,14 +185,7 @@ def test_a_400_from_the_auth_service_is_a_rejection(live_settings, auth_service)
 
 
 def test_a_429_falls_back_for_that_event_without_opening_the_breaker(live_settings, auth_service):
-    settings = live_settings.replace(
-        auth_url=auth_service.verify_url,
-        jwt_secret=AUTH_TEAM_SECRET,
-        auth_breaker_failures=2,
-        auth_breaker_reset_s=600,
-    )
-    resolver = IdentityResolver.from_settings(settings)
-    tokens = [auth_service.login(f"user-{n}") for n in range(4)]
+    resolver, tokens = breaker_and_tokens(live_settings, auth_service)
     auth_service.fault(status=429)
     for number, token in enumerate(tokens):
         assert resolver.resolve(token) == Identity(f"user-{number}", "degraded")
@@ -196,14 +200,7 @@ def test_a_429_falls_back_for_that_event_without_opening_the_breaker(live_settin
 
 
 def test_5xx_still_opens_the_breaker(live_settings, auth_service):
-    settings = live_settings.replace(
-        auth_url=auth_service.verify_url,
-        jwt_secret=AUTH_TEAM_SECRET,
-        auth_breaker_failures=2,
-        auth_breaker_reset_s=600,
-    )
-    resolver = IdentityResolver.from_settings(settings)
-    tokens = [auth_service.login(f"user-{n}") for n in range(4)]
+    resolver, tokens = breaker_and_tokens(live_settings, auth_service)
     auth_service.fault(status=502)
     for token in tokens:
         assert resolver.resolve(token).mode == "degraded"

@@ -9,50 +9,43 @@ carried over and the old table kept; running them twice changes nothing.
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from pathlib import Path
 
 import pytest
 
-from core import hookimpl
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.host.registry import Registry
 from core.message import ENVELOPE_COLUMNS_DDL
 from etl import ledger
 from etl.runner import run_pass
 from etl.warehouse import MigrationNeededError, Warehouse
-from tests.etl_helpers import BASE_TIME, create_topic, envelope, produce, query
+from tests.etl_helpers import (
+    BASE_TIME,
+    BUILT_IN_TABLES,
+    built_in_migration,
+    create_topic,
+    envelope,
+    produce,
+    query,
+    with_tables,
+)
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 OLD_DDL = Path(__file__).with_name("pre_specification")
-PLUGINS = {
-    "element_clicks": "element_click",
-    "page_views": "page_view",
-    "quality_changes": "quality_change",
-    "search_filters": "search_filter",
-    "video_completes": "video_complete",
-}
 MOVIE = uuid.UUID("3f2b8c1e-5d4a-4e6f-9a7b-1c2d3e4f5a6b")
 VIEW = uuid.UUID("7f1d2c3b-4a5e-4f60-8172-93a4b5c6d7e8")
 
 
 def old_registry(registry: Registry) -> Registry:
     """The built-in plugins with their tables as they were before version 2."""
-    changed = []
-    for event_type in registry:
-        sql = (OLD_DDL / f"{PLUGINS[event_type.table]}.sql").read_text()
-        ddl = sql.replace("{envelope_columns}", ENVELOPE_COLUMNS_DDL)
-        changed.append(dataclasses.replace(event_type, ddl=ddl, plugin=""))
 
-    class OldPlugins:
-        @hookimpl
-        def register_event_types(self):
-            return changed
+    def old_ddl(event_type) -> str:
+        sql = (OLD_DDL / f"{BUILT_IN_TABLES[event_type.table]}.sql").read_text()
+        return sql.replace("{envelope_columns}", ENVELOPE_COLUMNS_DDL)
 
-    return build_registry(make_plugin_manager([OldPlugins()], load_entry_points=False))
+    return with_tables(registry, old_ddl)
 
 
 def envelope_row(event: str) -> dict:
@@ -119,7 +112,7 @@ OLD_ROWS = {
 
 
 def migration(table: str) -> str:
-    return (ROOT / "plugins" / PLUGINS[table] / "migrations" / "0002_specification.sql").read_text()
+    return built_in_migration(table, "0002_specification.sql")
 
 
 @pytest.fixture
@@ -144,15 +137,15 @@ def test_the_etl_refuses_to_load_a_pre_specification_warehouse(old_warehouse) ->
     )
     with pytest.raises(MigrationNeededError) as refused:
         run_pass(settings, registry)
-    assert all(table in str(refused.value) for table in PLUGINS)
+    assert all(table in str(refused.value) for table in BUILT_IN_TABLES)
     assert query(settings, "SELECT count() FROM {db}.element_clicks") == [(1,)]
 
 
 def test_the_migrations_carry_every_old_row_into_the_new_columns(old_warehouse) -> None:
     settings, registry, warehouse = old_warehouse
     with warehouse.session() as client:
-        outcomes = [warehouse.migrate(client, registry, t, migration(t)) for t in PLUGINS]
-    for table, outcome in zip(PLUGINS, outcomes, strict=True):
+        outcomes = [warehouse.migrate(client, registry, t, migration(t)) for t in BUILT_IN_TABLES]
+    for table, outcome in zip(BUILT_IN_TABLES, outcomes, strict=True):
         assert outcome.startswith(
             f"migrated {table}; its previous rows are kept in {table}__before_"
         )
@@ -180,17 +173,17 @@ def test_the_migrations_carry_every_old_row_into_the_new_columns(old_warehouse) 
         db=settings.warehouse.database,
     )
     assert [(name.split("__before_")[0], rows) for name, rows in kept] == [
-        (table, 1) for table in sorted(PLUGINS)
+        (table, 1) for table in sorted(BUILT_IN_TABLES)
     ]
 
 
 def test_after_the_migrations_the_etl_loads_the_specifications_events(old_warehouse) -> None:
     settings, registry, warehouse = old_warehouse
     with warehouse.session() as client:
-        for table in PLUGINS:
+        for table in BUILT_IN_TABLES:
             warehouse.migrate(client, registry, table, migration(table))
-        again = [warehouse.migrate(client, registry, t, migration(t)) for t in PLUGINS]
-    assert again == [f"{table} already has its current definition" for table in PLUGINS]
+        again = [warehouse.migrate(client, registry, t, migration(t)) for t in BUILT_IN_TABLES]
+    assert again == [f"{table} already has its current definition" for table in BUILT_IN_TABLES]
 
     produce(
         settings,

@@ -10,32 +10,31 @@ still collapses into one.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import uuid
 from pathlib import Path
 
 import pytest
 
-from core import hookimpl
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.host.registry import Registry
 from core.message import ENVELOPE_COLUMNS_DDL
 from etl.runner import run_pass
 from etl.warehouse import MigrationNeededError, Warehouse, render
-from tests.etl_helpers import at, create_topic, envelope, produce, query
+from tests.etl_helpers import (
+    BUILT_IN_TABLES,
+    at,
+    built_in_migration,
+    create_topic,
+    envelope,
+    produce,
+    query,
+    with_tables,
+)
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 VERSION_2 = Path(__file__).with_name("version_2_tables")
-PLUGINS = {
-    "element_clicks": "element_click",
-    "page_views": "page_view",
-    "quality_changes": "quality_change",
-    "search_filters": "search_filter",
-    "video_completes": "video_complete",
-}
 
 
 #: The envelope's columns after ``schema_version``: the visitor's.
@@ -47,28 +46,18 @@ VISITOR_COLUMNS_DDL = ENVELOPE_COLUMNS_DDL.split(
 def version_2_ddl(table: str) -> str:
     """``table`` as version 2 generated it, with the envelope's visitor columns (issue 14),
     which every event table has, and which the sort keys' migration copies like the rest."""
-    made = (VERSION_2 / f"{PLUGINS[table]}.sql").read_text()
+    made = (VERSION_2 / f"{BUILT_IN_TABLES[table]}.sql").read_text()
     schema_version = re.search(r"^    schema_version .*,$", made, re.M).group(0)
     return made.replace(schema_version, schema_version + "\n    " + VISITOR_COLUMNS_DDL + ",")
 
 
 def version_2(registry: Registry) -> Registry:
     """The built-in event types with their tables as version 2 generated them."""
-    changed = [
-        dataclasses.replace(event_type, ddl=version_2_ddl(event_type.table), plugin="")
-        for event_type in registry
-    ]
-
-    class Version2:
-        @hookimpl
-        def register_event_types(self):
-            return changed
-
-    return build_registry(make_plugin_manager([Version2()], load_entry_points=False))
+    return with_tables(registry, lambda event_type: version_2_ddl(event_type.table))
 
 
 def migration(table: str) -> str:
-    return (ROOT / "plugins" / PLUGINS[table] / "migrations" / "0003_sort_key.sql").read_text()
+    return built_in_migration(table, "0003_sort_key.sql")
 
 
 def shapes(settings, *tables: str) -> dict[str, tuple]:
@@ -122,17 +111,19 @@ def loaded(settings, kafka_bootstrap):
 
 def test_the_etl_refuses_the_old_sort_keys_and_the_migrations_keep_every_row(loaded) -> None:
     settings, registry, _ = loaded
-    before = {table: everything(settings, table) for table in PLUGINS}
+    before = {table: everything(settings, table) for table in BUILT_IN_TABLES}
     assert sum(len(rows) for rows in before.values()) == 3 * len(registry.names)
     assert query(settings, "SELECT count() FROM {db}.page_views") == [(6 + 1,)]
 
     with pytest.raises(MigrationNeededError) as refused:
         run_pass(settings, registry)
-    assert all(table in str(refused.value) for table in PLUGINS)
+    assert all(table in str(refused.value) for table in BUILT_IN_TABLES)
 
     warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
-        outcomes = {t: warehouse.migrate(client, registry, t, migration(t)) for t in PLUGINS}
+        outcomes = {
+            t: warehouse.migrate(client, registry, t, migration(t)) for t in BUILT_IN_TABLES
+        }
         for table, event_type in registry.tables().items():
             client.command(render(event_type.ddl, warehouse.database, f"{table}__fresh"))
     kept = {}
@@ -145,8 +136,8 @@ def test_the_etl_refuses_the_old_sort_keys_and_the_migrations_keep_every_row(loa
         assert everything(settings, kept[table]) == before[table]
     # Copied in one insert, the duplicate not merged yet collapsed on the way.
     assert query(settings, "SELECT count() FROM {db}.page_views") == [(6,)]
-    after = shapes(settings, *PLUGINS, *(f"{table}__fresh" for table in PLUGINS))
-    for table in PLUGINS:
+    after = shapes(settings, *BUILT_IN_TABLES, *(f"{table}__fresh" for table in BUILT_IN_TABLES))
+    for table in BUILT_IN_TABLES:
         assert after[table] == after[f"{table}__fresh"], table
         assert after[table][0].startswith("toDate(timestamp), user_id, ")
     assert shapes(settings, kept["page_views"])[kept["page_views"]][0] == (
@@ -158,10 +149,10 @@ def test_after_the_migrations_an_event_delivered_again_still_collapses(loaded) -
     settings, registry, twice = loaded
     warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
-        for table in PLUGINS:
+        for table in BUILT_IN_TABLES:
             warehouse.migrate(client, registry, table, migration(table))
-        again = [warehouse.migrate(client, registry, t, migration(t)) for t in PLUGINS]
-    assert again == [f"{table} already has its current definition" for table in PLUGINS]
+        again = [warehouse.migrate(client, registry, t, migration(t)) for t in BUILT_IN_TABLES]
+    assert again == [f"{table} already has its current definition" for table in BUILT_IN_TABLES]
 
     produce(settings, [twice])  # once more, into the rebuilt table
     assert run_pass(settings, registry).rows == {"page_views": 1}
