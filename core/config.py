@@ -94,6 +94,19 @@ class ApiSettings:
         "(needed for a separate operational listener).",
         rule=Rule(lambda value: value in ("granian", "gunicorn"), "must be granian or gunicorn"),
     )
+    settings_file: str = _setting(
+        "",
+        "File of CLICKSTREAM_* lines the granian server re-reads on SIGHUP (make reload), before "
+        "it respawns its workers one at a time, so new settings reach every worker without a "
+        "refused request; empty: the workers keep the server's environment (make up sets "
+        "var/run/api.env).",
+    )
+    respawn_interval_s: float = _setting(
+        3.5,
+        "Seconds granian gives a respawned worker (a reload) to start before it stops the old "
+        "one: the time the new worker needs to import the application.",
+        rule=POSITIVE,
+    )
     max_body_bytes: int = _setting(
         65536,
         "Largest accepted single-event body, in bytes (413 above).",

@@ -19,7 +19,7 @@ from core.api.compat import (
     format_fragment_check,
     outside_note,
 )
-from core.config import ConfigError, Settings
+from core.config import ConfigError, Settings, env_name
 from core.host.plugin_manager import (
     build_registry,
     installed_event_types,
@@ -28,6 +28,7 @@ from core.host.plugin_manager import (
 )
 from core.host.registry import Registry
 from core.log import configure as configure_logging
+from core.serve import ports
 from etl.sql import FORMATS
 
 
@@ -45,6 +46,17 @@ def _etl(settings: Settings, args: argparse.Namespace) -> int:
     os.nice(settings.etl.nice)
     registry = _registry()
     registry.check_settings(settings)
+    if settings.etl.metrics_port and not args.once:
+        try:
+            ports.refuse_if_taken(
+                "ETL metrics",
+                env_name("etl_metrics_port"),
+                settings.etl.metrics_host,
+                settings.etl.metrics_port,
+            )
+        except ports.PortTakenError as error:
+            print(f"clickstream etl: {error}", file=sys.stderr)
+            return 1
     metrics = EtlMetrics(settings, registry)
     try:
         etl = Etl(settings)

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from core.config import PROJECT_ROOT, ConfigError, Settings, env_name
 from core.ingest.identity import check_keys
+from core.serve import lifeline, ports, reload, stack
 
 APP = "core.serve.wsgi:app"
 
@@ -23,8 +25,17 @@ def main() -> None:
     try:
         # One clear line now, rather than a traceback from every worker that imports the app.
         check_keys(settings.jwt)
-    except ConfigError as error:
+        # Before binding: a taken port is one clear line naming its holder, not a bind
+        # error in a worker, nor a readiness probe answered by someone else's server.
+        ports.refuse_if_taken("API", env_name("api_port"), settings.api.host, settings.api.port)
+        if settings.ops.port:
+            ports.refuse_if_taken(
+                "operational", env_name("ops_port"), settings.ops.host, settings.ops.port
+            )
+    except (ConfigError, ports.PortTakenError) as error:
         sys.exit(f"clickstream: {error}")
+    # Its workers die with it, even of a kill -9 (core/serve/lifeline.py).
+    lifeline.export()
     if settings.api.server == "gunicorn":
         config = str(PROJECT_ROOT / "core" / "serve" / "gunicorn_config.py")
         os.execv(sys.executable, [sys.executable, "-m", "gunicorn", "-c", config, APP])
@@ -39,15 +50,21 @@ def main() -> None:
     # Workers write their metrics into one directory, so any worker's /metrics adds them up.
     multiprocess.enable()
     try:
-        Granian(
+        server = Granian(
             APP,
             address=settings.api.host,
             port=settings.api.port,
             interface=Interfaces.WSGI,
             workers=settings.api.workers,
             blocking_threads=settings.api.threads,
+            respawn_interval=settings.api.respawn_interval_s,
+            process_name=stack.process_title(os.environ),
             log_access=False,
-        ).serve()
+        )
+        if settings.api.settings_file:
+            # SIGHUP respawns the workers one at a time, each forked after this hook ran.
+            server.on_reload(lambda: reload.apply(Path(settings.api.settings_file)))
+        server.serve()
     finally:
         multiprocess.server_exited()
 

@@ -3,7 +3,10 @@
 from core.api import create_app
 from core.config import Settings
 from core.log import configure
+from core.serve import lifeline
 
+# Each granian worker imports this module: from now on it dies with the server.
+lifeline.follow_server()
 _settings = Settings.from_env()
 configure(_settings.log)
 app = create_app(_settings)
