@@ -18,6 +18,9 @@ from core.ingest.identity import check_keys
 from core.serve import lifeline, ports, reload, stack
 
 APP = "core.serve.wsgi:app"
+#: How long a start waits for a taken port to be freed before refusing: the time the
+#: workers of a server killed a moment ago take to answer their last requests and exit.
+PORT_PATIENCE_S = 5.0
 
 
 def main() -> None:
@@ -27,10 +30,14 @@ def main() -> None:
         check_keys(settings.jwt)
         # Before binding: a taken port is one clear line naming its holder, not a bind
         # error in a worker, nor a readiness probe answered by someone else's server.
-        ports.refuse_if_taken("API", env_name("api_port"), settings.api.host, settings.api.port)
+        # A supervisor restarting a crashed server: its old workers may be finishing.
+        patience = PORT_PATIENCE_S
+        ports.refuse_if_taken(
+            "API", env_name("api_port"), settings.api.host, settings.api.port, patience
+        )
         if settings.ops.port:
             ports.refuse_if_taken(
-                "operational", env_name("ops_port"), settings.ops.host, settings.ops.port
+                "operational", env_name("ops_port"), settings.ops.host, settings.ops.port, patience
             )
     except (ConfigError, ports.PortTakenError) as error:
         sys.exit(f"clickstream: {error}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import socket
+import time
 from dataclasses import dataclass
 
 import psutil
@@ -69,7 +70,13 @@ def taken_message(what: str, variable: str, host: str, port: int, by: list[Holde
     )
 
 
-def refuse_if_taken(what: str, variable: str, host: str, port: int) -> None:
-    """Raise :class:`PortTakenError` if ``host:port`` cannot be bound (port 0 always can)."""
-    if port and not is_free(host, port):
-        raise PortTakenError(taken_message(what, variable, host, port, holders(port)))
+def refuse_if_taken(what: str, variable: str, host: str, port: int, wait_s: float = 0) -> None:
+    """Raise :class:`PortTakenError` if ``host:port`` cannot be bound (port 0 always can)
+    within ``wait_s`` seconds (time for a crashed server's workers to finish and exit)."""
+    if not port:
+        return
+    deadline = time.monotonic() + wait_s
+    while not is_free(host, port):
+        if time.monotonic() >= deadline:
+            raise PortTakenError(taken_message(what, variable, host, port, holders(port)))
+        time.sleep(0.1)

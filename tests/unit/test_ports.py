@@ -48,3 +48,16 @@ def test_an_unseen_holder_is_said_to_be_unseen() -> None:
         "API port 0.0.0.0:8000 is already taken by a process this user cannot see: stop it, "
         "or set CLICKSTREAM_API_PORT to a free port"
     )
+
+
+def test_a_port_freed_while_waiting_is_taken(listener: int) -> None:
+    import threading
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        threading.Timer(0.3, sock.close).start()
+        ports.refuse_if_taken("API", "CLICKSTREAM_API_PORT", "127.0.0.1", port, wait_s=10)
+    with pytest.raises(ports.PortTakenError):
+        ports.refuse_if_taken("API", "CLICKSTREAM_API_PORT", "127.0.0.1", listener, wait_s=0.3)
