@@ -25,23 +25,36 @@ PORT_PATIENCE_S = 5.0
 
 def main() -> None:
     settings = Settings.from_env()
+    title = (
+        stack.process_title(os.environ)
+        or f"clickstream-api {settings.api.host}:{settings.api.port}"
+    )
     try:
         # One clear line now, rather than a traceback from every worker that imports the app.
         check_keys(settings.jwt)
         # Before binding: a taken port is one clear line naming its holder, not a bind
         # error in a worker, nor a readiness probe answered by someone else's server.
-        # A supervisor restarting a crashed server: its old workers may be finishing.
-        patience = PORT_PATIENCE_S
+        # A supervisor restarting a crashed server: its old workers may be finishing, or
+        # (granian's) serving until this server listens too (core/serve/lifeline.py).
         ports.refuse_if_taken(
-            "API", env_name("api_port"), settings.api.host, settings.api.port, patience
+            "API",
+            env_name("api_port"),
+            settings.api.host,
+            settings.api.port,
+            PORT_PATIENCE_S,
+            welcome=lambda holder: lifeline.handing_over(holder, title),
         )
         if settings.ops.port:
             ports.refuse_if_taken(
-                "operational", env_name("ops_port"), settings.ops.host, settings.ops.port, patience
+                "operational",
+                env_name("ops_port"),
+                settings.ops.host,
+                settings.ops.port,
+                PORT_PATIENCE_S,
             )
     except (ConfigError, ports.PortTakenError) as error:
         sys.exit(f"clickstream: {error}")
-    # Its workers die with it, even of a kill -9 (core/serve/lifeline.py).
+    # Its workers stop after it, even after a kill -9 (core/serve/lifeline.py).
     lifeline.export()
     if settings.api.server == "gunicorn":
         config = str(PROJECT_ROOT / "core" / "serve" / "gunicorn_config.py")
@@ -65,7 +78,7 @@ def main() -> None:
             workers=settings.api.workers,
             blocking_threads=settings.api.threads,
             respawn_interval=settings.api.respawn_interval_s,
-            process_name=stack.process_title(os.environ),
+            process_name=title,
             log_access=False,
         )
         if settings.api.settings_file:

@@ -2,11 +2,10 @@
 
 from core.config import Settings
 from core.log import logconfig_dict as _logconfig_dict
-from core.serve import lifeline, multiprocess
+from core.serve import multiprocess
 
 # Before the application (and so prometheus_client) is imported by preload_app.
 multiprocess.enable()
-lifeline.export()
 _settings = Settings.from_env()
 logconfig_dict = _logconfig_dict(_settings.log)
 
@@ -24,10 +23,6 @@ timeout = 30
 graceful_timeout = 20
 accesslog = None
 errorlog = "-"
-
-
-def post_fork(server, worker) -> None:
-    lifeline.follow_server()
 
 
 def child_exit(server, worker) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import psutil
@@ -70,13 +71,24 @@ def taken_message(what: str, variable: str, host: str, port: int, by: list[Holde
     )
 
 
-def refuse_if_taken(what: str, variable: str, host: str, port: int, wait_s: float = 0) -> None:
+def refuse_if_taken(
+    what: str,
+    variable: str,
+    host: str,
+    port: int,
+    wait_s: float = 0,
+    welcome: Callable[[Holder], bool] | None = None,
+) -> None:
     """Raise :class:`PortTakenError` if ``host:port`` cannot be bound (port 0 always can)
-    within ``wait_s`` seconds (time for a crashed server's workers to finish and exit)."""
+    within ``wait_s`` seconds (time for a crashed server's workers to exit), unless every
+    holder is ``welcome`` (one sharing the port on purpose, with SO_REUSEPORT)."""
     if not port:
         return
     deadline = time.monotonic() + wait_s
     while not is_free(host, port):
+        by = holders(port)
+        if by and welcome is not None and all(welcome(holder) for holder in by):
+            return
         if time.monotonic() >= deadline:
-            raise PortTakenError(taken_message(what, variable, host, port, holders(port)))
+            raise PortTakenError(taken_message(what, variable, host, port, by))
         time.sleep(0.1)

@@ -5,8 +5,8 @@ from core.config import Settings
 from core.log import configure
 from core.serve import lifeline
 
-# Each granian worker imports this module: from now on it dies with the server.
-lifeline.follow_server()
 _settings = Settings.from_env()
+# Each granian worker imports this module: from now on it stops after its server.
+lifeline.follow_server(_settings.api.port)
 configure(_settings.log)
 app = create_app(_settings)

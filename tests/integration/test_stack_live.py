@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +52,8 @@ class Outcomes:
     accepted: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     retried: int = 0
+    #: Why attempts were retried: an HTTP status, or the transport error's name.
+    reasons: Counter = field(default_factory=Counter)
 
 
 async def send_like_the_tracker(session, url: str, body: bytes, outcomes: Outcomes) -> int:
@@ -58,7 +61,7 @@ async def send_like_the_tracker(session, url: str, body: bytes, outcomes: Outcom
 
     headers = {"Content-Type": "application/json"}
     for attempt in range(1, ATTEMPTS + 1):
-        response_status, retry_after = 0, None
+        response_status, retry_after, error = 0, None, ""
         try:
             async with session.post(url, data=body, headers=headers) as response:
                 answer = await response.read()
@@ -67,12 +70,13 @@ async def send_like_the_tracker(session, url: str, body: bytes, outcomes: Outcom
                 if response.status == 202:
                     outcomes.accepted.append(orjson.loads(answer)["event_id"])
                     return 202
-        except (TimeoutError, aiohttp.ClientError):
-            pass
+        except (TimeoutError, aiohttp.ClientError) as failure:
+            error = type(failure).__name__
         if (response_status and response_status not in RETRIED) or attempt == ATTEMPTS:
             outcomes.failed.append(str(response_status))
             return response_status
         outcomes.retried += 1
+        outcomes.reasons[error or str(response_status)] += 1
         wait_ms = int(retry_after) * 1000 if (retry_after or "").isdigit() else 500 * 2**attempt
         await asyncio.sleep(min(wait_ms, 30000) / 1000)
     raise AssertionError("unreachable")
@@ -243,7 +247,7 @@ def test_a_killed_api_server_is_restarted_with_no_orphan_and_no_lost_event(
     new_server, new_workers = api_processes(running)
     print(
         f"kill -9: {len(outcomes.accepted)} accepted, {outcomes.retried} retried attempts, "
-        f"{len(outcomes.failed)} failed after the tracker's retries"
+        f"{len(outcomes.failed)} failed after the tracker's retries; retried: {outcomes.reasons}"
     )
     assert not outcomes.failed
     assert new_workers and not new_workers & workers
@@ -267,7 +271,8 @@ def test_a_reload_under_load_refuses_nothing_and_loses_nothing(
     outcomes = result[0]
     print(
         f"reload at {RATE}/s: {len(outcomes.accepted)} accepted, {outcomes.retried} retried "
-        f"attempts, {len(outcomes.failed)} failed after the tracker's retries"
+        f"attempts, {len(outcomes.failed)} failed after the tracker's retries; retried: "
+        f"{dict(outcomes.reasons)}"
     )
     assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
     assert "api: reloaded" in reloaded.stdout and "etl: restarted" in reloaded.stdout
