@@ -38,6 +38,7 @@ def _registry() -> Registry:
 
 
 def _etl(settings: Settings, args: argparse.Namespace) -> int:
+    from etl import availability
     from etl.dashboard import after_passes
     from etl.metrics import EtlMetrics
     from etl.runner import Etl, run_forever
@@ -65,7 +66,13 @@ def _etl(settings: Settings, args: argparse.Namespace) -> int:
         print(f"clickstream etl: {error}", file=sys.stderr)
         return 1
     with etl:
-        instrumented = after_passes(settings, registry, metrics.instrument(etl.run_pass))
+        instrumented = after_passes(
+            settings,
+            registry,
+            availability.after_passes(
+                settings, metrics.instrument(etl.run_pass), metrics.set_availability
+            ),
+        )
         if args.once:
             try:
                 instrumented(settings, registry)
