@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -282,6 +283,25 @@ def test_a_reload_under_load_refuses_nothing_and_loses_nothing(
     assert not outcomes.failed
     assert len(outcomes.accepted) == int(RATE * RELOAD_LOAD_S)
     assert_in_kafka(read_topic, running.topic, outcomes.accepted)
+
+
+def test_the_etl_scrapes_the_api_and_exports_availability(running: Running) -> None:
+    """After its passes the ETL has scraped the API into api_requests: its metrics carry the
+    window's figures and the dashboard it wrote has the availability section."""
+    metrics = f"http://127.0.0.1:{running.settings.etl.metrics_port}/metrics"
+
+    def exported() -> str:
+        with urllib.request.urlopen(metrics, timeout=5) as response:
+            return response.read().decode()
+
+    wait_until(
+        lambda: 'clickstream_availability_window_requests{answer="all"}' in exported(),
+        60,
+        "the ETL reports a scrape of the API",
+    )
+    assert "clickstream_availability_objective_ratio 0.999" in exported()
+    page = (running.var_dir / "dashboard.html").read_text()
+    assert '"title":"Availability"' in page
 
 
 def test_down_leaves_no_process_of_the_stack(running: Running) -> None:
