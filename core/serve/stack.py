@@ -348,6 +348,7 @@ def status(stack: Stack) -> int:
     """What supervisord says of each program, and any process it does not know of."""
     known: set[int] = set()
     if supervisor_running(stack):
+        known.add(control(stack).supervisor.getPID())
         for info in control(stack).supervisor.getAllProcessInfo():
             print(f"{info['name']}: {info['statename'].lower()} ({info['description']})")
             if info["pid"]:
@@ -359,7 +360,7 @@ def status(stack: Stack) -> int:
                     pass
     else:
         print("supervisord: not running")
-    strays = [p for p in members(stack) if p.pid not in known and "supervisord" not in describe(p)]
+    strays = [process for process in members(stack) if process.pid not in known]
     for process in strays:
         print(f"not supervised: {describe(process)}")
     return 0 if supervisor_running(stack) and not strays else 1
