@@ -280,6 +280,10 @@ def test_a_reload_under_load_refuses_nothing_and_loses_nothing(
     _, new_workers = api_processes(running)
     assert new_workers and not new_workers & workers
     assert supervisor(running).getProcessInfo("etl")["pid"] != etl
+    # The ETL ended by itself once its pass was done (run_forever), not killed inside one.
+    log = (running.var_dir / "log" / "supervisord.log").read_text()
+    assert "stopped: etl (exit status 0)" in log
+    assert "etl (terminated by SIGKILL" not in log
     assert not outcomes.failed
     assert len(outcomes.accepted) == int(RATE * RELOAD_LOAD_S)
     assert_in_kafka(read_topic, running.topic, outcomes.accepted)
