@@ -286,7 +286,7 @@ def up(stack: Stack, settings: Settings, environ: Mapping[str, str]) -> int:
     try:
         wait_ready(stack, settings)
     except RuntimeError as error:
-        print(error, file=sys.stderr)
+        print(f"{error}\n(supervisord still runs: `make down` stops it)", file=sys.stderr)
         return 1
     url = f"http://{settings.api.host}:{settings.api.port}"
     print(f"api: ready at {url} (server and workers: {sorted(api_tree(stack))})")

@@ -37,6 +37,8 @@ RETRIED = (429, 503)
 #: The rate the issue asks a reload to survive, and for how long it is sent.
 RATE = 660
 RELOAD_LOAD_S = 16
+#: The rate of the traffic a kill -9 of the API server meets.
+KILL_RATE = 200
 
 
 def free_port() -> int:
@@ -226,7 +228,7 @@ def test_a_killed_api_server_is_restarted_with_no_orphan_and_no_lost_event(
     server, workers = api_processes(running)
     assert len(workers) == running.settings.api.workers
     url = f"{running.url}/api/v1/events"
-    thread, result = in_background(open_loop_traffic, url, 50, 14)
+    thread, result = in_background(open_loop_traffic, url, KILL_RATE, 14)
     time.sleep(4)
     os.kill(server, signal.SIGKILL)
     wait_until(lambda: not any(alive(pid) for pid in workers), 15, "the orphaned workers exit")
@@ -247,8 +249,9 @@ def test_a_killed_api_server_is_restarted_with_no_orphan_and_no_lost_event(
     outcomes = result[0]
     new_server, new_workers = api_processes(running)
     print(
-        f"kill -9: {len(outcomes.accepted)} accepted, {outcomes.retried} retried attempts, "
-        f"{len(outcomes.failed)} failed after the tracker's retries; retried: {outcomes.reasons}"
+        f"kill -9 at {KILL_RATE}/s: {len(outcomes.accepted)} accepted, {outcomes.retried} "
+        f"retried attempts, {len(outcomes.failed)} failed after the tracker's retries; "
+        f"retried: {dict(outcomes.reasons)}"
     )
     assert not outcomes.failed
     assert new_workers and not new_workers & workers
