@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 import uuid
 from collections import Counter
@@ -24,6 +25,7 @@ import psutil
 import pytest
 
 from bench.openloop import open_loop, schedule
+from core.config import env_name
 from core.serve import stack
 from tests.servers import ROOT, subprocess_env, this_checkout
 
@@ -126,10 +128,13 @@ class Running:
     def stack(self) -> stack.Stack:
         return stack.Stack(var_dir=self.var_dir)
 
-    def app(self, command: str, timeout_s: float = 180) -> subprocess.CompletedProcess:
+    def app(
+        self, command: str, timeout_s: float = 180, **settings: str
+    ) -> subprocess.CompletedProcess:
+        """``scripts/app.sh COMMAND`` with the stack's environment (and ``settings``)."""
         return subprocess.run(
             [str(ROOT / "scripts" / "app.sh"), command],
-            env=self.env,
+            env={**self.env, **{env_name(name): value for name, value in settings.items()}},
             capture_output=True,
             text=True,
             timeout=timeout_s,
@@ -261,16 +266,38 @@ def test_a_killed_api_server_is_restarted_with_no_orphan_and_no_lost_event(
     assert_in_kafka(read_topic, running.topic, outcomes.accepted)
 
 
+#: The body limit a reload sets: above every event of the traffic, below 8 KiB.
+SMALLER_BODY_LIMIT = 4096
+
+
+def oversized_answers(url: str, tries: int = 20) -> set[int]:
+    """The statuses of ``tries`` requests of 8 KiB (new connections: any worker answers)."""
+    body = orjson.dumps({"event": "page_view_start", "data": {"url": "https://x/" + "a" * 8192}})
+    statuses = set()
+    for _ in range(tries):
+        request = urllib.request.Request(
+            url, data=body, headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                statuses.add(response.status)
+        except urllib.error.HTTPError as error:
+            statuses.add(error.code)
+    return statuses
+
+
 def test_a_reload_under_load_refuses_nothing_and_loses_nothing(
     running: Running, read_topic
 ) -> None:
-    """660 events/s while `app.sh reload` respawns every worker and restarts the ETL."""
+    """660 events/s while `app.sh reload` respawns every worker and restarts the ETL, and
+    the reload's new setting (a smaller body limit) reaches every worker."""
     _, workers = api_processes(running)
     etl = supervisor(running).getProcessInfo("etl")["pid"]
     url = f"{running.url}/api/v1/events"
     thread, result = in_background(open_loop_traffic, url, RATE, RELOAD_LOAD_S)
     time.sleep(3)
-    reloaded = running.app("reload")
+    assert oversized_answers(url) != {413}
+    reloaded = running.app("reload", max_body_bytes=str(SMALLER_BODY_LIMIT))
     thread.join(180)
     outcomes = result[0]
     print(
@@ -289,6 +316,7 @@ def test_a_reload_under_load_refuses_nothing_and_loses_nothing(
     assert "etl (terminated by SIGKILL" not in log
     assert not outcomes.failed
     assert len(outcomes.accepted) == int(RATE * RELOAD_LOAD_S)
+    assert oversized_answers(url) == {413}
     assert_in_kafka(read_topic, running.topic, outcomes.accepted)
 
 
