@@ -372,6 +372,15 @@ def reload_stack(stack: Stack, settings: Settings, environ: Mapping[str, str]) -
     if not supervisor_running(stack):
         print("reload: the stack is not running (make up)", file=sys.stderr)
         return 1
+    if settings.api.server != "granian":
+        # gunicorn preloads the application in its master: its SIGHUP brings no new code.
+        print(
+            f"reload: only the granian server reloads ({env_name('api_server')}="
+            f"{settings.api.server}); restart instead: "
+            f"supervisorctl -c {stack.config_file} restart api etl",
+            file=sys.stderr,
+        )
+        return 2
     proxy = control(stack)
     reload.write(stack.settings_file, environment(stack, environ))
     server = proxy.supervisor.getProcessInfo("api")["pid"]
