@@ -5,13 +5,18 @@ sends the granian server SIGHUP; its reload hook (:func:`apply`) puts them in th
 environment before granian respawns the workers, which fork from the server and so read
 them. A file that does not parse, or settings that do not validate, change nothing: the
 workers respawn with the settings they had, and the log says why.
+
+``python -m core.serve.reload FILE COMMAND...`` runs COMMAND with FILE's settings: what
+supervisord runs, so the ETL restarted by a reload, and a server restarted after a crash,
+start with the latest settings too.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, MutableMapping
+import sys
+from collections.abc import Mapping, MutableMapping, Sequence
 from pathlib import Path
 
 from core.config import PREFIX, ConfigError, Settings
@@ -66,3 +71,18 @@ def apply(path: Path, environ: MutableMapping[str, str] | None = None) -> bool:
     environ.update(new)
     log.info("api.reload settings_file=%s variables=%d", path, len(new))
     return True
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Apply the settings file (if there is one), then become the command."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) < 2:
+        sys.exit("usage: python -m core.serve.reload FILE COMMAND...")
+    path, command = Path(args[0]), args[1:]
+    if path.exists():
+        apply(path)
+    os.execvp(command[0], command)
+
+
+if __name__ == "__main__":
+    main()

@@ -95,15 +95,17 @@ def render_config(stack: Stack, settings: Settings) -> str:
         "stdout_logfile_maxbytes": "50MB",
         "stdout_logfile_backups": 3,
     }
+    # Through the settings file: a program restarted after a reload keeps its settings.
+    launch = f"{stack.python} -m core.serve.reload {stack.settings_file} {stack.python}"
     programs = {
         "api": {
-            "command": f"{stack.python} -m core.serve",
+            "command": f"{launch} -m core.serve",
             "priority": 100,
             # Granian stops its workers after their requests are answered.
             "stopwaitsecs": 30,
         },
         "etl": {
-            "command": f"{stack.python} -m etl.cli etl",
+            "command": f"{launch} -m etl.cli etl",
             "priority": 200,
             # SIGTERM lets the pass in progress finish (etl/runner.py: run_forever).
             "stopwaitsecs": etl_stop_wait_s(settings),

@@ -35,3 +35,23 @@ def test_a_line_that_is_no_setting_changes_nothing(tmp_path) -> None:
     assert not reload.apply(path, environ)
     assert not reload.apply(tmp_path / "missing.env", environ)
     assert environ == {"CLICKSTREAM_API_WORKERS": "2"}
+
+
+def test_a_command_runs_with_the_files_settings(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "api.env"
+    path.write_text("CLICKSTREAM_LOG_LEVEL=DEBUG\n")
+    show = (
+        "import os; print(os.environ.get('CLICKSTREAM_LOG_LEVEL'), 'CLICKSTREAM_X' in os.environ)"
+    )
+    for file, expected in ((path, "DEBUG False"), (tmp_path / "none.env", "INFO True")):
+        ran = subprocess.run(
+            [sys.executable, "-m", "core.serve.reload", str(file), sys.executable, "-c", show],
+            env={"CLICKSTREAM_LOG_LEVEL": "INFO", "CLICKSTREAM_X": "1", "PATH": "/usr/bin"},
+            capture_output=True,
+            text=True,
+            cwd=reload.__file__.rsplit("/core/", 1)[0],
+        )
+        assert ran.stdout.strip() == expected, ran.stderr

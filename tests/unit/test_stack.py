@@ -22,7 +22,8 @@ def test_the_programs_restart_with_backoff_and_stop_as_a_group(tmp_path) -> None
     config = parsed(stack.render_config(stack.Stack(var_dir=tmp_path), Settings()))
     for name, command in (("api", "-m core.serve"), ("etl", "-m etl.cli etl")):
         program = config[f"program:{name}"]
-        assert program["command"] == f"{sys.executable} {command}"
+        launch = f"{sys.executable} -m core.serve.reload {tmp_path}/run/api.env {sys.executable}"
+        assert program["command"] == f"{launch} {command}"
         assert program["autorestart"] == "true"
         assert int(program["startretries"]) > 1
         assert program["stopasgroup"] == program["killasgroup"] == "true"
