@@ -62,15 +62,15 @@ def main() -> None:
     if settings.ops.port:
         # granian binds one address; the operational listener is gunicorn's second bind.
         sys.exit(f"{env_name('ops_port')} needs {env_name('api_server')}=gunicorn")
-    from granian import Granian
     from granian.constants import Interfaces
 
     from core.serve import multiprocess
+    from core.serve.listener import HandingOverGranian
 
     # Workers write their metrics into one directory, so any worker's /metrics adds them up.
     multiprocess.enable()
     try:
-        server = Granian(
+        server = HandingOverGranian(
             APP,
             address=settings.api.host,
             port=settings.api.port,

@@ -315,6 +315,10 @@ def test_a_reload_under_load_refuses_nothing_and_loses_nothing(
     assert "stopped: etl (exit status 0)" in log
     assert "etl (terminated by SIGKILL" not in log
     assert not outcomes.failed
+    # Without the shared socket and the drain (core/serve/listener.py) 0.7 to 2.6 % of
+    # first attempts were reset; what is left is a kept-alive connection idle through the
+    # whole drain, met closed at the moment its worker stops.
+    assert outcomes.retried <= RATE * RELOAD_LOAD_S / 1000, dict(outcomes.reasons)
     assert len(outcomes.accepted) == int(RATE * RELOAD_LOAD_S)
     assert oversized_answers(url) == {413}
     assert_in_kafka(read_topic, running.topic, outcomes.accepted)
