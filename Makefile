@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: install services-up services-down up down demo test unit lint docs bench schema-check reliability mutation
+.PHONY: install services-up services-down up down reload demo test unit lint docs bench schema-check reliability mutation
 
 install:  ## Install missing Debian packages, then clickstream and its test tools
 	scripts/system-deps.sh run
@@ -14,12 +14,15 @@ services-up:  ## Start Kafka (KRaft), Redis and the reference auth service nativ
 services-down:
 	scripts/services.sh down
 
-up: services-up  ## Also run the API (core/serve/__main__.py: granian) and the ETL schedule in the background
+up: services-up  ## Also run the API (core/serve/__main__.py: granian) and the ETL schedule under supervisord
 	scripts/app.sh up
 
-down:  ## Stop the API, the ETL and the services
+down:  ## Stop the API, the ETL (every process, workers included) and the services
 	scripts/app.sh down
 	scripts/services.sh down
+
+reload:  ## Deploy this checkout's code and the current CLICKSTREAM_* settings without a refused request (docs/deploy.md)
+	scripts/app.sh reload
 
 demo: install up  ## Send traffic of every event type and print what landed
 	$(PYTHON) scripts/demo.py

@@ -94,6 +94,19 @@ class ApiSettings:
         "(needed for a separate operational listener).",
         rule=Rule(lambda value: value in ("granian", "gunicorn"), "must be granian or gunicorn"),
     )
+    settings_file: str = _setting(
+        "",
+        "File of CLICKSTREAM_* lines the granian server re-reads on SIGHUP (make reload), before "
+        "it respawns its workers one at a time, so new settings reach every worker without a "
+        "refused request; empty: the workers keep the server's environment (make up sets "
+        "var/run/api.env).",
+    )
+    respawn_interval_s: float = _setting(
+        3.5,
+        "Seconds granian gives a respawned worker (a reload) to start before it stops the old "
+        "one: the time the new worker needs to import the application.",
+        rule=POSITIVE,
+    )
     max_body_bytes: int = _setting(
         65536,
         "Largest accepted single-event body, in bytes (413 above).",
@@ -442,6 +455,30 @@ class DashboardSettings:
 
 
 @dataclass(frozen=True)
+class AvailabilitySettings:
+    """The availability objective: the share of API requests answered without a 5xx."""
+
+    objective: float = _setting(
+        0.999,
+        "Share of API requests to answer without a server error (5xx) over the window: "
+        "the objective the dashboard and clickstream_availability_* metrics measure against.",
+        rule=Rule(lambda value: 0 < value < 1, "must be between 0 and 1 (0.999 is 99.9 %)"),
+    )
+    window_s: float = _setting(
+        2592000.0,
+        "Seconds of the availability window (30 days: a 99.9 % objective leaves 43 minutes "
+        "of errors a month).",
+        rule=POSITIVE,
+    )
+    metrics_url: str = _setting(
+        "",
+        "The API's /metrics the ETL scrapes after each pass into the api_requests table "
+        "(with CLICKSTREAM_OPS_TOKEN if set); empty: the API's or operational listener's "
+        "address from these settings; 'off' scrapes nothing.",
+    )
+
+
+@dataclass(frozen=True)
 class LogSettings:
     """Logging of the API and the ETL (docs/operations.md)."""
 
@@ -469,6 +506,9 @@ class Settings:
     cors: CorsSettings = _group(CorsSettings, "cors_", "Browsers (CORS)")
     ops: OpsSettings = _group(OpsSettings, "ops_", "Operational endpoints")
     dashboard: DashboardSettings = _group(DashboardSettings, "dashboard_", "Dashboard")
+    availability: AvailabilitySettings = _group(
+        AvailabilitySettings, "availability_", "Availability objective"
+    )
     log: LogSettings = _group(LogSettings, "log_", "Logs")
 
     #: Values of the settings plugins declare (``register_settings``), by setting name: the

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import os
@@ -19,7 +20,7 @@ from core.api.compat import (
     format_fragment_check,
     outside_note,
 )
-from core.config import ConfigError, Settings
+from core.config import PROJECT_ROOT, ConfigError, Settings, env_name
 from core.host.plugin_manager import (
     build_registry,
     installed_event_types,
@@ -28,6 +29,7 @@ from core.host.plugin_manager import (
 )
 from core.host.registry import Registry
 from core.log import configure as configure_logging
+from core.serve import ports
 from etl.sql import FORMATS
 
 
@@ -36,6 +38,7 @@ def _registry() -> Registry:
 
 
 def _etl(settings: Settings, args: argparse.Namespace) -> int:
+    from etl import availability
     from etl.dashboard import after_passes
     from etl.metrics import EtlMetrics
     from etl.runner import Etl, run_forever
@@ -45,6 +48,17 @@ def _etl(settings: Settings, args: argparse.Namespace) -> int:
     os.nice(settings.etl.nice)
     registry = _registry()
     registry.check_settings(settings)
+    if settings.etl.metrics_port and not args.once:
+        try:
+            ports.refuse_if_taken(
+                "ETL metrics",
+                env_name("etl_metrics_port"),
+                settings.etl.metrics_host,
+                settings.etl.metrics_port,
+            )
+        except ports.PortTakenError as error:
+            print(f"clickstream etl: {error}", file=sys.stderr)
+            return 1
     metrics = EtlMetrics(settings, registry)
     try:
         etl = Etl(settings)
@@ -52,7 +66,13 @@ def _etl(settings: Settings, args: argparse.Namespace) -> int:
         print(f"clickstream etl: {error}", file=sys.stderr)
         return 1
     with etl:
-        instrumented = after_passes(settings, registry, metrics.instrument(etl.run_pass))
+        instrumented = after_passes(
+            settings,
+            registry,
+            availability.after_passes(
+                settings, metrics.instrument(etl.run_pass), metrics.set_availability
+            ),
+        )
         if args.once:
             try:
                 instrumented(settings, registry)
@@ -318,6 +338,22 @@ def _openapi(settings: Settings, args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def _systemd(settings: Settings, args: argparse.Namespace) -> int:
+    from core.serve import units
+
+    checkout = units.Checkout(var_dir=args.var_dir.resolve(), user=args.user)
+    rendered = units.rendered(checkout, settings)
+    if args.dry_run:
+        for name, text in rendered.items():
+            print(f"# --- {name}\n{text}")
+        return 0
+    for path in units.install(rendered, args.dir):
+        print(f"wrote {path}")
+    names = " ".join(sorted(rendered))
+    print(f"then: systemctl daemon-reload && systemctl enable --now {names}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     main_parser = argparse.ArgumentParser(prog="clickstream", description=__doc__)
     commands = main_parser.add_subparsers(dest="command", required=True)
@@ -466,6 +502,19 @@ def parser() -> argparse.ArgumentParser:
         "--check", metavar="FILE", help="compare the plugin's committed fragment with its code"
     )
     openapi.set_defaults(run=_openapi)
+
+    systemd = commands.add_parser(
+        "systemd", help="install systemd units of the API, the ETL and the services (deploy.md)"
+    )
+    systemd.add_argument(
+        "--dir", type=Path, default=Path("/etc/systemd/system"), help="where to write them"
+    )
+    systemd.add_argument("--dry-run", action="store_true", help="print them, write nothing")
+    systemd.add_argument(
+        "--var-dir", type=Path, default=PROJECT_ROOT / "var", help="the stack's var directory"
+    )
+    systemd.add_argument("--user", default=getpass.getuser(), help="the user they run as")
+    systemd.set_defaults(run=_systemd)
     return main_parser
 
 

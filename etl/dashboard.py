@@ -27,7 +27,7 @@ from clickhouse_connect.driver.client import Client
 from core.config import Settings
 from core.host.registry import Registry
 from core.message import ANONYMOUS
-from etl import reports
+from etl import availability, reports
 from etl.ledger import PassResult
 from etl.warehouse import Warehouse
 
@@ -102,10 +102,12 @@ def collect(settings: Settings, registry: Registry) -> Dashboard:
         ]
         quality = reports.quality_report(settings, registry, with_lag=False)
         passes = _passes(client, warehouse, settings)
+        scrapes = availability.load(client, warehouse, settings.availability.window_s)
     sections[1].tiles[:0] = _audience_tiles(plugin_reports)
     sections += [_report_section(report, result) for report, result in plugin_reports]
     quality.lag = reports.consumer_lag(settings)
     sections.append(_quality(quality, passes))
+    sections.append(_availability(scrapes, settings))
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return Dashboard(generated_at=now, database=warehouse.database, sections=sections)
 
@@ -405,6 +407,48 @@ def _quality(quality: reports.QualityReport, passes: Chart | None = None) -> Sec
     ]
     if passes is not None:
         section.charts.append(passes)
+    return section
+
+
+def _percent(ratio: float) -> str:
+    return f"{ratio * 100:.3f}".rstrip("0").rstrip(".") + " %"
+
+
+def _availability(scrapes: list[availability.Scrape], settings: Settings) -> Section:
+    objective = settings.availability.objective
+    figures = availability.compute(scrapes, objective)
+    days = settings.availability.window_s / 86400
+    section = Section(
+        "Availability",
+        f"Share of the API's client requests answered without a server error (5xx) over the "
+        f"last {days:g} days, against the {_percent(objective)} objective, from the API's "
+        "request counters the ETL scrapes into api_requests (docs/deploy.md).",
+    )
+    if not figures.scrapes:
+        section.missing = "no scrape of the API's metrics yet (the ETL scrapes after its passes)"
+        return section
+    ratio = figures.ratio
+    section.tiles = [
+        Tile("availability", "–" if ratio is None else _percent(ratio)),
+        Tile("objective", _percent(objective)),
+        Tile("error budget left", _percent(figures.budget_remaining)),
+        Tile("requests", str(figures.requests)),
+        Tile("server errors", str(figures.server_errors)),
+        Tile("API unreachable", f"{figures.unreachable} of {figures.scrapes} scrapes"),
+    ]
+    counted = [row for row in availability.increases(scrapes) if row[1]][-MOST_POINTS:]
+    if counted:
+        section.charts = [
+            Chart(
+                "Requests answered without a 5xx, per scrape interval (%)",
+                "line",
+                [moment.strftime("%m-%d %H:%M") for moment, _, _ in counted],
+                {
+                    "availability": [round(100 * (1 - e / n), 3) for _, n, e in counted],
+                    "objective": [100 * objective] * len(counted),
+                },
+            )
+        ]
     return section
 
 

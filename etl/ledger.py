@@ -3,6 +3,7 @@
 ``dead_letters`` (what could not be loaded, and why), ``event_deliveries`` (every event
 loaded, by pass and offset: what the duplicate report counts), ``etl_passes`` and
 ``etl_offsets`` (each pass's plan and outcome: what replays and gap reports read),
+``api_requests`` (the API's request counters, scraped after each pass: availability),
 ``identity_links`` (which anonymous_id a verified user was seen with: identity stitching),
 and ``forget_requests`` and ``forgotten`` (deletions on request and the hashed ids they
 forgot, which :mod:`etl.forget` writes and every pass reads).
@@ -117,6 +118,19 @@ CREATE TABLE IF NOT EXISTS {database}.{table} (
     forgotten_at DateTime64(3, 'UTC')
 ) ENGINE = MergeTree
 ORDER BY (kind, id_sha256)
+""",
+    # The API's request counters as scraped after each pass (cumulative, reset by a restart
+    # of the server): what the availability figures are computed from (etl/availability.py).
+    "api_requests": """
+CREATE TABLE IF NOT EXISTS {database}.{table} (
+    scraped_at DateTime64(3, 'UTC'),
+    source String,
+    reachable UInt8,
+    requests UInt64,
+    server_errors UInt64
+) ENGINE = MergeTree
+PARTITION BY toYYYYMM(scraped_at)
+ORDER BY (source, scraped_at)
 """,
     # min and max per key: a replayed pass inserts the same rows again and changes nothing.
     "identity_links": """

@@ -21,6 +21,7 @@ from prometheus_client.exposition import start_http_server
 
 from core.config import Settings
 from core.host.registry import Registry
+from etl.availability import Availability
 from etl.ledger import PassResult
 from etl.reports import QualityReport, consumer_lag, quality_report
 
@@ -142,6 +143,38 @@ class EtlMetrics:
             "Unix time the clickstream_warehouse_* figures were computed (0: never).",
             registry=r,
         )
+        self.availability = Gauge(
+            "clickstream_availability_ratio",
+            "Share of the API's client requests answered without a 5xx over the availability "
+            "window (NaN before any request was counted).",
+            registry=r,
+        )
+        self.availability_objective = Gauge(
+            "clickstream_availability_objective_ratio",
+            "The availability objective (CLICKSTREAM_AVAILABILITY_OBJECTIVE).",
+            registry=r,
+        )
+        self.error_budget = Gauge(
+            "clickstream_availability_error_budget_remaining_ratio",
+            "Share of the window's error budget not spent (negative once overspent).",
+            registry=r,
+        )
+        self.window_requests = Gauge(
+            "clickstream_availability_window_requests",
+            "Client requests the API answered in the availability window, by kind of answer "
+            "(all, server_error).",
+            ["answer"],
+            registry=r,
+        )
+        self.availability_objective.set(settings.availability.objective)
+        self.availability.set(math.nan)
+
+    def set_availability(self, figures: Availability) -> None:
+        """Export the availability window's figures (etl/availability.py)."""
+        self.availability.set(math.nan if figures.ratio is None else figures.ratio)
+        self.error_budget.set(figures.budget_remaining)
+        self.window_requests.labels("all").set(figures.requests)
+        self.window_requests.labels("server_error").set(figures.server_errors)
 
     def instrument(self, pass_function: PassFunction) -> PassFunction:
         """``pass_function`` recording each pass, then refreshing lag and quality figures."""
