@@ -16,12 +16,8 @@ import tempfile
 from pathlib import Path
 
 from bench import load, stack
+from bench.report import cpu_ms_per_event
 from core.config import PROJECT_ROOT, Settings
-
-
-def cpu_ms_per_event(run: load.ClosedLoop, events_per_request: int = 1) -> float:
-    """Milliseconds of the API's CPU per event of one closed-loop run."""
-    return run.cpu_api / max(run.rate * events_per_request, 1e-9) * 1000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     singles, batches = load.write_bodies(work, tokens, base.api.max_batch_events)
     per_batch = base.api.max_batch_events
     url = f"http://{base.api.host}:{args.port}/api/v1/events"
+    print(f"Kafka client: {base.kafka.client}")
     print(f"load average before: {', '.join(f'{v:.1f}' for v in os.getloadavg())}")
     with stack.api_server(args.server, settings, var_dir / "log") as api:
         load.wrk(url, singles, 3, args.single_connections)

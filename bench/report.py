@@ -49,6 +49,8 @@ def _rows(results: Results, settings: Settings) -> list[tuple[str, str, str, str
     single_bad = sum(r.bad for r in single)
     batch_rate = _spread(r.rate * settings.api.max_batch_events for r in results.batch)
     batch_bad = sum(r.bad for r in results.batch)
+    single_cpu = _spread(cpu_ms_per_event(r) for r in single)
+    batch_cpu = _spread(cpu_ms_per_event(r, settings.api.max_batch_events) for r in results.batch)
     p50 = _spread(r["p50_ms"] for r in results.seed)
     p99 = _spread(r["p99_ms"] for r in results.seed)
     p999 = _spread(r["p999_ms"] for r in results.seed)
@@ -90,6 +92,18 @@ def _rows(results: Results, settings: Settings) -> list[tuple[str, str, str, str
             met(batch_rate.median >= 50000 and batch_bad == 0),
         ),
         (
+            "API CPU per single event (wrk, 64 connections)",
+            "<= 0.2 ms",
+            f"{single_cpu.format(3)} ms",
+            met(single_cpu.median <= 0.2),
+        ),
+        (
+            "API CPU per batched event",
+            "(no target)",
+            f"{batch_cpu.format(3)} ms",
+            "",
+        ),
+        (
             f"ETL load into chDB (one pass of {largest:,} messages)",
             ">= 100,000 rows/s",
             f"{etl_rate.format()} rows/s",
@@ -108,6 +122,11 @@ def _rows(results: Results, settings: Settings) -> list[tuple[str, str, str, str
             met(rss_peak <= 150 and rss_last - rss_first <= 10),
         ),
     ]
+
+
+def cpu_ms_per_event(run, events_per_request: int = 1) -> float:
+    """Milliseconds of the API's CPU per event of one closed-loop run (``load.ClosedLoop``)."""
+    return run.cpu_api / max(run.rate * events_per_request, 1e-9) * 1000
 
 
 def _rss(soak: dict) -> tuple[float, float, float]:
@@ -157,7 +176,8 @@ def markdown(results: Results, settings: Settings) -> str:
         f"{_load(results.load_after)}. Other engineers' test suites share these cores: "
         "compare ratios within one run rather than absolute figures across runs.",
         f"- server: {server}, {settings.api.workers} workers x {settings.api.threads} threads; "
-        f"Kafka acks=all, idempotent, linger {settings.kafka.linger_ms} ms; "
+        f"Kafka client {settings.kafka.client} (`CLICKSTREAM_KAFKA_CLIENT`), acks=all, "
+        f"idempotent, linger {settings.kafka.linger_ms} ms, for every figure; "
         f"ETL every {results.etl_interval_s:g} s, at most {settings.etl.max_records:,} "
         "messages a pass; warehouse: chDB (in-process ClickHouse).",
         "- every 202 means the broker acknowledged the event (acks=all); the bench posts "
@@ -213,8 +233,9 @@ def _servers(results: Results) -> list[str]:
     lines = [
         "## Server: most single events per second (wrk, 2 threads, 64 connections)",
         "",
-        "| server | events/s | errors | p50 ms | p99 ms | API cores | machine cores |",
-        "|---|---|---|---|---|---|---|",
+        "| server | events/s | errors | p50 ms | p99 ms | API cores | API CPU ms/event | "
+        "machine cores |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for kind, runs in results.single.items():
         lines.append(
@@ -222,6 +243,7 @@ def _servers(results: Results) -> list[str]:
             f"{statistics.median(r.p50_ms for r in runs):.1f} | "
             f"{statistics.median(r.p99_ms for r in runs):.1f} | "
             f"{statistics.median(r.cpu_api for r in runs):.2f} | "
+            f"{statistics.median(cpu_ms_per_event(r) for r in runs):.3f} | "
             f"{statistics.median(r.cpu_machine for r in runs):.2f} |"
         )
     return [*lines, ""]
