@@ -19,7 +19,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields
 from marshmallow.decorators import POST_LOAD, PRE_LOAD, VALIDATES, VALIDATES_SCHEMA
 from marshmallow.utils import missing
-from marshmallow.validate import Validator
+from marshmallow.validate import Length, OneOf, Range, Validator
 
 from core.host import fields as kinds
 
@@ -111,6 +111,9 @@ def _converter(field: fields.Field) -> Convert:
     if rule is None:
         return _by_marshmallow(field)
     checks = list(field.validators)
+    inlined = _inlined(kind, field, checks)
+    if inlined is not None:
+        return inlined
 
     def convert(raw: Any) -> Any:
         value = rule(field, raw)
@@ -126,6 +129,43 @@ def _converter(field: fields.Field) -> Convert:
         return value
 
     return convert
+
+
+def _inlined(kind: type, field: fields.Field, checks: list) -> Convert | None:
+    """The commonest fields (text of bounded length, one of a few strings, an integer in a
+    range) as one expression each, or None: their validators are what marshmallow would run,
+    read off once (``Length``, ``OneOf``, ``Range`` with both bounds inclusive)."""
+    if kind in (kinds.Text, fields.String) and len(checks) == 1 and type(checks[0]) is Length:
+        length = checks[0]
+        if length.equal is not None:
+            return None
+        shortest = 0 if length.min is None else length.min
+        longest = math.inf if length.max is None else length.max
+
+        def text(raw: Any) -> Any:
+            return raw if type(raw) is str and shortest <= len(raw) <= longest else _REFUSED
+
+        return text
+    if kind is kinds.Choice and len(checks) == 1 and type(checks[0]) is OneOf:
+        choices = frozenset(checks[0].choices)
+
+        def choice(raw: Any) -> Any:
+            return raw if type(raw) is str and raw in choices else _REFUSED
+
+        return choice
+    if kind is kinds.Integer and all(
+        type(rule) is Range and rule.min_inclusive and rule.max_inclusive for rule in checks
+    ):
+        lowest, highest = field._column[1:] if field._column else (-math.inf, math.inf)
+        for rule in checks:
+            lowest = lowest if rule.min is None else max(lowest, rule.min)
+            highest = highest if rule.max is None else min(highest, rule.max)
+
+        def integer(raw: Any) -> Any:
+            return raw if type(raw) is int and lowest <= raw <= highest else _REFUSED
+
+        return integer
+    return None
 
 
 def _plain_string(field: fields.Dict) -> bool:

@@ -100,7 +100,7 @@ SCHEMAS = {
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@settings(max_examples=250, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(data=st.data())
 def test_agrees_with_marshmallow_on_generated_objects(name: str, data: st.DataObject) -> None:
     schema = SCHEMAS[name]
