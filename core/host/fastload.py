@@ -79,9 +79,15 @@ def compile_load(schema: Schema) -> Load:
                     return None
                 loaded[attribute] = None
                 continue
-            value = convert(raw)
-            if value is _REFUSED:
-                return None
+            if convert is None:
+                try:
+                    value = field.deserialize(raw, key, data)
+                except ValidationError:
+                    return None
+            else:
+                value = convert(raw)
+                if value is _REFUSED:
+                    return None
             loaded[attribute] = value
         for validate, pass_original in validators:
             try:
@@ -100,16 +106,17 @@ def _defer(data: Any) -> None:
     return None
 
 
-def _converter(field: fields.Field) -> Convert:
-    """How ``field`` turns a present, non-null value into its loaded value (or refuses it)."""
+def _converter(field: fields.Field) -> Convert | None:
+    """How ``field`` turns a present, non-null value into its loaded value (or refuses it);
+    None: by marshmallow's own ``Field.deserialize``, as the schema would call it."""
     if field.pre_load or field.post_load:
-        return _by_marshmallow(field)
+        return None
     kind = type(field)
     rule = _RULES.get(kind)
     if kind is fields.Dict and (field.value_field is not None or not _plain_string(field)):
         rule = None
     if rule is None:
-        return _by_marshmallow(field)
+        return None
     checks = list(field.validators)
     inlined = _inlined(kind, field, checks)
     if inlined is not None:
@@ -176,16 +183,6 @@ def _plain_string(field: fields.Dict) -> bool:
         and not keys.pre_load
         and not keys.post_load
     )
-
-
-def _by_marshmallow(field: fields.Field) -> Convert:
-    def convert(raw: Any) -> Any:
-        try:
-            return field.deserialize(raw)
-        except ValidationError:
-            return _REFUSED
-
-    return convert
 
 
 def _string(field: Any, raw: Any) -> Any:

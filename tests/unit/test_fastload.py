@@ -19,6 +19,13 @@ from core.message import EnvelopeSchema
 REGISTRY = build_registry(make_plugin_manager())
 
 
+class Echo(fields.Field):
+    """A plugin's own kind, which reads the key it was found under and the rest of the data."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        return [attr, data.get("text"), value]
+
+
 class EveryKind(Schema):
     """Each field kind once, optional and required, with an author's validator beside its own."""
 
@@ -37,6 +44,7 @@ class EveryKind(Schema):
     listed = fields.List(fields.Integer(), load_default=None)
     named = Text(data_key="named-key", attribute="renamed", load_default=None)
     counted = Integer(load_default=lambda: 7)
+    echo = Echo(data_key="echo-key", load_default=None)
 
 
 def agrees(schema: Schema, data: Any) -> None:
@@ -148,13 +156,22 @@ def test_refused_values_are_left_to_marshmallow(data: Any) -> None:
 def test_loads_values_as_marshmallow_does() -> None:
     moment = "2026-11-28T12:00:00.5+02:00"
     page = str(uuid.uuid4())
-    data = {"text": "abc", "ratio": 1, "id": page, "at": moment, "named-key": "n", "listed": [1]}
+    data = {
+        "text": "abc",
+        "ratio": 1,
+        "id": page,
+        "at": moment,
+        "named-key": "n",
+        "listed": [1],
+        "echo-key": 5,
+    }
     loaded = compile_load(EveryKind())(data)
     assert loaded == EveryKind().load(data)
     assert loaded["ratio"] == 1.0 and isinstance(loaded["ratio"], float)
     assert loaded["id"] == uuid.UUID(page)
     assert loaded["at"] == datetime(2026, 11, 28, 10, 0, 0, 500000, tzinfo=UTC)
     assert loaded["renamed"] == "n" and loaded["counted"] == 7 and loaded["choice"] is None
+    assert loaded["echo"] == ["echo-key", "abc", 5]
 
 
 def test_schema_validators_run_on_the_loaded_data() -> None:
