@@ -154,7 +154,8 @@ class ConfluentProducer:
         delivery = _Delivery()
         try:
             self._client.produce(topic, value=value, key=key, on_delivery=delivery)
-        except (BufferError, KafkaException) as error:
+        except (BufferError, KafkaException, RuntimeError) as error:
+            # RuntimeError: closed by another thread (a lost batch replaced it) meanwhile.
             raise KafkaError(f"librdkafka refused the message: {error}") from None
         return delivery
 

@@ -58,6 +58,8 @@ class Reporter:
         self.closed = False
 
     def produce(self, topic, value, key, on_delivery) -> None:
+        if self.closed:
+            raise RuntimeError("Producer has been closed")
         if value == b"full":
             raise BufferError("Local: Queue full")
         self.callbacks.append(on_delivery)
@@ -110,3 +112,12 @@ def test_closing_stops_the_report_thread_and_closes_the_client(monkeypatch) -> N
     producer = create(Settings.of(kafka_client=CONFLUENT).kafka, "api")
     producer.close(0)
     assert producer._client.closed and not producer._reports.is_alive()
+
+
+def test_a_send_to_a_producer_closed_meanwhile_is_a_kafka_error(monkeypatch) -> None:
+    """Another thread may replace a producer that lost a batch while this one sends."""
+    monkeypatch.setattr(core.ingest.producers, "ConfluentClient", Reporter)
+    producer = create(Settings.of(kafka_client=CONFLUENT).kafka, "api")
+    producer.close(0)
+    with pytest.raises(KafkaError, match="closed"):
+        producer.send("t", b"k", b"1")
