@@ -18,6 +18,7 @@ from pathlib import Path
 from bench import load, stack
 from bench.report import cpu_ms_per_event
 from core.config import PROJECT_ROOT, Settings
+from core.ingest.producers import CLIENTS
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,12 +29,19 @@ def main(argv: list[str] | None = None) -> int:
     options.add_argument("--server", choices=("granian", "gunicorn"), default="granian")
     options.add_argument("--single-connections", type=int, default=64)
     options.add_argument("--batch-connections", type=int, default=8)
+    options.add_argument(
+        "--kafka-client",
+        choices=CLIENTS,
+        help="the API's producer (default: CLICKSTREAM_KAFKA_CLIENT, else kafka-python)",
+    )
     args = options.parse_args(argv)
 
     var_dir = PROJECT_ROOT / "var" / "bench"
     var_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="api-", dir=var_dir))
     base = Settings.from_env()
+    if args.kafka_client:
+        base = base.replace(kafka_client=args.kafka_client)
     settings = stack.bench_settings(base, args.port, var_dir)
     tokens = load.login_tokens(base, users=5)
     singles, batches = load.write_bodies(work, tokens, base.api.max_batch_events)
