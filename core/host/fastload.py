@@ -67,6 +67,15 @@ def compile_load(schema: Schema) -> Load:
         loaded = dict_class()
         for key, attribute, field, convert in plan:
             raw = data.get(key, missing)
+            if convert is None:
+                # Missing, null and present values alike, as the schema would have it.
+                try:
+                    value = field.deserialize(raw, key, data)
+                except ValidationError:
+                    return None
+                if value is not missing:
+                    loaded[attribute] = value
+                continue
             if raw is missing:
                 if field.required:
                     return None
@@ -79,15 +88,9 @@ def compile_load(schema: Schema) -> Load:
                     return None
                 loaded[attribute] = None
                 continue
-            if convert is None:
-                try:
-                    value = field.deserialize(raw, key, data)
-                except ValidationError:
-                    return None
-            else:
-                value = convert(raw)
-                if value is _REFUSED:
-                    return None
+            value = convert(raw)
+            if value is _REFUSED:
+                return None
             loaded[attribute] = value
         for validate, pass_original in validators:
             try:

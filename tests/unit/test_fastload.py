@@ -45,6 +45,10 @@ class EveryKind(Schema):
     named = Text(data_key="named-key", attribute="renamed", load_default=None)
     counted = Integer(load_default=lambda: 7)
     echo = Echo(data_key="echo-key", load_default=None)
+    # A field's own pre_load runs before its null check: marshmallow decides it whole.
+    filled = Text(
+        allow_none=True, load_default="unset", pre_load=lambda v: "none" if v is None else v
+    )
 
 
 def agrees(schema: Schema, data: Any) -> None:
@@ -172,6 +176,8 @@ def test_loads_values_as_marshmallow_does() -> None:
     assert loaded["at"] == datetime(2026, 11, 28, 10, 0, 0, 500000, tzinfo=UTC)
     assert loaded["renamed"] == "n" and loaded["counted"] == 7 and loaded["choice"] is None
     assert loaded["echo"] == ["echo-key", "abc", 5]
+    assert loaded["filled"] == "unset"
+    assert compile_load(EveryKind())({**data, "filled": None})["filled"] == "none"
 
 
 def test_schema_validators_run_on_the_loaded_data() -> None:
