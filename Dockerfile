@@ -31,4 +31,5 @@ RUN pip install --no-deps . \
 
 USER clickstream
 EXPOSE 8000 8001
-CMD ["gunicorn", "-c", "core/serve/gunicorn_config.py", "core.serve.wsgi:app"]
+# granian, as make up and the benchmarks run it; CLICKSTREAM_API_SERVER picks gunicorn.
+CMD ["python", "-m", "core.serve"]

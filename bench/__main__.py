@@ -17,6 +17,7 @@ from kafka import KafkaAdminClient
 from bench import capacity, etl, load, profile, report, stack
 from core.config import PROJECT_ROOT, Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
+from core.ingest.producers import CLIENTS
 
 SEED_RATE = load.SEED_RATE
 SERVERS = ("granian", "gunicorn")
@@ -45,6 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         default=PROJECT_ROOT / "docs" / "capacity.md",
         help="the capacity plan whose measured section is rewritten",
     )
+    options.add_argument(
+        "--kafka-client",
+        choices=CLIENTS,
+        help="the API's producer (default: CLICKSTREAM_KAFKA_CLIENT, else kafka-python)",
+    )
     args = options.parse_args(argv)
 
     var_dir = PROJECT_ROOT / "var" / "bench"
@@ -52,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     var_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="run-", dir=var_dir))
     base = Settings.from_env()
+    if args.kafka_client:
+        base = base.replace(kafka_client=args.kafka_client)
     results = report.Results(args=vars(args), load_before=os.getloadavg())
     topics: list[str] = []
 

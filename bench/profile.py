@@ -15,6 +15,8 @@ STAGES = (
     ("logging", "logging/__init__.py"),
     ("identity (cache, auth)", "core/ingest/identity.py"),
     ("Kafka send (serialize, batch)", "KafkaProducer.send "),
+    ("Kafka send (serialize, batch)", "ConfluentProducer.send "),
+    ("wait for the broker's ack", "_Delivery.get "),
     ("wait for the broker's ack", "kafka/producer/future.py"),
     ("wait for the broker's ack", "kafka/future.py"),
     ("publisher, other", "core/ingest/publisher.py"),

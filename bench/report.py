@@ -63,12 +63,10 @@ def _rows(results: Results, settings: Settings) -> list[tuple[str, str, str, str
     single = results.single[server]
     single_rate = _spread(r.rate for r in single)
     single_bad = sum(r.bad for r in single)
-    single_cpu = _spread(r.cpu_api / r.rate * 1000 for r in single)
+    single_cpu = _spread(cpu_ms_per_event(r) for r in single)
     batch_rate = _spread(r.rate * settings.api.max_batch_events for r in results.batch)
     batch_bad = sum(r.bad for r in results.batch)
-    batch_cpu = _spread(
-        r.cpu_api / (r.rate * settings.api.max_batch_events) * 1000 for r in results.batch
-    )
+    batch_cpu = _spread(cpu_ms_per_event(r, settings.api.max_batch_events) for r in results.batch)
     peer_ratio = batch_rate.median / PEER_SINGLE_PEAK
     largest = max(results.etl)
     etl_rate = _spread(t.rows_per_s for t in results.etl[largest])
@@ -188,6 +186,11 @@ def _latency(runs: list) -> _Latency:
     return _Latency(p99.median, p999.median, errors, text)
 
 
+def cpu_ms_per_event(run, events_per_request: int = 1) -> float:
+    """Milliseconds of the API's CPU per event of one closed-loop run (``load.ClosedLoop``)."""
+    return run.cpu_api / max(run.rate * events_per_request, 1e-9) * 1000
+
+
 def _rss(soak: dict) -> tuple[float, float, float]:
     samples = [s for _, s in soak["rss"] if s]
     return max(samples[0]), max(max(s) for s in samples), max(samples[-1])
@@ -238,7 +241,8 @@ def markdown(results: Results, settings: Settings) -> str:
         f"{_load(results.load_after)}. Other engineers' test suites share these cores: "
         "compare ratios within one run rather than absolute figures across runs.",
         f"- server: {server}, {settings.api.workers} workers x {settings.api.threads} threads; "
-        f"Kafka acks=all, idempotent, linger {settings.kafka.linger_ms} ms; "
+        f"Kafka client {settings.kafka.client} (`CLICKSTREAM_KAFKA_CLIENT`), acks=all, "
+        f"idempotent, linger {settings.kafka.linger_ms} ms, for every figure; "
         f"ETL every {results.etl_interval_s:g} s, at most {settings.etl.max_records:,} "
         "messages a pass; warehouse: chDB (in-process ClickHouse).",
         "- every 202 means the broker acknowledged the event (acks=all); the bench posts "
@@ -295,8 +299,9 @@ def _servers(results: Results) -> list[str]:
     lines = [
         "## Server: most single events per second (wrk, 2 threads, 64 connections)",
         "",
-        "| server | events/s | errors | p50 ms | p99 ms | API cores | machine cores |",
-        "|---|---|---|---|---|---|---|",
+        "| server | events/s | errors | p50 ms | p99 ms | API cores | API CPU ms/event | "
+        "machine cores |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for kind, runs in results.single.items():
         lines.append(
@@ -304,6 +309,7 @@ def _servers(results: Results) -> list[str]:
             f"{statistics.median(r.p50_ms for r in runs):.1f} | "
             f"{statistics.median(r.p99_ms for r in runs):.1f} | "
             f"{statistics.median(r.cpu_api for r in runs):.2f} | "
+            f"{statistics.median(cpu_ms_per_event(r) for r in runs):.3f} | "
             f"{statistics.median(r.cpu_machine for r in runs):.2f} |"
         )
     return [*lines, ""]

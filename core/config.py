@@ -147,6 +147,15 @@ class KafkaSettings:
         "of one group that get work (docs/etl.md).",
         rule=POSITIVE,
     )
+    client: str = _setting(
+        "kafka-python",
+        "The API's producer: kafka-python, or confluent (librdkafka, the [fast] extra: "
+        "its send path and I/O thread outside the GIL; docs/benchmarks.md).",
+        rule=Rule(
+            lambda value: value in ("kafka-python", "confluent"),
+            "must be kafka-python or confluent",
+        ),
+    )
     linger_ms: int = _setting(2, "Producer linger: how long a send waits to fill a batch.")
     batch_bytes: int = _setting(
         262144,

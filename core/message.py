@@ -6,7 +6,7 @@ the message, and the columns of it that every event table starts with.
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -102,6 +102,16 @@ class Client:
 UNKNOWN_CLIENT = Client()
 
 
+def new_event_id() -> str:
+    """A random (version 4) UUID as text, what ``str(uuid.uuid4())`` gives, for half its cost:
+    the bytes are formatted directly, without a UUID object in between."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # the RFC 4122 variant
+    digits = raw.hex()
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
 def format_timestamp(moment: datetime) -> str:
     """UTC ISO-8601 with milliseconds and a ``Z``: ``2026-11-28T10:00:00.123Z``."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -148,7 +158,7 @@ def build_message(
     sent_at = envelope.get("sent_at")
     corrected = client_time(received_at, sent_at, max_clock_skew)
     return {
-        "event_id": str(uuid.uuid4()),
+        "event_id": new_event_id(),
         "event": event,
         "timestamp": format_timestamp(received_at),
         "user_id": identity.user_id,

@@ -10,7 +10,7 @@ from uuid import UUID
 from kafka import KafkaProducer
 
 from core.config import Settings
-from core.ingest.publisher import producer_config
+from core.ingest.producers import producer_config
 from etl.ledger import DEAD_LETTER_COLUMNS
 from etl.warehouse import Warehouse
 

@@ -7,7 +7,7 @@ import zlib
 from typing import Any
 
 import orjson
-from flask import Blueprint, current_app, request
+from flask import Blueprint, Response, current_app, request
 
 from core.api.extension import pipeline_of, settings_of
 from core.ingest.errors import ApiError
@@ -54,7 +54,7 @@ def read_json_body() -> Any:
         raise ApiError(
             400, "invalid_json", "The request body is not valid JSON.", {"body": [str(error)]}
         ) from None
-    _refuse_duplicate_keys(body)
+    _refuse_duplicate_keys(body, payload)
     return payload
 
 
@@ -130,13 +130,19 @@ def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _DUPLICATE_FINDER = json.JSONDecoder(object_pairs_hook=_refuse_duplicates)
 
 
-def _refuse_duplicate_keys(body: bytes) -> None:
+def _refuse_duplicate_keys(body: bytes, payload: Any) -> None:
     """Raise 400 naming a key that appears twice in one object (orjson keeps the last silently).
 
-    A second parse by the standard library, whose hook sees every object's pairs: as fast as
-    counting keys in the parsed value and comparing with the body (measured in
-    docs/security.md), and exact. The body is already known to be valid UTF-8 JSON.
+    A body that is exactly what orjson writes of ``payload`` has no key twice (what the
+    tracker, JSON.stringify and orjson send): one serialisation in C settles it. Any other
+    body (spaces, escapes, another spelling of a number, or a repeated key) gets a second
+    parse by the standard library, whose hook sees every object's pairs and names the key.
     """
+    try:
+        if orjson.dumps(payload) == body:
+            return
+    except orjson.JSONEncodeError:
+        pass  # nested deeper than orjson writes; the exact pass decides
     try:
         _DUPLICATE_FINDER.decode(body.decode())
     except RecursionError:
@@ -149,11 +155,26 @@ def _user_agent() -> str:
     return request.headers.get("User-Agent", "")
 
 
+#: orjson's options for an answer: keys sorted and compact, as Flask's own JSON provider
+#: writes (it ends the body with a newline too).
+_ANSWER_OPTIONS = orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+
+
+def _answer(body: dict[str, Any], status: int) -> Response:
+    """``body`` as the JSON answer, written by orjson: the same bytes as Flask's provider,
+    for a fraction of the standard library's cost on a batch's results."""
+    return current_app.response_class(
+        orjson.dumps(body, option=_ANSWER_OPTIONS) + b"\n",
+        status=status,
+        mimetype="application/json",
+    )
+
+
 @blueprint.post("/api/v1/events")
 def post_event():
     request.max_content_length = settings_of(current_app).api.max_body_bytes
     event_id = pipeline_of(current_app).ingest(read_json_body(), _user_agent())
-    return {"event_id": event_id}, 202
+    return _answer({"event_id": event_id}, 202)
 
 
 @blueprint.post("/api/v1/events/batch")
@@ -177,4 +198,6 @@ def post_batch():
         )
     results = pipeline_of(current_app).ingest_batch(payloads, _user_agent())
     accepted = sum(result["status"] == 202 for result in results)
-    return {"accepted": accepted, "rejected": len(results) - accepted, "results": results}
+    return _answer(
+        {"accepted": accepted, "rejected": len(results) - accepted, "results": results}, 200
+    )

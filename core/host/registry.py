@@ -11,6 +11,7 @@ from marshmallow import Schema, ValidationError
 
 from core.config import PluginSetting, Settings
 from core.host.ddl import DdlError, OrderBy, table_ddl
+from core.host.fastload import Load, compile_load
 from core.message import ENVELOPE_COLUMNS, MAX_VERSION, envelope_columns
 
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -206,6 +207,7 @@ class Registry:
     ) -> None:
         self._types: dict[str, EventType] = {}
         self._schemas: dict[str, Schema] = {}
+        self._loads: dict[str, Load] = {}
         tables: dict[str, EventType] = {}
         for plugin, event_types in contributions:
             staged = [_owned(event_type, plugin, EventType) for event_type in event_types]
@@ -244,6 +246,7 @@ class Registry:
         tables.setdefault(event_type.table, event_type)
         self._types[event_type.name] = event_type
         self._schemas[event_type.name] = event_type.schema()
+        self._loads[event_type.name] = compile_load(self._schemas[event_type.name])
 
     def check_settings(self, settings: Settings) -> None:
         """Parse every plugin setting's value now, so a bad one stops start-up."""
@@ -269,6 +272,11 @@ class Registry:
     def schema(self, name: str) -> Schema:
         """A shared schema instance for ``name`` (marshmallow schemas are reusable)."""
         return self._schemas[name]
+
+    def fast_load(self, name: str) -> Load:
+        """The compiled load of ``name``'s schema (core/host/fastload.py): the loaded data, or
+        None when the shared :meth:`schema` must decide (and name what is wrong)."""
+        return self._loads[name]
 
     def tables(self) -> dict[str, EventType]:
         """One event type per table, to read the table's DDL from."""

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from marshmallow import ValidationError
 
+from core.host.fastload import compile_load
 from core.host.registry import Registry
 from core.ingest.errors import ApiError, flatten_messages
 from core.ingest.identity import IdentityResolver, TokenRejected
@@ -19,6 +20,7 @@ from core.log import current_request_id
 from core.message import DEFAULT_MAX_CLOCK_SKEW, EnvelopeSchema, build_message, encode
 
 _ENVELOPE = EnvelopeSchema()
+_FAST_ENVELOPE = compile_load(_ENVELOPE)
 
 
 @dataclass(frozen=True)
@@ -79,10 +81,14 @@ class Pipeline:
         received_at = self._clock()
         if not isinstance(payload, dict):
             raise ApiError(400, "invalid_body", "An event is a JSON object.")
-        try:
-            envelope = _ENVELOPE.load(payload)
-        except ValidationError as error:
-            raise _invalid(error.messages) from None
+        # One validation per event: the compiled loads accept what is valid; marshmallow
+        # looks again only at what they do not vouch for, to decide and name the fields.
+        envelope = _FAST_ENVELOPE(payload)
+        if envelope is None:
+            try:
+                envelope = _ENVELOPE.load(payload)
+            except ValidationError as error:
+                raise _invalid(error.messages) from None
         event = envelope["event"]
         if event not in self.registry:
             raise ApiError(
@@ -93,10 +99,11 @@ class Pipeline:
                 extra={"known_events": self.registry.names},
             )
         data = envelope["data"]
-        try:
-            self.registry.schema(event).load(data)
-        except ValidationError as error:
-            raise _invalid({"data": error.messages}) from None
+        if self.registry.fast_load(event)(data) is None:
+            try:
+                self.registry.schema(event).load(data)
+            except ValidationError as error:
+                raise _invalid({"data": error.messages}) from None
         try:
             identity = self.identity.resolve(envelope["token"])
         except TokenRejected as rejection:

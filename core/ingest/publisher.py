@@ -8,35 +8,16 @@ import os
 import threading
 from collections import Counter
 
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from core.config import KafkaSettings, Settings, SpoolSettings
+from core.ingest import producers
 from core.ingest.checks import CachedCheck
+from core.ingest.producers import Producer
 from core.ingest.spool import Record, SpoolFullError, Spools
 
 log = logging.getLogger(__name__)
-
-
-def producer_config(kafka: KafkaSettings, client_id: str) -> dict[str, object]:
-    """kafka-python producer settings for "no loss, no duplicate": every in-sync replica
-    acknowledges, sends are idempotent, and every wait ends within ``kafka.ack_timeout_s``."""
-    timeout_ms = max(1000, int(kafka.ack_timeout_s * 1000))
-    return {
-        "bootstrap_servers": kafka.bootstrap.split(","),
-        "acks": "all",
-        "enable_idempotence": True,
-        "linger_ms": kafka.linger_ms,
-        "batch_size": kafka.batch_bytes,
-        "max_block_ms": int(kafka.ack_timeout_s * 1000),
-        # Without it a broker that is down at start-up holds a request for 30 s.
-        "bootstrap_timeout_ms": timeout_ms,
-        "request_timeout_ms": timeout_ms,
-        # Give up on a record about when the request stops waiting for it: a record
-        # spooled after a timeout should not also reach Kafka late.
-        "delivery_timeout_ms": timeout_ms + kafka.linger_ms,
-        "client_id": client_id,
-    }
 
 
 class PublishError(RuntimeError):
@@ -44,7 +25,8 @@ class PublishError(RuntimeError):
 
 
 class Publisher:
-    """A Kafka producer with acks=all and idempotence, created lazily in each process.
+    """A Kafka producer with acks=all and idempotence, created lazily in each process, of
+    the client ``CLICKSTREAM_KAFKA_CLIENT`` names (core/ingest/producers.py).
 
     Creating it on first use, and again after a fork, means a server's workers
     never share the producer (and its sockets and threads) of their parent.
@@ -63,11 +45,12 @@ class Publisher:
         check_ttl_s: float = 0.0,
     ) -> None:
         """``check_ttl_s``: how long :meth:`check` reuses its last look at the broker."""
+        producers.check_client(kafka)
         self._kafka = kafka
         self._spool_settings = spool
         self._largest_event_bytes = largest_event_bytes
         self._lock = threading.Lock()
-        self._producer: KafkaProducer | None = None
+        self._producer: Producer | None = None
         self._pid = 0
         self._spools: Spools | None = None
         self._counts: Counter[str] = Counter()
@@ -88,15 +71,13 @@ class Publisher:
     def topic(self) -> str:
         return self._kafka.topic
 
-    def _get_producer(self) -> KafkaProducer:
+    def _get_producer(self) -> Producer:
         producer = self._producer
         if producer is not None and self._pid == os.getpid():
             return producer
         with self._lock:
             if self._producer is None or self._pid != os.getpid():
-                self._producer = KafkaProducer(
-                    **producer_config(self._kafka, f"clickstream-api-{os.getpid()}")
-                )
+                self._producer = producers.create(self._kafka, f"clickstream-api-{os.getpid()}")
                 self._pid = os.getpid()
             return self._producer
 
@@ -151,7 +132,7 @@ class Publisher:
         """Readiness learns of an unacknowledged send at once, not at its next broker check."""
         self._broker_check.put({"ok": False, "detail": "a send was not acknowledged"})
 
-    def _discard_producer(self, producer: KafkaProducer) -> None:
+    def _discard_producer(self, producer: Producer) -> None:
         """Start the next send on a new producer.
 
         After batches expired unacknowledged, kafka-python's idempotent producer can stay

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from core.config import PROJECT_ROOT, Settings
+from core.ingest.producers import CLIENTS, CONFLUENT, KAFKA_PYTHON
 from etl.reports import consumer_lag
 from tests.etl_helpers import create_topic, envelope, produce, query
 from tests.reliability import Traffic, load_and_count, read_event_ids, record
@@ -168,10 +169,19 @@ def first_seen(ids: list[str]) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
+@pytest.fixture(params=CLIENTS)
+def kafka_client(request) -> str:
+    """Each producer the API can publish with (confluent only where it is installed)."""
+    if request.param == CONFLUENT:
+        pytest.importorskip("confluent_kafka")
+    return request.param
+
+
 @pytest.mark.parametrize("outage_s", [5, pytest.param(60, marks=SLOW)], ids=["5s", "60s"])
 def test_kafka_down_under_traffic_spools_and_replays_in_order(
-    fault_settings, private_kafka, start_api, outage_s
+    fault_settings, private_kafka, start_api, outage_s, kafka_client
 ):
+    fault_settings = fault_settings.replace(kafka_client=kafka_client)
     api = start_api(fault_settings)
     with Traffic(api.url) as traffic:
         traffic.wait_for(20)
@@ -194,7 +204,8 @@ def test_kafka_down_under_traffic_spools_and_replays_in_order(
     rows, ids = stored(fault_settings)
     assert ids == set(traffic.accepted) and rows == len(ids)
     record(
-        f"Kafka stopped {outage_s} s under traffic",
+        f"Kafka stopped {outage_s} s under traffic"
+        + ("" if kafka_client == KAFKA_PYTHON else f" ({kafka_client})"),
         sent=traffic.sent,
         accepted=len(traffic.accepted),
         rows=rows,

@@ -94,6 +94,20 @@ def test_a_duplicate_key_inside_data_is_400(client, publisher) -> None:
     assert publisher.sent == []
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        # Compact, as orjson and JSON.stringify write: but not what orjson writes of the
+        # value it parsed, since the first "position" is gone from it.
+        orjson.dumps(CLICK)[:-2] + b',"position":7}}',
+        b'{"event":"element_click","event":"element_click","data":{}}',
+    ],
+)
+def test_a_duplicate_key_in_a_compact_body_is_400(client, publisher, body) -> None:
+    assert_error(post(client, body), 400, "duplicate_key")
+    assert publisher.sent == []
+
+
 def test_a_duplicate_key_in_one_batch_element_refuses_the_batch(client, publisher) -> None:
     body = b"[" + orjson.dumps(CLICK) + b', {"event": "x", "event": "y"}]'
     assert_error(post(client, body, BATCH), 400, "duplicate_key")

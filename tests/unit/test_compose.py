@@ -67,3 +67,10 @@ def test_it_is_a_development_stack_and_says_so() -> None:
     environment = COMPOSE["x-clickstream"]["environment"]
     assert environment["CLICKSTREAM_JWT_ALLOW_DEV_SECRET"].endswith(":-true}")
     assert environment["CLICKSTREAM_OPS_OPEN"].endswith(":-true}")
+
+
+def test_the_api_runs_under_the_one_server_the_native_stack_and_the_benchmarks_use() -> None:
+    """``python -m core.serve``: granian unless CLICKSTREAM_API_SERVER says gunicorn."""
+    assert SERVICES["api"]["command"] == ["python", "-m", "core.serve"]
+    assert 'CMD ["python", "-m", "core.serve"]' in DOCKERFILE
+    assert "CLICKSTREAM_OPS_PORT" not in COMPOSE["x-clickstream"]["environment"]

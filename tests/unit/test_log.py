@@ -67,3 +67,36 @@ def test_the_logging_configuration_routes_gunicorn_through_json():
         config["formatters"]["json"]
     )
     assert isinstance(formatter, JsonFormatter)
+
+
+def test_the_json_lines_need_nothing_configure_stops_collecting(monkeypatch) -> None:
+    """configure() turns off the caller's frame lookup, thread and process names: the JSON
+    line (what an access log line is made of) is the same without them."""
+    import json
+
+    lines: list[dict] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            line = json.loads(JsonFormatter().format(record))
+            line.pop("time")
+            lines.append(line)
+
+    log = logging.getLogger("core.test.collect")
+    monkeypatch.setattr(log, "propagate", False)
+    log.addHandler(Capture())
+    log.setLevel(logging.INFO)
+    log.info("http.request", extra={"status": 202})
+    for flag in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, flag, None if flag == "_srcfile" else False)
+    log.info("http.request", extra={"status": 202})
+    assert (
+        lines[0]
+        == lines[1]
+        == {
+            "level": "INFO",
+            "logger": "core.test.collect",
+            "message": "http.request",
+            "status": 202,
+        }
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from uuid import RFC_4122, UUID
 
 import orjson
 import pytest
@@ -16,6 +17,7 @@ from core.message import (
     envelope_columns,
     envelope_error,
     format_timestamp,
+    new_event_id,
 )
 
 
@@ -123,3 +125,12 @@ def test_a_message_from_before_the_visitor_fields_has_empty_visitor_columns() ->
 )
 def test_a_message_with_a_bad_visitor_field_has_a_bad_envelope(key, value) -> None:
     assert key in envelope_error({**OLD_MESSAGE, key: value})
+
+
+def test_event_ids_are_random_version_4_uuids_in_their_usual_spelling() -> None:
+    ids = {new_event_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for text in ids:
+        parsed = UUID(text)
+        assert (parsed.version, parsed.variant) == (4, RFC_4122)
+        assert str(parsed) == text

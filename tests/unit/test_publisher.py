@@ -1,6 +1,8 @@
 """The publisher's promises: the producer Kafka needs for "no loss, no duplicate", no answer
 before the broker's acknowledgement, and the disk spool for what Kafka does not acknowledge.
-kafka-python's producer and admin client are replaced by recorders.
+Every test runs with each client (``CLICKSTREAM_KAFKA_CLIENT``): kafka-python's producer, or
+confluent-kafka's (skipped when it is not installed), replaced by a recorder of its own API;
+kafka-python's admin client is replaced too.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ from collections.abc import Callable
 import pytest
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 
+import core.ingest.producers
 import core.ingest.publisher
 from core.config import Settings
+from core.ingest.producers import CLIENTS, CONFLUENT, KAFKA_PYTHON
 from core.ingest.publisher import Publisher, PublishError
 from core.ingest.spool import Record, encode
 
@@ -98,24 +102,102 @@ class RecordingProducer:
             raise RecordingProducer.close_error
 
 
+class RecordingConfluentClient:
+    """Stands in for ``confluent_kafka.Producer``, recording like :class:`RecordingProducer`
+    (its ``made``, ``broker``, ``send_error`` and ``close_error`` too), through librdkafka's
+    API: ``produce`` with a delivery callback that only ``poll`` or ``flush`` serve, ``purge``
+    failing what is left, then ``close``."""
+
+    def __init__(self, config: dict) -> None:
+        self.config = config
+        self.sent: list[tuple[str, bytes, bytes, Acknowledgement]] = []
+        self.closed = False
+        self.closed_with: list[float | None] = []
+        self._unreported: list[tuple[Acknowledgement, Callable]] = []
+        self._lock = threading.Lock()
+        RecordingProducer.made.append(self)
+
+    def produce(self, topic: str, value: bytes, key: bytes, on_delivery: Callable) -> None:
+        if RecordingProducer.send_error is not None:
+            raise BufferError(str(RecordingProducer.send_error))
+        future = Acknowledgement()
+        if RecordingProducer.broker is not None:
+            taken = RecordingProducer.broker(value)
+            future.acknowledge(None if taken else KafkaTimeoutError("broker down"))
+        with self._lock:
+            self.sent.append((topic, key, value, future))
+            self._unreported.append((future, on_delivery))
+
+    def _report(self) -> int:
+        with self._lock:
+            done = [(f, report) for f, report in self._unreported if f.done]
+            self._unreported = [(f, report) for f, report in self._unreported if not f.done]
+        for future, report in done:
+            report(future._error, None)
+        return len(done)
+
+    def poll(self, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        while not (served := self._report()) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        return served
+
+    def flush(self, timeout: float) -> int:
+        self.closed_with.append(timeout)
+        deadline = None if timeout < 0 else time.monotonic() + timeout
+        while self._unreported and (deadline is None or time.monotonic() < deadline):
+            self._report()
+            time.sleep(0.001)
+        return len(self._unreported)
+
+    def purge(self) -> None:
+        for future, _ in list(self._unreported):
+            if not future.done:
+                future.acknowledge(KafkaTimeoutError("purged"))
+
+    def close(self) -> None:
+        self._report()
+        self.closed = True
+        if RecordingProducer.close_error is not None:
+            raise RecordingProducer.close_error
+
+
 def delivered(producers: list[RecordingProducer]) -> list[tuple[bytes, bytes]]:
     """(key, value) of every send the broker acknowledged, over all producers, in order."""
     return [(key, value) for p in producers for _, key, value, ack in p.sent if ack.delivered]
 
 
+#: The client the current test runs with; the ``producers`` fixture sets it.
+CLIENT = KAFKA_PYTHON
+
+
+def settings(**values) -> Settings:
+    """``Settings.of(**values)`` with the client the test runs with."""
+    return Settings.of(kafka_client=CLIENT, **values)
+
+
+@pytest.fixture(params=CLIENTS)
+def client(request) -> str:
+    if request.param == CONFLUENT:
+        pytest.importorskip("confluent_kafka")
+    return request.param
+
+
 @pytest.fixture
-def producers(monkeypatch) -> list[RecordingProducer]:
+def producers(monkeypatch, client) -> list[RecordingProducer]:
     monkeypatch.setattr(RecordingProducer, "made", [])
     monkeypatch.setattr(RecordingProducer, "broker", None)
     monkeypatch.setattr(RecordingProducer, "send_error", None)
     monkeypatch.setattr(RecordingProducer, "close_error", None)
-    monkeypatch.setattr(core.ingest.publisher, "KafkaProducer", RecordingProducer)
+    monkeypatch.setattr(core.ingest.producers, "KafkaProducer", RecordingProducer)
+    monkeypatch.setattr(core.ingest.producers, "ConfluentClient", RecordingConfluentClient)
+    monkeypatch.setattr(f"{__name__}.CLIENT", client)
     return RecordingProducer.made
 
 
 @pytest.fixture
 def publisher(producers) -> Publisher:
-    publisher = Publisher.from_settings(Settings.of(spool_max_bytes=0, kafka_ack_timeout_s=2.0))
+    publisher = Publisher.from_settings(settings(spool_max_bytes=0, kafka_ack_timeout_s=2.0))
     yield publisher
     publisher.close()
 
@@ -146,8 +228,12 @@ def test_the_producer_waits_for_every_in_sync_replica_and_is_idempotent(
     thread.join(5)
     config = producers[0].config
     assert config["acks"] == "all"
-    assert config["enable_idempotence"] is True
-    assert config["bootstrap_servers"] == Settings().kafka.bootstrap.split(",")
+    if CLIENT == KAFKA_PYTHON:
+        assert config["enable_idempotence"] is True
+        assert config["bootstrap_servers"] == Settings().kafka.bootstrap.split(",")
+    else:
+        assert config["enable.idempotence"] is True
+        assert config["bootstrap.servers"] == Settings().kafka.bootstrap
 
 
 def test_publish_returns_only_after_the_broker_acknowledged(publisher, producers) -> None:
@@ -160,7 +246,8 @@ def test_publish_returns_only_after_the_broker_acknowledged(publisher, producers
     future.acknowledge()
     thread.join(5)
     assert outcome == ["returned"]
-    assert future.waited_with == [2.0]
+    if CLIENT == KAFKA_PYTHON:
+        assert future.waited_with == [2.0]
 
 
 def test_a_send_the_broker_refuses_is_a_publish_error(publisher, producers) -> None:
@@ -193,25 +280,34 @@ def test_the_producer_is_configured_from_the_settings_and_bounded_by_the_ack_tim
 ) -> None:
     """Every wait of the producer ends about when the request stops waiting for the broker,
     so a record spooled after a timeout does not also reach Kafka late."""
-    settings = Settings.of(
-        spool_max_bytes=0,
-        kafka_bootstrap="k1:9092,k2:9093",
-        kafka_linger_ms=7,
-        kafka_batch_bytes=12345,
-        kafka_ack_timeout_s=2.5,
-    )
     RecordingProducer.broker = UP
-    publisher = Publisher.from_settings(settings)
+    publisher = Publisher.from_settings(
+        settings(
+            spool_max_bytes=0,
+            kafka_bootstrap="k1:9092,k2:9093",
+            kafka_linger_ms=7,
+            kafka_batch_bytes=12345,
+            kafka_ack_timeout_s=2.5,
+        )
+    )
     publisher.publish("element_click", b"{}")
     publisher.close()
     config = producers[0].config
-    assert config["bootstrap_servers"] == ["k1:9092", "k2:9093"]
-    assert (config["linger_ms"], config["batch_size"]) == (7, 12345)
-    assert config["max_block_ms"] == 2500
-    assert config["bootstrap_timeout_ms"] == config["request_timeout_ms"] == 2500
-    # kafka-python wants at least request timeout + linger; more would deliver late.
-    assert config["delivery_timeout_ms"] == 2500 + 7
-    assert config["client_id"].endswith(f"-{os.getpid()}")
+    if CLIENT == KAFKA_PYTHON:
+        assert config["bootstrap_servers"] == ["k1:9092", "k2:9093"]
+        assert (config["linger_ms"], config["batch_size"]) == (7, 12345)
+        assert config["max_block_ms"] == 2500
+        assert config["bootstrap_timeout_ms"] == config["request_timeout_ms"] == 2500
+        # kafka-python wants at least request timeout + linger; more would deliver late.
+        assert config["delivery_timeout_ms"] == 2500 + 7
+        assert config["client_id"].endswith(f"-{os.getpid()}")
+    else:
+        assert config["bootstrap.servers"] == "k1:9092,k2:9093"
+        assert (config["linger.ms"], config["batch.size"]) == (7, 12345)
+        assert config["socket.connection.setup.timeout.ms"] == 2500
+        assert config["request.timeout.ms"] == 2500
+        assert config["message.timeout.ms"] == 2500 + 7
+        assert config["client.id"].endswith(f"-{os.getpid()}")
 
 
 def test_one_producer_serves_every_publish_of_a_process(publisher, producers) -> None:
@@ -279,7 +375,8 @@ def test_a_forked_worker_makes_its_own_producer_and_leaves_its_parents_alone(
     publisher.publish("element_click", b"child")
     publisher.close()
     assert [[value for _, _, value, _ in p.sent] for p in producers] == [[b"parent"], [b"child"]]
-    assert producers[1].config["client_id"].endswith("-4242424")
+    client_id = producers[1].config["client_id" if CLIENT == KAFKA_PYTHON else "client.id"]
+    assert client_id.endswith("-4242424")
     assert not producers[0].closed, "the child closed its parent's producer"
     assert producers[1].closed
 
@@ -375,14 +472,14 @@ def test_a_broker_that_cannot_be_reached_is_not_ready_and_never_a_crash(monkeypa
 
 
 def spool_settings(tmp_path, **changes) -> Settings:
-    settings = Settings.of(
-        spool_dir=str(tmp_path / "spool"),
-        spool_max_bytes=1 << 20,
-        spool_fsync=False,
-        spool_replay_interval_s=0.02,
-        kafka_ack_timeout_s=0.5,
-    )
-    return settings.replace(**changes)
+    defaults = {
+        "spool_dir": str(tmp_path / "spool"),
+        "spool_max_bytes": 1 << 20,
+        "spool_fsync": False,
+        "spool_replay_interval_s": 0.02,
+        "kafka_ack_timeout_s": 0.5,
+    }
+    return settings(**{**defaults, **changes})
 
 
 @pytest.fixture
