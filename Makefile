@@ -4,9 +4,9 @@ export PYTHON
 
 .PHONY: install services-up services-down up down reload demo test unit lint docs bench schema-check reliability mutation
 
-install:  ## Install missing Debian packages, then clickstream and its test tools
+install:  ## Install missing Debian packages, then clickstream, its test tools and the optional confluent-kafka client (tested too)
 	scripts/system-deps.sh run
-	$(PYTHON) -m pip install -q -e '.[test]'
+	$(PYTHON) -m pip install -q -e '.[test,fast]'
 
 services-up:  ## Start Kafka (KRaft), Redis and the reference auth service natively
 	scripts/services.sh up
