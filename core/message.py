@@ -6,6 +6,7 @@ the message, and the columns of it that every event table starts with.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -258,6 +259,44 @@ event_id UUID COMMENT 'unique per event: re-deliveries share it and collapse',
     browser LowCardinality(String) DEFAULT '' COMMENT 'browser family from the User-Agent',
     os LowCardinality(String) DEFAULT '' COMMENT 'operating system family from the User-Agent',
     is_bot Bool DEFAULT false COMMENT 'a crawler or script by its User-Agent: kept, tagged'"""
+
+
+#: How the engine reads each envelope column straight from a message's JSON (core.host.json_load):
+#: the type of its key in the input, and the expression of its column, as
+#: :func:`envelope_columns` fills it.
+ENVELOPE_INPUT = (
+    ("event_id", "UUID", "event_id"),
+    ("event", "String", "event"),
+    ("timestamp", "DateTime64(3, 'UTC')", "timestamp"),
+    ("user_id", "String", "user_id"),
+    ("identity", "String", "identity"),
+    ("schema_version", "Nullable(UInt16)", f"ifNull(schema_version, {FIRST_SCHEMA_VERSION})"),
+    ("anonymous_id", "Nullable(String)", "anonymous_id"),
+    ("session_id", "Nullable(String)", "session_id"),
+    ("sent_at", "Nullable(DateTime64(3, 'UTC'))", "sent_at"),
+    ("client_time", "Nullable(DateTime64(3, 'UTC'))", "client_time"),
+    ("device", "Nullable(String)", "ifNull(device, '')"),
+    ("browser", "Nullable(String)", "ifNull(browser, '')"),
+    ("os", "Nullable(String)", "ifNull(os, '')"),
+    ("is_bot", "Nullable(Bool)", "ifNull(is_bot, false)"),
+)
+#: A moment as :func:`format_timestamp` writes it, which the engine reads exactly as
+#: :func:`parse_timestamp` does.
+CANONICAL_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+#: A UUID as ``str(uuid.UUID)`` writes it, the only spelling the engine reads as Python does.
+CANONICAL_UUID_LENGTH = 36
+
+
+def as_published(message: Mapping[str, Any]) -> bool:
+    """Whether ``message`` (whose envelope passed :func:`envelope_error`) is spelled as the
+    API writes it: its event id and times in the one form the engine and Python read alike."""
+    if len(message["event_id"]) != CANONICAL_UUID_LENGTH:
+        return False
+    for key in ("timestamp", "sent_at", "client_time"):
+        value = message.get(key)
+        if value is not None and not CANONICAL_TIMESTAMP.fullmatch(value):
+            return False
+    return True
 
 
 def parse_timestamp(raw: str) -> datetime:

@@ -16,12 +16,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import orjson
 from clickhouse_connect.driver.client import Client
 
 from core.config import Settings
 from etl.consume import Batch, Record
 from etl.sink import insert_token
-from etl.transform import Loaded, Rejected
+from etl.transform import Checked, Loaded, Rejected
 from etl.warehouse import Warehouse
 
 #: Each table of the ETL's own, by name: its DDL, the one description of its columns.
@@ -278,30 +279,47 @@ def record_pass(
 
 
 def record_deliveries(
-    client: Client, warehouse: Warehouse, inserted: Iterable[Loaded], pass_id: str, now: datetime
+    client: Client,
+    warehouse: Warehouse,
+    inserted: Iterable[Loaded | Checked],
+    pass_id: str,
+    now: datetime,
 ) -> None:
-    """One ``event_deliveries`` row per event loaded: which record, which pass, when."""
-    rows = [
-        [
-            o.event_id,
-            o.event,
-            o.table,
-            o.timestamp,
-            o.record.topic,
-            o.record.partition,
-            o.record.offset,
-            pass_id,
-            now,
-        ]
+    """One ``event_deliveries`` row per event loaded: which record, which pass, when.
+
+    The rows go in as one JSON array a line, which orjson writes and the engine reads
+    without a Python conversion per value (a pass of 100,000 events spent most of this
+    call there).
+    """
+    body = b"\n".join(
+        orjson.dumps(
+            (
+                o.event_id,
+                o.event,
+                o.table,
+                o.timestamp,
+                o.record.topic,
+                o.record.partition,
+                o.record.offset,
+                pass_id,
+                now,
+            )
+        )
         for o in inserted
-    ]
-    if rows:
-        client.insert(
-            warehouse.table("event_deliveries"), rows, column_names=list(DELIVERY_COLUMNS)
+    )
+    if body:
+        client.raw_insert(
+            warehouse.table("event_deliveries"),
+            DELIVERY_COLUMNS,
+            body,
+            settings={"date_time_input_format": "best_effort"},
+            fmt="JSONCompactEachRow",
         )
 
 
-def record_identity_links(client: Client, warehouse: Warehouse, inserted: Iterable[Loaded]) -> None:
+def record_identity_links(
+    client: Client, warehouse: Warehouse, inserted: Iterable[Loaded | Checked]
+) -> None:
     """One ``identity_links`` row per (anonymous_id, user_id) among the events loaded, with
     the first and last time seen; idempotent, as the table keeps the min and max per key."""
     seen: dict[tuple[str, str], tuple[datetime, datetime]] = {}

@@ -1,6 +1,12 @@
 """Loading a pass's rows: one insert block per table and partition, each with the
 deduplication token of its offset range, so a replayed range is dropped by ClickHouse
-rather than stored twice."""
+rather than stored twice.
+
+Records the engine maps itself (:class:`~etl.transform.Checked`) go in as their JSON, a
+block per table, partition and event type; a block the engine refuses for its data goes
+through the Python path instead (validated and mapped row by row), so that the refused
+rows are dead-lettered with the reason and the rest is stored once.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +20,10 @@ from dataclasses import dataclass
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, ProgrammingError
 
+from core.host.json_load import READ_SETTINGS
+from core.host.registry import Registry
 from etl.consume import Record
-from etl.transform import INSERT_FAILED, Loaded, Rejected
+from etl.transform import INSERT_FAILED, Checked, Loaded, Rejected, transform
 from etl.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
@@ -82,9 +90,10 @@ def load_rows(
     client: Client,
     warehouse: Warehouse,
     topic: str,
-    loaded: Iterable[Loaded],
+    loaded: Iterable[Loaded | Checked],
     spans: Mapping[int, tuple[int, int]],
-) -> tuple[list[Loaded], list[Rejected]]:
+    registry: Registry,
+) -> tuple[list[Loaded | Checked], list[Rejected]]:
     """Insert the rows of ``loaded``, a block per table and partition; what a table refuses
     is rejected.
 
@@ -92,22 +101,69 @@ def load_rows(
     block holds one table's rows from one partition's range, so a replay of that range
     makes the same block, with the same token, whatever arrived on other partitions since.
     Rows of a table whose columns differ (a plugin's mapper leaving one out) go in blocks
-    of their own. An error that is not the data's (:func:`is_data_error`) raises: nothing
-    is rejected for it, the pass fails and commits nothing.
+    of their own, and so do the :class:`Checked` records of each event type. An error that
+    is not the data's (:func:`is_data_error`) raises: nothing is rejected for it, the pass
+    fails and commits nothing.
     """
     blocks: dict[tuple[str, int, tuple[str, ...]], list[Loaded]] = defaultdict(list)
+    json_blocks: dict[tuple[str, int, str], list[Checked]] = defaultdict(list)
     # In offset order: a replay may get the records otherwise from Kafka, and a block's
     # token must depend on which records it holds, not on the order they came in.
     for outcome in sorted(loaded, key=lambda o: (o.record.partition, o.record.offset)):
-        blocks[(outcome.table, outcome.record.partition, tuple(outcome.row))].append(outcome)
-    inserted: list[Loaded] = []
+        if isinstance(outcome, Checked):
+            json_blocks[(outcome.table, outcome.record.partition, outcome.event)].append(outcome)
+        else:
+            blocks[(outcome.table, outcome.record.partition, tuple(outcome.row))].append(outcome)
+    inserted: list[Loaded | Checked] = []
     failed: list[Rejected] = []
+    for (table, partition, event), block in json_blocks.items():
+        if _insert_json(client, warehouse, topic, table, partition, spans, registry, event, block):
+            inserted += block
+            continue
+        for outcome in (transform(o.record, registry, engine=False) for o in block):
+            if isinstance(outcome, Loaded):
+                key = (outcome.table, partition, tuple(outcome.row))
+                blocks[key].append(outcome)
+            else:
+                failed.append(outcome)
     for (table, partition, columns), block in blocks.items():
         token = _Token(topic, table, columns, partition, spans[partition])
         ok, refused = _insert_block(client, warehouse, table, columns, block, token)
         inserted += ok
         failed += refused
     return inserted, failed
+
+
+def _insert_json(
+    client: Client,
+    warehouse: Warehouse,
+    topic: str,
+    table: str,
+    partition: int,
+    spans: Mapping[int, tuple[int, int]],
+    registry: Registry,
+    event: str,
+    block: list[Checked],
+) -> bool:
+    """Insert ``block`` as its JSON, mapped by the engine; False if the engine refuses it
+    for its data (nothing of it is stored then)."""
+    json = registry.json_insert(event)
+    records = [o.record for o in block]
+    token = insert_token(topic, table, json.columns, partition, spans[partition], records)
+    query = json.query(warehouse.table(table), b"\n".join(r.value for r in records).decode())
+    # The messages are part of the statement, whose size the engine limits.
+    settings = {**READ_SETTINGS, "max_query_size": 4 * len(query) + 1}
+    try:
+        client.command(query, settings={**settings, "insert_deduplication_token": token})
+        return True
+    except Exception as error:
+        if not is_data_error(error):
+            raise
+        log.warning(
+            "etl.json_block_refused table=%s event=%s rows=%d error=%s: loading it row by row",
+            table, event, len(block), str(error)[:500],
+        )  # fmt: skip
+        return False
 
 
 @dataclass(frozen=True)
