@@ -182,6 +182,8 @@ def decode(raw: bytes) -> dict[str, Any]:
 
 def missing_keys(message: Mapping[str, Any]) -> list[str]:
     """The keys every message has that ``message`` lacks."""
+    if message.keys() >= _MESSAGE_KEY_SET:
+        return []
     return [key for key in MESSAGE_KEYS if key not in message]
 
 
@@ -221,6 +223,7 @@ def envelope_error(message: Mapping[str, Any]) -> str | None:
 #: Keys every published message has. ``schema_version`` may be missing (messages published
 #: before it existed read as version 1); other keys (``request_id``) are extra.
 MESSAGE_KEYS = ("event_id", "event", "timestamp", "user_id", "identity", "data")
+_MESSAGE_KEY_SET = frozenset(MESSAGE_KEYS)
 #: The ``schema_version`` column is a UInt16.
 MAX_VERSION = 65535
 #: The columns every event table starts with, in this order, filled by :func:`envelope_columns`.

@@ -20,13 +20,16 @@ from dataclasses import dataclass
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, ProgrammingError
 
-from core.host.json_load import READ_SETTINGS
+from core.host.json_load import INSERT_SETTINGS, READ_SETTINGS
 from core.host.registry import Registry
 from etl.consume import Record
 from etl.transform import INSERT_FAILED, Checked, Loaded, Rejected, transform
 from etl.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
+
+#: The temporary tables (of the warehouse session) a JSON block passes through, by event.
+STAGING_PREFIX = "_clickstream_json_"
 
 #: ClickHouse error codes saying that the rows of a block do not fit their table: the only
 #: server answers after which a block is retried row by row and the refused rows set aside.
@@ -150,11 +153,21 @@ def _insert_json(
     json = registry.json_insert(event)
     records = [o.record for o in block]
     token = insert_token(topic, table, json.columns, partition, spans[partition], records)
-    query = json.query(warehouse.table(table), b"\n".join(r.value for r in records).decode())
-    # The messages are part of the statement, whose size the engine limits.
-    settings = {**READ_SETTINGS, "max_query_size": 4 * len(query) + 1}
+    staging = f"{STAGING_PREFIX}{event}"
+    client.command(f"DROP TEMPORARY TABLE IF EXISTS {staging}")
+    client.command(json.staging_ddl(staging))
     try:
-        client.command(query, settings={**settings, "insert_deduplication_token": token})
+        client.raw_insert(
+            staging,
+            None,
+            b"\n".join(r.value for r in records),
+            settings=READ_SETTINGS,
+            fmt="JSONEachRow",
+        )
+        client.command(
+            json.insert_from(warehouse.table(table), staging),
+            settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
+        )
         return True
     except Exception as error:
         if not is_data_error(error):
@@ -164,6 +177,8 @@ def _insert_json(
             table, event, len(block), str(error)[:500],
         )  # fmt: skip
         return False
+    finally:
+        client.command(f"DROP TEMPORARY TABLE IF EXISTS {staging}")
 
 
 @dataclass(frozen=True)

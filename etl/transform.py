@@ -51,16 +51,36 @@ class Loaded:
 @dataclass(frozen=True)
 class Checked:
     """A record whose envelope passed, left for the engine to map to a row of ``table``
-    from its JSON (the API validated its data with the schema of its version)."""
+    from its JSON (the API validated its data with the schema of its version).
+
+    Its decoded ``message`` is kept, and read only for what a pass asks of few records
+    (identity links, forgotten persons).
+    """
 
     record: Record
     event: str
-    event_id: UUID
-    timestamp: datetime
     table: str
-    user_id: str
-    anonymous_id: str | None
-    link: tuple[str, str] | None = None
+    message: dict
+
+    @property
+    def event_id(self) -> UUID:
+        return UUID(self.message["event_id"])
+
+    @property
+    def timestamp(self) -> datetime:
+        return messages.parse_timestamp(self.message["timestamp"])
+
+    @property
+    def user_id(self) -> str:
+        return self.message["user_id"]
+
+    @property
+    def anonymous_id(self) -> str | None:
+        return self.message.get("anonymous_id")
+
+    @property
+    def link(self) -> tuple[str, str] | None:
+        return identity_link(self.message)
 
 
 @dataclass(frozen=True)
@@ -119,16 +139,7 @@ def transform(
         )
     event_type = registry[event]
     if engine and by_engine(message, registry):
-        return Checked(
-            record=record,
-            event=event,
-            event_id=UUID(message["event_id"]),
-            timestamp=messages.parse_timestamp(message["timestamp"]),
-            table=event_type.table,
-            user_id=message["user_id"],
-            anonymous_id=message.get("anonymous_id"),
-            link=identity_link(message),
-        )
+        return Checked(record, event, event_type.table, message)
     try:
         row = event_type.load_row(message, registry.schema(event))
     except ValidationError as error:

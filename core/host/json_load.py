@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from marshmallow import Schema
 
 from core.host.ddl import column_type
+from core.host.fields import INT64, INTEGER_TYPES, UINT64
 from core.message import ENVELOPE_INPUT
 
-#: How the engine reads the JSON: keys it has no column for (``request_id``, the data fields
-#: of another version) are passed over; a number is no string, a boolean no number; a
-#: missing or null value of a column that is not Nullable is an error, not its type's
-#: default (the block then goes through the Python path, which says which field).
+#: How the engine reads the JSON: keys it has no column for (``request_id``) are passed
+#: over; a number is no string, a boolean no number.
 READ_SETTINGS = {
     "input_format_skip_unknown_fields": 1,
     "input_format_json_read_numbers_as_strings": 0,
@@ -25,33 +24,39 @@ READ_SETTINGS = {
     "input_format_json_read_arrays_as_strings": 0,
     "input_format_json_read_objects_as_strings": 0,
     "date_time_input_format": "best_effort",
-    "insert_null_as_default": 0,
 }
+#: How the rows go into the event table: a missing or null value of a column that is not
+#: Nullable is an error, not its type's default (the block then goes through the Python
+#: path, which says which field).
+INSERT_SETTINGS = {"insert_null_as_default": 0}
 LOW_CARDINALITY = re.compile(r"LowCardinality\((.*)\)")
+INTEGERS = frozenset(name for name, _, _ in INTEGER_TYPES)
+WIDEST = frozenset({INT64[0], UINT64[0]})
 
 
 @dataclass(frozen=True)
 class JsonInsert:
     """The columns an event type's messages fill, the structure the engine reads each
-    message's JSON as, and the expression of each column."""
+    message's JSON as, and the expression of each column.
+
+    The messages go into a temporary table of that structure (an insert of their JSON as
+    it is, which chDB and a ClickHouse server take alike; chDB gives ``input()`` no data),
+    and from there into the event table, where the deduplication token applies.
+    """
 
     columns: tuple[str, ...]
     structure: str
     select: tuple[str, ...]
 
-    def query(self, table: str, body: str) -> str:
-        """The ``INSERT`` of ``body`` (messages, one JSON object a line) into ``table``.
+    def staging_ddl(self, name: str) -> str:
+        """The ``CREATE`` of the session's temporary table ``name`` the messages go into."""
+        return f"CREATE TEMPORARY TABLE {name} ({self.structure}) ENGINE = Memory"
 
-        The messages travel inside the query, as the data of the ``format`` table function,
-        so that chDB and a ClickHouse server take the same statement (chDB has no request
-        body for ``input()``); a dollar-quoted string needs no escaping. Run it with
-        :data:`READ_SETTINGS` and a ``max_query_size`` above its length.
-        """
-        tag = _dollar_tag(body)
+    def insert_from(self, table: str, staging: str) -> str:
+        """The ``INSERT`` into ``table`` of the rows of the messages in ``staging``."""
         return (
             f"INSERT INTO {table} ({', '.join(self.columns)}) "
-            f"SELECT {', '.join(self.select)} "
-            f"FROM format(JSONEachRow, {_quote(self.structure)}, {tag}{body}{tag})"
+            f"SELECT {', '.join(self.select)} FROM {staging}"
         )
 
 
@@ -61,36 +66,33 @@ def json_insert(schema: type[Schema], columns: Sequence[str]) -> JsonInsert:
     columns, then each of ``columns``, read from ``data`` (null if ``schema`` has no such
     field, as in a table event types share).
 
-    Every data field is read as Nullable (one left out of the message is null there);
-    the column's own type decides whether null may be stored.
+    Every data field is read as Nullable (one left out of the message is null there); the
+    column's own type decides whether null may be stored. An integer is read as a 64-bit
+    one and cast to its column's type exactly, so that a value outside it is an error,
+    not a wrapped number.
     """
-    fields = {}
+    fields: dict[str, tuple[str, str]] = {}
     for attribute, field in schema().load_fields.items():
+        name = field.attribute or attribute
         kind = column_type(field)
         plain = LOW_CARDINALITY.fullmatch(kind)
-        fields[field.attribute or attribute] = plain[1] if plain else kind
+        kind = plain[1] if plain else kind
+        element = f"tupleElement(data, {_quote(name)})"
+        if kind in INTEGERS and kind not in WIDEST:
+            fields[name] = ("Int64", f"accurateCast({element}, {_quote(f'Nullable({kind})')})")
+        else:
+            fields[name] = (kind, element)
     structure = [f"{name} {kind}" for name, kind, _ in ENVELOPE_INPUT]
     select = [expression for _, _, expression in ENVELOPE_INPUT]
     if fields:
-        elements = ", ".join(f"{name} Nullable({kind})" for name, kind in fields.items())
+        elements = ", ".join(f"{name} Nullable({kind})" for name, (kind, _) in fields.items())
         structure.append(f"data Tuple({elements})")
-    select += [
-        f"tupleElement(data, {_quote(name)})" if name in fields else "NULL" for name in columns
-    ]
+    select += [fields[name][1] if name in fields else "NULL" for name in columns]
     return JsonInsert(
         columns=tuple(name for name, _, _ in ENVELOPE_INPUT) + tuple(columns),
         structure=", ".join(structure),
         select=tuple(select),
     )
-
-
-def _dollar_tag(body: str) -> str:
-    """A ``$tag$`` that ``body`` does not hold, to quote it with."""
-    tag, number = "$clickstream$", 0
-    while tag in body:
-        number += 1
-        tag = f"$clickstream{number}$"
-    return tag
 
 
 def _quote(text: str) -> str:

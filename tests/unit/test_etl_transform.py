@@ -24,15 +24,9 @@ def test_a_message_as_the_api_publishes_it_is_only_checked_and_left_to_the_engin
 
     outcome = transform(rec, registry)
 
-    assert outcome == Checked(
-        record=rec,
-        event="search_filter",
-        event_id=uuid.UUID(message["event_id"]),
-        timestamp=BASE_TIME,
-        table="search_filters",
-        user_id="u-1",
-        anonymous_id="a-1",
-    )
+    assert outcome == Checked(rec, "search_filter", "search_filters", orjson.loads(rec.value))
+    assert (outcome.event_id, outcome.timestamp) == (uuid.UUID(message["event_id"]), BASE_TIME)
+    assert (outcome.user_id, outcome.anonymous_id, outcome.link) == ("u-1", "a-1", None)
 
 
 @pytest.mark.parametrize(
