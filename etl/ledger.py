@@ -20,6 +20,7 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from core.config import Settings
+from core.host.json_load import OFFSET
 from etl.consume import Batch, Record
 from etl.sink import insert_token
 from etl.transform import Checked, Loaded, Rejected
@@ -315,6 +316,36 @@ def record_deliveries(
             settings={"date_time_input_format": "best_effort"},
             fmt="JSONCompactEachRow",
         )
+
+
+def record_staged_deliveries(
+    client: Client,
+    staging: str,
+    event: str,
+    table: str,
+    partition: int,
+    *,
+    warehouse: Warehouse,
+    topic: str,
+    pass_id: str,
+    now: datetime,
+) -> None:
+    """The ``event_deliveries`` rows of a JSON block (etl.sink), read by the engine from the
+    staging table that still holds the block: no Python work per event."""
+    client.command(
+        f"INSERT INTO {warehouse.table('event_deliveries')} ({', '.join(DELIVERY_COLUMNS)}) "
+        f"SELECT event_id, timestamp, {{event:String}}, {{table:String}}, {{topic:String}}, "
+        f"{{partition:UInt32}}, {OFFSET}, {{pass_id:UUID}}, {{now:DateTime64(3, 'UTC')}} "
+        f"FROM {staging}",
+        parameters={
+            "event": event,
+            "table": table,
+            "topic": topic,
+            "partition": partition,
+            "pass_id": pass_id,
+            "now": now,
+        },
+    )
 
 
 def _id_and_time(outcome: Loaded | Checked) -> tuple:

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from functools import partial
 
 import schedule
 from clickhouse_connect.driver.client import Client
@@ -157,9 +158,20 @@ def _load(
     )
     loaded = [o for o in outcomes if isinstance(o, Loaded | Checked)]
     spans = {p.partition: (p.expected, p.next_offset) for p in batch.partitions.values()}
-    inserted, refused = sink.load_rows(client, warehouse, batch.topic, loaded, spans, registry)
+    # The deliveries of a JSON block are read from it by the engine; the others' go after.
+    staged_deliveries = partial(
+        ledger.record_staged_deliveries,
+        warehouse=warehouse,
+        topic=batch.topic,
+        pass_id=result.pass_id,
+        now=now,
+    )
+    inserted, refused = sink.load_rows(
+        client, warehouse, batch.topic, loaded, spans, registry, staged_deliveries
+    )
     rejected = [o for o in outcomes if isinstance(o, Rejected)] + refused
-    ledger.record_deliveries(client, warehouse, inserted, result.pass_id, now)
+    mapped = [o for o in inserted if isinstance(o, Loaded)]
+    ledger.record_deliveries(client, warehouse, mapped, result.pass_id, now)
     ledger.record_identity_links(client, warehouse, inserted)
     ledger.record_dead_letters(client, warehouse, batch, rejected, now)
     result.rows = dict(Counter(o.table for o in inserted))

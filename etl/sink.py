@@ -14,13 +14,13 @@ import hashlib
 import logging
 import struct
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, ProgrammingError
 
-from core.host.json_load import INSERT_SETTINGS, READ_SETTINGS
+from core.host.json_load import INSERT_SETTINGS, OFFSET, READ_SETTINGS
 from core.host.registry import Registry
 from etl.consume import Record
 from etl.transform import INSERT_FAILED, Checked, Loaded, Rejected, transform
@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 
 #: The temporary tables (of the warehouse session) a JSON block passes through, by event.
 STAGING_PREFIX = "_clickstream_json_"
+
+#: What runs once a JSON block is in its table, with the staging table still holding it:
+#: ``(client, staging, event, table, partition)`` (the ledger's deliveries, read from it).
+BlockLoaded = Callable[[Client, str, str, str, int], None]
 
 #: ClickHouse error codes saying that the rows of a block do not fit their table: the only
 #: server answers after which a block is retried row by row and the refused rows set aside.
@@ -96,9 +100,10 @@ def load_rows(
     loaded: Iterable[Loaded | Checked],
     spans: Mapping[int, tuple[int, int]],
     registry: Registry,
+    block_loaded: BlockLoaded | None = None,
 ) -> tuple[list[Loaded | Checked], list[Rejected]]:
     """Insert the rows of ``loaded``, a block per table and partition; what a table refuses
-    is rejected.
+    is rejected. ``block_loaded`` runs after each JSON block is stored.
 
     ``spans`` gives per partition the offset range ``[expected, next)`` the pass read. A
     block holds one table's rows from one partition's range, so a replay of that range
@@ -120,7 +125,16 @@ def load_rows(
     inserted: list[Loaded | Checked] = []
     failed: list[Rejected] = []
     for (table, partition, event), block in json_blocks.items():
-        if _insert_json(client, warehouse, topic, table, partition, spans, registry, event, block):
+        if _insert_json(
+            client,
+            warehouse,
+            topic,
+            (table, partition, event),
+            spans,
+            registry,
+            block,
+            block_loaded,
+        ):
             inserted += block
             continue
         for outcome in (transform(o.record, registry, engine=False) for o in block):
@@ -141,34 +155,30 @@ def _insert_json(
     client: Client,
     warehouse: Warehouse,
     topic: str,
-    table: str,
-    partition: int,
+    where: tuple[str, int, str],
     spans: Mapping[int, tuple[int, int]],
     registry: Registry,
-    event: str,
     block: list[Checked],
+    block_loaded: BlockLoaded | None,
 ) -> bool:
-    """Insert ``block`` as its JSON, mapped by the engine; False if the engine refuses it
-    for its data (nothing of it is stored then)."""
+    """Insert ``block`` (into ``where``: table, partition, event) as its JSON, each message
+    with its offset, mapped by the engine; False if the engine refuses it for its data
+    (nothing of it is stored then)."""
+    table, partition, event = where
     json = registry.json_insert(event)
     records = [o.record for o in block]
     token = insert_token(topic, table, json.columns, partition, spans[partition], records)
     staging = f"{STAGING_PREFIX}{event}"
+    head = b'{"' + OFFSET.encode() + b'":'
+    body = b"\n".join(head + b"%d," % r.offset + r.value[1:] for r in records)
     client.command(f"DROP TEMPORARY TABLE IF EXISTS {staging}")
     client.command(json.staging_ddl(staging))
     try:
-        client.raw_insert(
-            staging,
-            None,
-            b"\n".join(r.value for r in records),
-            settings=READ_SETTINGS,
-            fmt="JSONEachRow",
-        )
+        client.raw_insert(staging, None, body, settings=READ_SETTINGS, fmt="JSONEachRow")
         client.command(
             json.insert_from(warehouse.table(table), staging),
             settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
         )
-        return True
     except Exception as error:
         if not is_data_error(error):
             raise
@@ -177,6 +187,10 @@ def _insert_json(
             table, event, len(block), str(error)[:500],
         )  # fmt: skip
         return False
+    else:
+        if block_loaded is not None:
+            block_loaded(client, staging, event, table, partition)
+        return True
     finally:
         client.command(f"DROP TEMPORARY TABLE IF EXISTS {staging}")
 

@@ -30,6 +30,9 @@ READ_SETTINGS = {
 #: path, which says which field).
 INSERT_SETTINGS = {"insert_null_as_default": 0}
 LOW_CARDINALITY = re.compile(r"LowCardinality\((.*)\)")
+#: The staging column the loader fills with each message's offset in its log (prepended to
+#: its JSON), from which the ETL's ledger records the deliveries.
+OFFSET = "_offset"
 INTEGERS = frozenset(name for name, _, _ in INTEGER_TYPES)
 WIDEST = frozenset({INT64[0], UINT64[0]})
 
@@ -50,7 +53,7 @@ class JsonInsert:
 
     def staging_ddl(self, name: str) -> str:
         """The ``CREATE`` of the session's temporary table ``name`` the messages go into."""
-        return f"CREATE TEMPORARY TABLE {name} ({self.structure}) ENGINE = Memory"
+        return f"CREATE TEMPORARY TABLE {name} ({OFFSET} UInt64, {self.structure}) ENGINE = Memory"
 
     def insert_from(self, table: str, staging: str) -> str:
         """The ``INSERT`` into ``table`` of the rows of the messages in ``staging``."""

@@ -93,7 +93,7 @@ def test_the_statements_stage_the_json_then_insert_with_the_select():
     insert = json_insert(Small, ("text",))
 
     assert insert.staging_ddl("stage") == (
-        f"CREATE TEMPORARY TABLE stage ({insert.structure}) ENGINE = Memory"
+        f"CREATE TEMPORARY TABLE stage (_offset UInt64, {insert.structure}) ENGINE = Memory"
     )
     assert insert.insert_from("db.t", "stage") == (
         f"INSERT INTO db.t ({', '.join(insert.columns)}) "
