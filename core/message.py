@@ -182,7 +182,7 @@ def decode(raw: bytes) -> dict[str, Any]:
 
 def missing_keys(message: Mapping[str, Any]) -> list[str]:
     """The keys every message has that ``message`` lacks."""
-    if message.keys() >= _MESSAGE_KEY_SET:
+    if _MESSAGE_KEY_SET.issubset(message):
         return []
     return [key for key in MESSAGE_KEYS if key not in message]
 
@@ -191,9 +191,7 @@ def envelope_error(message: Mapping[str, Any]) -> str | None:
     """What is wrong with the envelope of ``message`` (which has every key), or None."""
     if not isinstance(message["event"], str):
         return f"event {message['event']!r} is not a string"
-    try:
-        UUID(message["event_id"])
-    except (TypeError, ValueError, AttributeError):
+    if not _is_uuid(message["event_id"]):
         return f"event_id {message['event_id']!r} is not a UUID"
     try:
         parse_timestamp(message["timestamp"])
@@ -207,7 +205,7 @@ def envelope_error(message: Mapping[str, Any]) -> str | None:
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
         return f"schema_version {version!r} is not an integer from 1 to {MAX_VERSION}"
     for key in ("anonymous_id", "session_id", "device", "browser", "os"):
-        if not isinstance(message.get(key), str | None):
+        if not isinstance(message.get(key), _TEXT_OR_NONE):
             return f"{key} {message[key]!r} is not a string"
     for key in ("sent_at", "client_time"):
         if message.get(key) is not None:
@@ -218,6 +216,22 @@ def envelope_error(message: Mapping[str, Any]) -> str | None:
     if not isinstance(message.get("is_bot", False), bool):
         return f"is_bot {message['is_bot']!r} is not a boolean"
     return None
+
+
+_TEXT_OR_NONE = (str, type(None))
+#: A UUID as ``str(uuid.UUID)`` writes it (either case): valid without parsing it.
+_UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
+def _is_uuid(value: object) -> bool:
+    """Whether ``uuid.UUID`` reads ``value``; the usual spelling is recognised without it."""
+    if isinstance(value, str) and _UUID_TEXT.fullmatch(value):
+        return True
+    try:
+        UUID(value)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return True
 
 
 #: Keys every published message has. ``schema_version`` may be missing (messages published
