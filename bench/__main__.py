@@ -119,6 +119,9 @@ def main(argv: list[str] | None = None) -> int:
             for size in sizes
             if size <= args.etl_messages
         }
+        results.etl_stages = [
+            etl.breakdown(settings, registry, args.etl_messages) for _ in range(args.runs)
+        ]
     finally:
         _delete_topics(base, topics)
     results.load_after = os.getloadavg()

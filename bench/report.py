@@ -34,6 +34,8 @@ class Results:
     etl_interval_s: float = 0.0
     produce_s: float = 0.0
     etl: dict[int, list] = field(default_factory=dict)
+    #: bench.etl.Breakdown of the largest pass, one per run.
+    etl_stages: list = field(default_factory=list)
     batch_events: int = 500
 
 
@@ -268,6 +270,26 @@ def _etl(results: Results) -> list[str]:
             f"| {size:,} | {_spread(t.seconds for t in runs).format(2)} | "
             f"{_spread(t.rows_per_s for t in runs).format()} |"
         )
+    if results.etl_stages:
+        messages = results.etl_stages[0].messages
+        lines += [
+            "",
+            f"Each stage of a pass of {messages:,} timed alone (`python -m bench.etl`): the "
+            "consumer (its group joined), the envelope check, the engine (the data blocks "
+            "as JSON, and the deliveries it reads from them), the rest of the ledger.",
+            "",
+            "| stage | seconds | rows/s |",
+            "|---|---|---|",
+        ]
+        for label, attribute in (
+            ("consumer alone", "read_s"),
+            ("envelope check", "check_s"),
+            ("engine alone", "engine_s"),
+            ("ledger, the rest", "ledger_s"),
+        ):
+            seconds = [getattr(stage, attribute) for stage in results.etl_stages]
+            rates = [stage.messages / getattr(stage, attribute) for stage in results.etl_stages]
+            lines.append(f"| {label} | {_spread(seconds).format(2)} | {_spread(rates).format()} |")
     return [*lines, ""]
 
 
