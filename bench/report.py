@@ -260,7 +260,8 @@ def _etl(results: Results) -> list[str]:
         f"Messages written straight to a fresh topic ({results.produce_s:.1f} s to produce "
         "them), then `etl.runner.run_pass` into a fresh chDB database (tables created "
         "beforehand), reading at most the batch size from the topic's start: Kafka read, "
-        "validation and mapping, one insert per table, deliveries, pass records, commit.",
+        "the envelope check, one insert per table (the messages' JSON, mapped by the engine), "
+        "deliveries, pass records, commit.",
         "",
         "| batch (messages) | pass seconds | rows/s |",
         "|---|---|---|",
