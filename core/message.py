@@ -297,9 +297,6 @@ ENVELOPE_INPUT = (
     ("os", "Nullable(String)", "ifNull(os, '')"),
     ("is_bot", "Nullable(Bool)", "ifNull(is_bot, false)"),
 )
-#: A moment as :func:`format_timestamp` writes it, which the engine reads exactly as
-#: :func:`parse_timestamp` does.
-CANONICAL_TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
 #: A UUID as ``str(uuid.UUID)`` writes it, the only spelling the engine reads as Python does.
 CANONICAL_UUID_LENGTH = 36
 
@@ -309,11 +306,22 @@ def as_published(message: Mapping[str, Any]) -> bool:
     API writes it: its event id and times in the one form the engine and Python read alike."""
     if len(message["event_id"]) != CANONICAL_UUID_LENGTH:
         return False
-    for key in ("timestamp", "sent_at", "client_time"):
-        value = message.get(key)
-        if value is not None and not CANONICAL_TIMESTAMP.fullmatch(value):
-            return False
-    return True
+    return all(
+        _canonical_moment(message.get(key)) for key in ("timestamp", "sent_at", "client_time")
+    )
+
+
+def _canonical_moment(value: str | None) -> bool:
+    """None, or a valid moment (envelope_error parsed it) as :func:`format_timestamp` writes
+    it: ``YYYY-MM-DDTHH:MM:SS.mmmZ``, told by its length and separators alone."""
+    return value is None or (
+        len(value) == 24
+        and value[10] == "T"
+        and value[19] == "."
+        and value[23] == "Z"
+        and value[4] == value[7] == "-"
+        and value[13] == value[16] == ":"
+    )
 
 
 def parse_timestamp(raw: str) -> datetime:
