@@ -17,12 +17,12 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.structs import TopicPartition
 
 from bench.load import traffic
 from bench.stats import percentile
-from core.config import Settings
+from core.config import PROJECT_ROOT, Settings
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.host.registry import Registry
 from core.ingest.identity import ANONYMOUS
@@ -232,13 +232,21 @@ def main(argv: list[str] | None = None) -> int:
     base = Settings.from_env()
     settings = base.replace(
         kafka_topic=f"bench-etl-{run}",
-        warehouse_dsn=args.warehouse or f"chdb://{Path('var/bench/etl-warehouse').resolve()}",
+        warehouse_dsn=args.warehouse
+        or f"chdb://{PROJECT_ROOT / 'var' / 'bench' / 'etl-warehouse'}",
         log_level="WARNING",
     )
     registry = build_registry(make_plugin_manager())
-    produce_messages(settings, registry, args.messages)
-    passes = [timed_pass(settings, registry, args.messages) for _ in range(args.runs)]
-    stages = [breakdown(settings, registry, args.messages) for _ in range(args.runs)]
+    try:
+        produce_messages(settings, registry, args.messages)
+        passes = [timed_pass(settings, registry, args.messages) for _ in range(args.runs)]
+        stages = [breakdown(settings, registry, args.messages) for _ in range(args.runs)]
+    finally:
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap.split(","))
+        try:
+            admin.delete_topics([settings.kafka.topic])
+        finally:
+            admin.close()
     n = passes[0].messages
 
     def line(name: str, seconds: list[float]) -> str:
