@@ -157,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
             if size <= args.etl_messages
         }
         results.loads["etl"] = os.getloadavg()[0]
+        results.etl_stages = [
+            etl.breakdown(settings, registry, args.etl_messages) for _ in range(args.runs)
+        ]
     finally:
         _delete_topics(base, topics)
     results.load_after = os.getloadavg()

@@ -40,6 +40,8 @@ class Results:
     etl_interval_s: float = 0.0
     produce_s: float = 0.0
     etl: dict[int, list] = field(default_factory=dict)
+    #: bench.etl.Breakdown of the largest pass, one per run.
+    etl_stages: list = field(default_factory=list)
     batch_events: int = 500
     #: The machine's 1-minute load average when each figure had been measured, by figure.
     loads: dict[str, float] = field(default_factory=dict)
@@ -346,7 +348,8 @@ def _etl(results: Results) -> list[str]:
         f"Messages written straight to a fresh topic ({results.produce_s:.1f} s to produce "
         "them), then `etl.runner.run_pass` into a fresh chDB database (tables created "
         "beforehand), reading at most the batch size from the topic's start: Kafka read, "
-        "validation and mapping, one insert per table, deliveries, pass records, commit.",
+        "the envelope check, one insert per table (the messages' JSON, mapped by the engine), "
+        "deliveries, pass records, commit.",
         "",
         "| batch (messages) | pass seconds | rows/s |",
         "|---|---|---|",
@@ -356,6 +359,26 @@ def _etl(results: Results) -> list[str]:
             f"| {size:,} | {_spread(t.seconds for t in runs).format(2)} | "
             f"{_spread(t.rows_per_s for t in runs).format()} |"
         )
+    if results.etl_stages:
+        messages = results.etl_stages[0].messages
+        lines += [
+            "",
+            f"Each stage of a pass of {messages:,} timed alone (`python -m bench.etl`): the "
+            "consumer (its group joined), the envelope check, the engine (the data blocks "
+            "as JSON, and the deliveries it reads from them), the rest of the ledger.",
+            "",
+            "| stage | seconds | rows/s |",
+            "|---|---|---|",
+        ]
+        for label, attribute in (
+            ("consumer alone", "read_s"),
+            ("envelope check", "check_s"),
+            ("engine alone", "engine_s"),
+            ("ledger, the rest", "ledger_s"),
+        ):
+            seconds = [getattr(stage, attribute) for stage in results.etl_stages]
+            rates = [stage.messages / getattr(stage, attribute) for stage in results.etl_stages]
+            lines.append(f"| {label} | {_spread(seconds).format(2)} | {_spread(rates).format()} |")
     return [*lines, ""]
 
 

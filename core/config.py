@@ -332,6 +332,22 @@ class EtlSettings:
     max_records: int = _setting(
         50000, "Most messages one ETL pass reads before it loads.", rule=POSITIVE
     )
+    max_poll_records: int = _setting(
+        50000,
+        "Most messages one Kafka poll of an ETL pass returns (at most the pass's own cap).",
+        rule=POSITIVE,
+    )
+    max_partition_fetch_bytes: int = _setting(
+        8 * 1024 * 1024,
+        "Most bytes the ETL's consumer fetches from one partition in one request: larger "
+        "fetches, fewer round trips per pass.",
+        rule=POSITIVE,
+    )
+    fetch_max_bytes: int = _setting(
+        64 * 1024 * 1024,
+        "Most bytes the ETL's consumer fetches in one request, over all its partitions.",
+        rule=POSITIVE,
+    )
     poll_timeout_s: float = _setting(
         0.5, "How long one Kafka poll of an ETL pass waits for messages, in seconds."
     )

@@ -7,6 +7,7 @@ the message, and the columns of it that every event table starts with.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -191,6 +192,8 @@ def decode(raw: bytes) -> dict[str, Any]:
 
 def missing_keys(message: Mapping[str, Any]) -> list[str]:
     """The keys every message has that ``message`` lacks."""
+    if _MESSAGE_KEY_SET.issubset(message):
+        return []
     return [key for key in MESSAGE_KEYS if key not in message]
 
 
@@ -198,9 +201,7 @@ def envelope_error(message: Mapping[str, Any]) -> str | None:
     """What is wrong with the envelope of ``message`` (which has every key), or None."""
     if not isinstance(message["event"], str):
         return f"event {message['event']!r} is not a string"
-    try:
-        UUID(message["event_id"])
-    except (TypeError, ValueError, AttributeError):
+    if not _is_uuid(message["event_id"]):
         return f"event_id {message['event_id']!r} is not a UUID"
     try:
         parse_timestamp(message["timestamp"])
@@ -214,7 +215,7 @@ def envelope_error(message: Mapping[str, Any]) -> str | None:
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
         return f"schema_version {version!r} is not an integer from 1 to {MAX_VERSION}"
     for key in ("anonymous_id", "session_id", "device", "browser", "os"):
-        if not isinstance(message.get(key), str | None):
+        if not isinstance(message.get(key), _TEXT_OR_NONE):
             return f"{key} {message[key]!r} is not a string"
     for key in ("sent_at", "client_time"):
         if message.get(key) is not None:
@@ -227,9 +228,26 @@ def envelope_error(message: Mapping[str, Any]) -> str | None:
     return None
 
 
+_TEXT_OR_NONE = (str, type(None))
+#: A UUID as ``str(uuid.UUID)`` writes it (either case): valid without parsing it.
+_UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
+
+
+def _is_uuid(value: object) -> bool:
+    """Whether ``uuid.UUID`` reads ``value``; the usual spelling is recognised without it."""
+    if isinstance(value, str) and _UUID_TEXT.fullmatch(value):
+        return True
+    try:
+        UUID(value)
+    except (TypeError, ValueError, AttributeError):
+        return False
+    return True
+
+
 #: Keys every published message has. ``schema_version`` may be missing (messages published
 #: before it existed read as version 1); other keys (``request_id``) are extra.
 MESSAGE_KEYS = ("event_id", "event", "timestamp", "user_id", "identity", "data")
+_MESSAGE_KEY_SET = frozenset(MESSAGE_KEYS)
 #: The ``schema_version`` column is a UInt16.
 MAX_VERSION = 65535
 #: The columns every event table starts with, in this order, filled by :func:`envelope_columns`.
@@ -268,6 +286,52 @@ event_id UUID COMMENT 'unique per event: re-deliveries share it and collapse',
     browser LowCardinality(String) DEFAULT '' COMMENT 'browser family from the User-Agent',
     os LowCardinality(String) DEFAULT '' COMMENT 'operating system family from the User-Agent',
     is_bot Bool DEFAULT false COMMENT 'a crawler or script by its User-Agent: kept, tagged'"""
+
+
+#: How the engine reads each envelope column straight from a message's JSON (core.host.json_load):
+#: the type of its key in the input, and the expression of its column, as
+#: :func:`envelope_columns` fills it.
+ENVELOPE_INPUT = (
+    ("event_id", "UUID", "event_id"),
+    ("event", "String", "event"),
+    ("timestamp", "DateTime64(3, 'UTC')", "timestamp"),
+    ("user_id", "String", "user_id"),
+    ("identity", "String", "identity"),
+    ("schema_version", "Nullable(UInt16)", f"ifNull(schema_version, {FIRST_SCHEMA_VERSION})"),
+    ("anonymous_id", "Nullable(String)", "anonymous_id"),
+    ("session_id", "Nullable(String)", "session_id"),
+    ("sent_at", "Nullable(DateTime64(3, 'UTC'))", "sent_at"),
+    ("client_time", "Nullable(DateTime64(3, 'UTC'))", "client_time"),
+    ("device", "Nullable(String)", "ifNull(device, '')"),
+    ("browser", "Nullable(String)", "ifNull(browser, '')"),
+    ("os", "Nullable(String)", "ifNull(os, '')"),
+    ("is_bot", "Nullable(Bool)", "ifNull(is_bot, false)"),
+)
+#: A UUID as ``str(uuid.UUID)`` writes it, the only spelling the engine reads as Python does.
+CANONICAL_UUID_LENGTH = 36
+
+
+def as_published(message: Mapping[str, Any]) -> bool:
+    """Whether ``message`` (whose envelope passed :func:`envelope_error`) is spelled as the
+    API writes it: its event id and times in the one form the engine and Python read alike."""
+    if len(message["event_id"]) != CANONICAL_UUID_LENGTH:
+        return False
+    return all(
+        _canonical_moment(message.get(key)) for key in ("timestamp", "sent_at", "client_time")
+    )
+
+
+def _canonical_moment(value: str | None) -> bool:
+    """None, or a valid moment (envelope_error parsed it) as :func:`format_timestamp` writes
+    it: ``YYYY-MM-DDTHH:MM:SS.mmmZ``, told by its length and separators alone."""
+    return value is None or (
+        len(value) == 24
+        and value[10] == "T"
+        and value[19] == "."
+        and value[23] == "Z"
+        and value[4] == value[7] == "-"
+        and value[13] == value[16] == ":"
+    )
 
 
 def parse_timestamp(raw: str) -> datetime:

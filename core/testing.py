@@ -48,7 +48,7 @@ from marshmallow import ValidationError
 from core.api import create_app
 from core.config import Settings
 from core.host.plugin_manager import build_registry, describe_plugin, make_plugin_manager
-from core.host.registry import EventType, Registry, RegistryError, Row
+from core.host.registry import EventType, MapperError, Registry, RegistryError, Row
 from core.message import ANONYMOUS, MESSAGE_KEYS, Identity, decode, envelope_error
 
 __all__ = ["CheckedPlugin", "Column", "PluginCheckError", "check_plugin"]
@@ -356,29 +356,23 @@ def _envelope_problems(
 
 
 def _map(event_type: EventType, message: dict[str, Any]) -> Row:
-    """What the ETL does with a message (etl/transform.py): validate again, then map."""
+    """What the ETL does with a message it maps itself (EventType.load_row): validate
+    again, then map."""
     where = _where(event_type)
     try:
-        data = event_type.schema().load(message["data"])
+        return event_type.load_row(message)
     except ValidationError as error:
         raise PluginCheckError(
             f"{where}: the ETL's second validation refuses the published data "
             f"{message['data']!r}: {error.messages} (a schema must accept what it loaded "
             "once; the ETL would dead-letter it as schema_invalid)"
         ) from None
-    try:
-        row = event_type.row({**message, "data": data})
-    except Exception as error:
+    except MapperError as error:
         raise PluginCheckError(
-            f"{where}: to_row raised {type(error).__name__}: {error}, for data "
-            f"{message['data']!r} (the ETL would dead-letter every such event as "
-            "mapper_error; remember that an optional field absent from the event is None)"
+            f"{where}: {error}, for data {message['data']!r} (the ETL would dead-letter "
+            "every such event as mapper_error; remember that an optional field absent from "
+            "the event is None)"
         ) from error
-    if not isinstance(row, Mapping):
-        raise PluginCheckError(
-            f"{where}: to_row returned {type(row).__name__}, not a dict of column values"
-        )
-    return dict(row)
 
 
 @contextmanager

@@ -111,7 +111,9 @@ def open_consumer(kafka: KafkaSettings, etl: EtlSettings, **config) -> KafkaCons
         "client_id": "clickstream-etl",
         "enable_auto_commit": False,
         "auto_offset_reset": "earliest",
-        "max_poll_records": min(etl.max_records, 5000),
+        "max_poll_records": min(etl.max_records, etl.max_poll_records),
+        "max_partition_fetch_bytes": etl.max_partition_fetch_bytes,
+        "fetch_max_bytes": etl.fetch_max_bytes,
         "request_timeout_ms": int(max(kafka.ack_timeout_s, 5) * 1000) + 1000,
     }
     return KafkaConsumer(**{**settings, **config})

@@ -21,7 +21,7 @@ from core.config import Settings
 from core.host.registry import Registry
 from core.message import ANONYMOUS, parse_timestamp
 from etl import ledger
-from etl.transform import Loaded, Outcome, Rejected
+from etl.transform import Checked, Loaded, Outcome, Rejected
 from etl.warehouse import Warehouse
 
 #: The kinds of id the ``forgotten`` table holds. A ``linked_anonymous_id`` is a browser's id
@@ -324,6 +324,8 @@ def _of_forgotten(outcome: Outcome, forgotten: Forgotten) -> bool:
     if isinstance(outcome, Loaded):
         row = outcome.row
         return forgotten.covers(row.get("user_id"), row.get(ANONYMOUS_ID), outcome.timestamp)
+    if isinstance(outcome, Checked):
+        return forgotten.covers(outcome.user_id, outcome.anonymous_id, outcome.timestamp)
     if isinstance(outcome, Rejected):
         try:
             message = orjson.loads(outcome.record.value or b"")

@@ -28,6 +28,7 @@ from collections import Counter
 from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import UTC, datetime
+from functools import partial
 
 import schedule
 from clickhouse_connect.driver.client import Client
@@ -38,7 +39,7 @@ from etl import forget, ledger, sink
 from etl.consume import Batch, Member, commit, join_group, read_batch
 from etl.ledger import PassResult
 from etl.trace import log_events
-from etl.transform import Loaded, Outcome, Rejected, Skipped, transform
+from etl.transform import Checked, Loaded, Outcome, Rejected, Skipped, transform
 from etl.warehouse import MigrationNeededError, Warehouse
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ def run_pass(
             transform(record, registry, skip_unknown=skip_unknown) for record in batch.records
         ]
         with warehouse.session() as client:
-            _load(client, warehouse, settings, batch, outcomes, result, after_insert)
+            _load(client, warehouse, settings, registry, batch, outcomes, result, after_insert)
         result.committed = commit(etl.member, batch)
     result.messages = len(batch.records)
     result.gaps = [(p.partition, a, b) for p in batch.partitions.values() for a, b in p.gaps]
@@ -142,6 +143,7 @@ def _load(
     client: Client,
     warehouse: Warehouse,
     settings: Settings,
+    registry: Registry,
     batch: Batch,
     outcomes: list[Outcome],
     result: PassResult,
@@ -154,11 +156,22 @@ def _load(
     outcomes, result.forgotten = forget.drop_forgotten(
         outcomes, forget.load_forgotten(client, warehouse)
     )
-    loaded = [o for o in outcomes if isinstance(o, Loaded)]
+    loaded = [o for o in outcomes if isinstance(o, Loaded | Checked)]
     spans = {p.partition: (p.expected, p.next_offset) for p in batch.partitions.values()}
-    inserted, refused = sink.load_rows(client, warehouse, batch.topic, loaded, spans)
+    # The deliveries of a JSON block are read from it by the engine; the others' go after.
+    staged_deliveries = partial(
+        ledger.record_staged_deliveries,
+        warehouse=warehouse,
+        topic=batch.topic,
+        pass_id=result.pass_id,
+        now=now,
+    )
+    inserted, refused = sink.load_rows(
+        client, warehouse, batch.topic, loaded, spans, registry, staged_deliveries
+    )
     rejected = [o for o in outcomes if isinstance(o, Rejected)] + refused
-    ledger.record_deliveries(client, warehouse, inserted, result.pass_id, now)
+    mapped = [o for o in inserted if isinstance(o, Loaded)]
+    ledger.record_deliveries(client, warehouse, mapped, result.pass_id, now)
     ledger.record_identity_links(client, warehouse, inserted)
     ledger.record_dead_letters(client, warehouse, batch, rejected, now)
     result.rows = dict(Counter(o.table for o in inserted))

@@ -1,6 +1,12 @@
 """Loading a pass's rows: one insert block per table and partition, each with the
 deduplication token of its offset range, so a replayed range is dropped by ClickHouse
-rather than stored twice."""
+rather than stored twice.
+
+Records the engine maps itself (:class:`~etl.transform.Checked`) go in as their JSON, a
+block per table, partition and event type; a block the engine refuses for its data goes
+through the Python path instead (validated and mapped row by row), so that the refused
+rows are dead-lettered with the reason and the rest is stored once.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +14,26 @@ import hashlib
 import logging
 import struct
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError, DataError, ProgrammingError
 
+from core.host.json_load import INSERT_SETTINGS, OFFSET, READ_SETTINGS
+from core.host.registry import Registry
 from etl.consume import Record
-from etl.transform import INSERT_FAILED, Loaded, Rejected
+from etl.transform import INSERT_FAILED, Checked, Loaded, Rejected, transform
 from etl.warehouse import Warehouse
 
 log = logging.getLogger(__name__)
+
+#: The temporary tables (of the warehouse session) a JSON block passes through, by event.
+STAGING_PREFIX = "_clickstream_json_"
+
+#: What runs once a JSON block is in its table, with the staging table still holding it:
+#: ``(client, staging, event, table, partition)`` (the ledger's deliveries, read from it).
+BlockLoaded = Callable[[Client, str, str, str, int], None]
 
 #: ClickHouse error codes saying that the rows of a block do not fit their table: the only
 #: server answers after which a block is retried row by row and the refused rows set aside.
@@ -82,32 +97,102 @@ def load_rows(
     client: Client,
     warehouse: Warehouse,
     topic: str,
-    loaded: Iterable[Loaded],
+    loaded: Iterable[Loaded | Checked],
     spans: Mapping[int, tuple[int, int]],
-) -> tuple[list[Loaded], list[Rejected]]:
+    registry: Registry,
+    block_loaded: BlockLoaded | None = None,
+) -> tuple[list[Loaded | Checked], list[Rejected]]:
     """Insert the rows of ``loaded``, a block per table and partition; what a table refuses
-    is rejected.
+    is rejected. ``block_loaded`` runs after each JSON block is stored.
 
     ``spans`` gives per partition the offset range ``[expected, next)`` the pass read. A
     block holds one table's rows from one partition's range, so a replay of that range
     makes the same block, with the same token, whatever arrived on other partitions since.
     Rows of a table whose columns differ (a plugin's mapper leaving one out) go in blocks
-    of their own. An error that is not the data's (:func:`is_data_error`) raises: nothing
-    is rejected for it, the pass fails and commits nothing.
+    of their own, and so do the :class:`Checked` records of each event type. An error that
+    is not the data's (:func:`is_data_error`) raises: nothing is rejected for it, the pass
+    fails and commits nothing.
     """
     blocks: dict[tuple[str, int, tuple[str, ...]], list[Loaded]] = defaultdict(list)
+    json_blocks: dict[tuple[str, int, str], list[Checked]] = defaultdict(list)
     # In offset order: a replay may get the records otherwise from Kafka, and a block's
     # token must depend on which records it holds, not on the order they came in.
     for outcome in sorted(loaded, key=lambda o: (o.record.partition, o.record.offset)):
-        blocks[(outcome.table, outcome.record.partition, tuple(outcome.row))].append(outcome)
-    inserted: list[Loaded] = []
+        if isinstance(outcome, Checked):
+            json_blocks[(outcome.table, outcome.record.partition, outcome.event)].append(outcome)
+        else:
+            blocks[(outcome.table, outcome.record.partition, tuple(outcome.row))].append(outcome)
+    inserted: list[Loaded | Checked] = []
     failed: list[Rejected] = []
+    for (table, partition, event), block in json_blocks.items():
+        if _insert_json(
+            client,
+            warehouse,
+            topic,
+            (table, partition, event),
+            spans,
+            registry,
+            block,
+            block_loaded,
+        ):
+            inserted += block
+            continue
+        for outcome in (transform(o.record, registry, engine=False) for o in block):
+            if isinstance(outcome, Loaded):
+                key = (outcome.table, partition, tuple(outcome.row))
+                blocks[key].append(outcome)
+            else:
+                failed.append(outcome)
     for (table, partition, columns), block in blocks.items():
         token = _Token(topic, table, columns, partition, spans[partition])
         ok, refused = _insert_block(client, warehouse, table, columns, block, token)
         inserted += ok
         failed += refused
     return inserted, failed
+
+
+def _insert_json(
+    client: Client,
+    warehouse: Warehouse,
+    topic: str,
+    where: tuple[str, int, str],
+    spans: Mapping[int, tuple[int, int]],
+    registry: Registry,
+    block: list[Checked],
+    block_loaded: BlockLoaded | None,
+) -> bool:
+    """Insert ``block`` (into ``where``: table, partition, event) as its JSON, each message
+    with its offset, mapped by the engine; False if the engine refuses it for its data
+    (nothing of it is stored then)."""
+    table, partition, event = where
+    json = registry.json_insert(event)
+    records = [o.record for o in block]
+    token = insert_token(topic, table, json.columns, partition, spans[partition], records)
+    staging = f"{STAGING_PREFIX}{event}"
+    head = b'{"' + OFFSET.encode() + b'":'
+    body = b"\n".join(head + b"%d," % r.offset + r.value[1:] for r in records)
+    client.command(f"DROP TEMPORARY TABLE IF EXISTS {staging}")
+    client.command(json.staging_ddl(staging))
+    try:
+        client.raw_insert(staging, None, body, settings=READ_SETTINGS, fmt="JSONEachRow")
+        client.command(
+            json.insert_from(warehouse.table(table), staging),
+            settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
+        )
+    except Exception as error:
+        if not is_data_error(error):
+            raise
+        log.warning(
+            "etl.json_block_refused table=%s event=%s rows=%d error=%s: loading it row by row",
+            table, event, len(block), str(error)[:500],
+        )  # fmt: skip
+        return False
+    else:
+        if block_loaded is not None:
+            block_loaded(client, staging, event, table, partition)
+        return True
+    finally:
+        client.command(f"DROP TEMPORARY TABLE IF EXISTS {staging}")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import orjson
 
 from core.message import decode
 from etl.consume import Record
-from etl.transform import Loaded, Rejected
+from etl.transform import Checked, Loaded, Rejected
 
 log = logging.getLogger("etl.events")
 
@@ -29,7 +29,9 @@ def request_id_of(record: Record) -> str | None:
     return request_id if isinstance(request_id, str) else None
 
 
-def log_events(pass_id: str, loaded: Iterable[Loaded], rejected: Iterable[Rejected]) -> None:
+def log_events(
+    pass_id: str, loaded: Iterable[Loaded | Checked], rejected: Iterable[Rejected]
+) -> None:
     """Log each event of a pass; decoding the request id again costs only when logged."""
     if log.isEnabledFor(logging.DEBUG):
         for outcome in loaded:

@@ -63,6 +63,11 @@ def table_ddl(*schemas: type[Schema], order_by: OrderBy | None = None) -> str:
     )
 
 
+def data_columns(*schemas: type[Schema]) -> tuple[str, ...]:
+    """The columns after the envelope's of the table :func:`table_ddl` generates, in order."""
+    return tuple(_columns(schemas))
+
+
 def column_type(field: Field) -> str:
     """The ClickHouse type of ``field``'s column, before any ``Nullable``."""
     named = getattr(field, "column_type", None)

@@ -40,15 +40,17 @@ def register_event_types() -> list[EventType]:
       partitioned by month. To write it yourself, ship `table.sql` beside your code:
       `CREATE TABLE IF NOT EXISTS {database}.{table}` (the ETL fills in both
       placeholders) with columns starting `{envelope_columns},`, read with
-      `core.load_ddl(__name__)`. Event types of one plugin may share a table; they
-      must then share its DDL (`core.table_ddl(SchemaA, SchemaB)` generates one
-      with the fields of both).
+      `core.load_ddl(__name__)`. Event types of one plugin may share a table:
+      leave `ddl` out of each (with one `order_by`) and it is generated with the
+      fields of all their schemas, or give each the same DDL.
     * `example`: a valid `data` object, shown in the OpenAPI document; it must pass
       `schema`.
     * `to_row` (optional): turns an enriched message (see `docs/message.md`) whose
       `data` has been loaded by `schema` into a dict of column values, in the
       table's column order. The default, `core.default_row`, gives the envelope
-      columns followed by one column per `data` field.
+      columns followed by one column per `data` field; with it and a generated
+      table, the ETL leaves the mapping to ClickHouse, which reads the rows
+      from the messages' JSON.
     * `description` (optional): one sentence for readers, shown in the OpenAPI document.
     * `version` (optional, default 1): the version of `schema`, recorded with each
       event as `schema_version`. Bump it for a breaking change (a field removed,
@@ -59,6 +61,8 @@ def register_event_types() -> list[EventType]:
       so that a re-delivered event collapses into one row. The default is
       `(toDate(timestamp), event, event_id)`. A written `ddl` has its own `ORDER BY`.
     * `plugin`: set by clickstream to the plugin that returned the event type; leave it.
+    * `generated`, `columns`: set by clickstream in its copy of the event type: whether
+      the table is generated, and its columns after the envelope's; leave them.
 
     A plugin contributes all of its event types or none: an invalid one stops
     start-up. Two plugins claiming one event name stop start-up too, with a

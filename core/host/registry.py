@@ -10,8 +10,9 @@ from typing import Any
 from marshmallow import Schema, ValidationError
 
 from core.config import PluginSetting, Settings
-from core.host.ddl import DdlError, OrderBy, table_ddl
+from core.host.ddl import DdlError, OrderBy, data_columns, table_ddl
 from core.host.fastload import Load, compile_load
+from core.host.json_load import JsonInsert, json_insert
 from core.message import ENVELOPE_COLUMNS, MAX_VERSION, envelope_columns
 
 EVENT_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -39,6 +40,10 @@ class RegistryError(RuntimeError):
     """A plugin's contribution is invalid; start-up stops."""
 
 
+class MapperError(ValueError):
+    """A plugin's ``to_row`` raised, or returned something other than a dict of columns."""
+
+
 @dataclass(frozen=True)
 class EventType:
     """One event name clients may send, and how the pipeline stores it."""
@@ -57,6 +62,13 @@ class EventType:
     #: it is part of ``ddl``, and None.
     order_by: OrderBy | None = None
     plugin: str = field(default="", compare=False)
+    #: Set in a registry's copy: True when its table is generated from the schemas (no
+    #: ``ddl`` given), so that its columns are the fields' own.
+    generated: bool = field(default=False, compare=False)
+    #: Set in a registry's copy of a generated table's event type: the table's columns after
+    #: the envelope's, every one of which its default row fills (None where its data has
+    #: none, as when event types share the table).
+    columns: tuple[str, ...] = field(default=(), compare=False)
 
     def table_ddl(self) -> str:
         """The table's DDL: ``ddl`` as written, else generated from ``schema`` and ``order_by``.
@@ -69,7 +81,29 @@ class EventType:
 
     def row(self, message: Mapping[str, Any]) -> Row:
         """The table row for an enriched ``message`` whose data the schema has loaded."""
-        return (self.to_row or default_row)(message)
+        if self.to_row is not None:
+            return self.to_row(message)
+        if self.columns:
+            data = message["data"]
+            return {**envelope_columns(message), **{name: data.get(name) for name in self.columns}}
+        return default_row(message)
+
+    def load_row(self, message: Mapping[str, Any], schema: Schema | None = None) -> Row:
+        """Validate ``message``'s data again (with ``schema``, an instance of ``self.schema``,
+        if given) and map it to its row: what the ETL does with a message it does not leave
+        to the engine.
+
+        Raises marshmallow's ``ValidationError`` if the data does not pass, and
+        :class:`MapperError` if ``to_row`` raises or returns something other than a dict.
+        """
+        data = (schema or self.schema()).load(message["data"])
+        try:
+            row = self.row({**message, "data": data})
+        except Exception as error:  # a plugin's mapper is third-party code
+            raise MapperError(f"to_row raised {type(error).__name__}: {error}") from error
+        if not isinstance(row, Mapping):
+            raise MapperError(f"to_row returned {type(row).__name__}, not a dict of column values")
+        return dict(row)
 
     def check(self) -> None:
         """Raise :class:`RegistryError` unless this event type is usable."""
@@ -208,13 +242,24 @@ class Registry:
         self._types: dict[str, EventType] = {}
         self._schemas: dict[str, Schema] = {}
         self._loads: dict[str, Load] = {}
+        self._json_inserts: dict[str, JsonInsert | None] = {}
         tables: dict[str, EventType] = {}
         for plugin, event_types in contributions:
             staged = [_owned(event_type, plugin, EventType) for event_type in event_types]
             for event_type in staged:
                 event_type.check()
+            generated = _generated_tables(staged)
             for event_type in staged:
-                resolved = replace(event_type, ddl=event_type.table_ddl(), order_by=None)
+                ddl, columns = generated.get(event_type.table, (None, ()))
+                if event_type.ddl is not None:
+                    ddl, columns = None, ()
+                resolved = replace(
+                    event_type,
+                    ddl=ddl or event_type.table_ddl(),
+                    order_by=None,
+                    generated=ddl is not None,
+                    columns=columns,
+                )
                 self._add(resolved, tables)
         #: Settings plugins read, by name (docs/configuration.md lists them).
         self.settings: dict[str, PluginSetting] = _unique(settings, PluginSetting, "setting")
@@ -247,6 +292,10 @@ class Registry:
         self._types[event_type.name] = event_type
         self._schemas[event_type.name] = event_type.schema()
         self._loads[event_type.name] = compile_load(self._schemas[event_type.name])
+        by_engine = event_type.generated and event_type.to_row is None
+        self._json_inserts[event_type.name] = (
+            json_insert(event_type.schema, event_type.columns) if by_engine else None
+        )
 
     def check_settings(self, settings: Settings) -> None:
         """Parse every plugin setting's value now, so a bad one stops start-up."""
@@ -278,12 +327,44 @@ class Registry:
         None when the shared :meth:`schema` must decide (and name what is wrong)."""
         return self._loads[name]
 
+    def json_insert(self, name: str) -> JsonInsert | None:
+        """How the engine loads ``name``'s messages from their JSON, derived once: None for an
+        event type with a mapper of its own or a hand-written table (the ETL maps those)."""
+        return self._json_inserts[name]
+
     def tables(self) -> dict[str, EventType]:
         """One event type per table, to read the table's DDL from."""
         by_table: dict[str, EventType] = {}
         for event_type in self:
             by_table.setdefault(event_type.table, event_type)
         return by_table
+
+
+def _generated_tables(event_types: list[EventType]) -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The DDL and data columns of each table of one plugin that its event types leave to
+    be generated: from the schemas of all of them, so that event types sharing a table
+    share its columns."""
+    by_table: dict[str, list[EventType]] = {}
+    for event_type in event_types:
+        if event_type.ddl is None:
+            by_table.setdefault(event_type.table, []).append(event_type)
+    ddls = {}
+    for table, sharing in by_table.items():
+        keys = {repr(event_type.order_by) for event_type in sharing}
+        if len(keys) > 1:
+            raise RegistryError(
+                f"table {table!r} is generated for {[e.name for e in sharing]} with different "
+                "order_by: give them one sort key"
+            )
+        schemas = [e.schema for e in sharing]
+        try:
+            ddls[table] = (
+                table_ddl(*schemas, order_by=sharing[0].order_by),
+                data_columns(*schemas),
+            )
+        except DdlError as error:
+            raise RegistryError(f"table {table!r} cannot be generated: {error}") from None
+    return ddls
 
 
 def _owned(contribution, plugin: str, kind: type):

@@ -9,28 +9,16 @@ page views) and the ``audience`` report.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from importlib.resources import files
-from typing import Any
 
-from core import (
-    EventType,
-    PluginSetting,
-    Report,
-    Row,
-    TrackerScript,
-    View,
-    envelope_columns,
-    hookimpl,
-    table_ddl,
-)
+from core import EventType, PluginSetting, Report, TrackerScript, View, hookimpl
 from plugins.page_view import visitors
 from plugins.page_view.schema import PageViewEndSchema, PageViewStartSchema
 
+#: Both events fill one table, generated from both schemas: a column one of them lacks is
+#: null in its rows.
 TABLE = "page_views"
 DURATIONS = "page_view_durations"
-#: Both events fill one table, so each row carries every column, None where the event has none.
-DATA_COLUMNS = ("page_view_id", "page_type", "video_id", "url", "referrer", "visible_ms")
 
 START_EXAMPLE = {"page_view_id": "7f1d2c3b-4a5e-4f60-8172-93a4b5c6d7e8", "page_type": "movie"}
 END_EXAMPLE = {"page_view_id": "7f1d2c3b-4a5e-4f60-8172-93a4b5c6d7e8", "page_type": "movie"}
@@ -59,24 +47,15 @@ TIMEOUT = PluginSetting(
 )
 
 
-def page_view_row(message: Mapping[str, Any]) -> Row:
-    """Envelope columns plus every page-view column, whichever end ``message`` is."""
-    data = message["data"]
-    return {**envelope_columns(message), **{column: data.get(column) for column in DATA_COLUMNS}}
-
-
 @hookimpl
 def register_event_types() -> list[EventType]:
-    # One table for both ends, so its columns are those of both schemas.
-    ddl = table_ddl(PageViewStartSchema, PageViewEndSchema, order_by=SORT_KEY)
     return [
         EventType(
             name="page_view_start",
             schema=PageViewStartSchema,
             table=TABLE,
-            ddl=ddl,
             example=START_EXAMPLE,
-            to_row=page_view_row,
+            order_by=SORT_KEY,
             description="A page was opened; its page_view_end shares the page_view_id.",
             version=2,
         ),
@@ -84,9 +63,8 @@ def register_event_types() -> list[EventType]:
             name="page_view_end",
             schema=PageViewEndSchema,
             table=TABLE,
-            ddl=ddl,
             example=END_EXAMPLE,
-            to_row=page_view_row,
+            order_by=SORT_KEY,
             description="A page was left or closed; pairs with page_view_start by page_view_id.",
             version=2,
         ),

@@ -423,12 +423,25 @@ def test_the_consumer_commits_by_hand_under_the_etl_group(settings, monkeypatch)
         "client_id": "clickstream-etl",
         "enable_auto_commit": False,  # offsets move only once the rows are stored
         "auto_offset_reset": "earliest",  # a new group starts at the beginning: nothing skipped
-        "max_poll_records": 5000,
+        "max_poll_records": 20000,  # the pass's cap, below etl_max_poll_records
+        "max_partition_fetch_bytes": 8 * 1024 * 1024,
+        "fetch_max_bytes": 64 * 1024 * 1024,
         "request_timeout_ms": 11000,
     }
-    changed = settings.replace(etl_max_records=300, kafka_ack_timeout_s=1.0)
+    changed = settings.replace(
+        etl_max_records=300,
+        kafka_ack_timeout_s=1.0,
+        etl_max_partition_fetch_bytes=1 << 20,
+        etl_fetch_max_bytes=1 << 24,
+    )
     open_consumer(changed.kafka, changed.etl)
     assert (seen["max_poll_records"], seen["request_timeout_ms"]) == (300, 6000)
+    assert (seen["max_partition_fetch_bytes"], seen["fetch_max_bytes"]) == (1 << 20, 1 << 24)
+    open_consumer(
+        settings.replace(etl_max_poll_records=1000).kafka,
+        settings.replace(etl_max_poll_records=1000).etl,
+    )
+    assert seen["max_poll_records"] == 1000
 
 
 @pytest.mark.parametrize(

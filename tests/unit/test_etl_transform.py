@@ -11,8 +11,41 @@ from marshmallow import Schema, fields
 from core import EventType, hookimpl
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.message import ENVELOPE_COLUMNS_DDL, MAX_VERSION
-from etl.transform import BAD_ENVELOPE, Loaded, Rejected, Skipped, transform
+from etl.transform import BAD_ENVELOPE, Checked, Loaded, Rejected, Skipped, transform
 from tests.etl_helpers import BASE_TIME, envelope, kafka_record
+
+
+def test_a_message_as_the_api_publishes_it_is_only_checked_and_left_to_the_engine(registry):
+    example = dict(registry["search_filter"].example)
+    message = envelope(
+        "search_filter", example, user_id="u-1", anonymous_id="a-1", schema_version=2
+    )
+    rec = kafka_record(orjson.dumps(message))
+
+    outcome = transform(rec, registry)
+
+    assert outcome == Checked(rec, "search_filter", "search_filters", orjson.loads(rec.value))
+    assert (outcome.event_id, outcome.timestamp) == (uuid.UUID(message["event_id"]), BASE_TIME)
+    assert (outcome.user_id, outcome.anonymous_id, outcome.link) == ("u-1", "a-1", None)
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"schema_version": 1},  # validated by an older schema: validated again here
+        {"event_id": str(uuid.uuid4()).upper().join("{}")},  # a spelling the engine reads not
+        {"timestamp": "2026-11-28T12:00:00.123+02:00"},  # another spelling of the moment
+        {"sent_at": "2026-11-28T10:00:00Z"},
+    ],
+)
+def test_a_message_not_spelled_as_the_api_writes_it_is_validated_and_mapped_here(registry, changes):
+    message = {**envelope("search_filter", {"search_query": "x", "filters": ""}), **changes}
+    message.setdefault("schema_version", 2)
+
+    outcome = transform(kafka_record(orjson.dumps(message)), registry)
+
+    assert isinstance(outcome, Loaded)
+    assert outcome.timestamp == BASE_TIME
 
 
 def test_a_valid_message_becomes_its_plugins_row(registry):
@@ -20,7 +53,7 @@ def test_a_valid_message_becomes_its_plugins_row(registry):
     message = envelope("search_filter", example, user_id="u-1", schema_version=2, request_id="r")
     rec = kafka_record(orjson.dumps(message))
 
-    outcome = transform(rec, registry)
+    outcome = transform(rec, registry, engine=False)
 
     assert isinstance(outcome, Loaded)
     assert (outcome.record, outcome.event, outcome.timestamp) == (rec, "search_filter", BASE_TIME)
@@ -51,7 +84,7 @@ def test_every_schema_version_from_1_to_the_maximum_loads(registry, version):
         "search_filter", {"search_query": "x", "filters": ""}, schema_version=version
     )
 
-    outcome = transform(kafka_record(orjson.dumps(message)), registry)
+    outcome = transform(kafka_record(orjson.dumps(message)), registry, engine=False)
 
     assert isinstance(outcome, Loaded)
     assert outcome.row["schema_version"] == version
@@ -165,7 +198,7 @@ def test_a_mapper_that_raises_is_rejected_with_its_error():
     outcome = transform(rec, registry)
 
     assert outcome == Rejected(
-        rec, "mapper_error", "KeyError: 'the mapper wants a field that is not there'"
+        rec, "mapper_error", "to_row raised KeyError: 'the mapper wants a field that is not there'"
     )
 
 
@@ -175,7 +208,8 @@ def test_the_etl_stores_the_version_and_assumes_1_for_older_messages() -> None:
     older = envelope("search_filter", data, event_id=str(uuid.uuid4()))
     newer = envelope("search_filter", data, schema_version=2)
     outcomes = [
-        transform(kafka_record(orjson.dumps(message)), registry) for message in (older, newer)
+        transform(kafka_record(orjson.dumps(message)), registry, engine=False)
+        for message in (older, newer)
     ]
     assert all(isinstance(outcome, Loaded) for outcome in outcomes)
     assert [outcome.row["schema_version"] for outcome in outcomes] == [1, 2]

@@ -17,6 +17,7 @@ from core.host.fields import Text
 from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.host.registry import EVENT_NAME, Registry, RegistryError
 from core.message import ENVELOPE_COLUMNS_DDL
+from tests.etl_helpers import envelope
 from tests.fakes import NoteSchema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -275,3 +276,44 @@ def test_the_built_in_page_view_plugin_uses_only_these_hooks() -> None:
     assert registry.settings["page_view_timeout_s"].plugin == page_views
     assert registry.views["page_view_durations"].plugin == page_views
     assert registry.reports["pageviews"].plugin == page_views
+
+
+def test_event_types_sharing_a_generated_table_get_the_columns_of_all_their_schemas():
+    class One(Schema):
+        a = Text(required=True)
+
+    class Two(Schema):
+        b = Text(required=True)
+
+    class Plugin:
+        @hookimpl
+        def register_event_types(self):
+            return [
+                EventType("one", One, "shared", example={"a": "x"}),
+                EventType("two", Two, "shared", example={"b": "y"}),
+            ]
+
+    registry = build_registry(
+        make_plugin_manager(extra_plugins=[Plugin()], load_entry_points=False)
+    )
+
+    assert registry["one"].ddl == registry["two"].ddl == table_ddl(One, Two)
+    assert registry["one"].columns == registry["two"].columns == ("a", "b")
+    row = registry["one"].row({**envelope("one", {}), "data": {"a": "x"}})
+    assert (row["a"], row["b"]) == ("x", None)
+
+
+def test_event_types_sharing_a_generated_table_need_one_sort_key():
+    class One(Schema):
+        a = Text(required=True)
+
+    class Plugin:
+        @hookimpl
+        def register_event_types(self):
+            return [
+                EventType("one", One, "shared", example={"a": "x"}, order_by="a"),
+                EventType("two", One, "shared", example={"a": "y"}),
+            ]
+
+    with pytest.raises(RegistryError, match="different order_by"):
+        build_registry(make_plugin_manager(extra_plugins=[Plugin()], load_entry_points=False))
