@@ -57,7 +57,8 @@ def load(settings, warehouse: Warehouse, messages: list[dict]) -> None:
     batch = batch_of(settings.kafka.topic, messages)
     outcomes = [transform(record, REGISTRY) for record in batch.records]
     with warehouse.session() as client:
-        _load(client, warehouse, settings, batch, outcomes, PassResult(str(uuid.uuid4())), None)
+        result = PassResult(str(uuid.uuid4()))
+        _load(client, warehouse, settings, REGISTRY, batch, outcomes, result, None)
 
 
 @pytest.fixture
