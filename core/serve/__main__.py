@@ -47,6 +47,10 @@ def main() -> None:
             workers=settings.api.workers,
             blocking_threads=settings.api.threads,
             log_access=False,
+            # A worker that dies (kill -9, out of memory) is replaced, as gunicorn's are;
+            # without this, granian stops the whole server when one worker exits.
+            respawn_failed_workers=True,
+            respawn_interval=0.5,
         ).serve()
     finally:
         multiprocess.server_exited()
