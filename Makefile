@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: install services-up services-down up down demo test unit lint docs bench schema-check reliability mutation
+.PHONY: install services-up services-down up down demo test unit lint docs bench schema-check reliability chaos mutation
 
 install:  ## Install missing Debian packages, then clickstream and its test tools
 	scripts/system-deps.sh run
@@ -35,6 +35,9 @@ test: install services-up  ## The specification's contract first, then the whole
 
 reliability: install services-up  ## Every fault scenario; rewrites the table of docs/reliability.md
 	$(PYTHON) scripts/reliability.py
+
+chaos: install  ## Random overlapping faults under traffic on a private stack (10 min); CHAOS_ARGS="--seed N"
+	$(PYTHON) -m chaos $(CHAOS_ARGS)
 
 bench: install services-up  ## Benchmarks on the real stack (~10 min); writes docs/benchmarks.md
 	scripts/system-deps.sh bench

@@ -158,7 +158,10 @@ def main(argv: list[str] | None = None) -> int:
         with (directory / "answers.jsonl").open("wb") as out:
             out.writelines(orjson.dumps(dataclasses.asdict(s)) + b"\n" for s in traffic.sent)
         (directory / "findings.json").write_bytes(
-            orjson.dumps(dataclasses.asdict(findings), option=orjson.OPT_INDENT_2)
+            orjson.dumps(
+                dataclasses.asdict(findings),
+                option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
+            )
         )
         if not args.short:
             DOC.write_text(update_doc(DOC.read_text(), row(run)))

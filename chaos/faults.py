@@ -19,6 +19,7 @@ schedule says. What each kind does, as root and as a user:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -205,20 +206,14 @@ class Injector:
         spool = self.stack.spool_dir
         if self.stack.spool_mounted:
             filler = spool / "filler"
-            with filler.open("wb") as out:
-                block = b"\0" * (1 << 20)
-                try:
-                    while True:
-                        out.write(block)
-                        out.flush()
-                except OSError:
-                    pass
-                try:  # the last bytes, below a block
-                    while True:
-                        out.write(b"\0" * 512)
-                        out.flush()
-                except OSError:
-                    pass
+            fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                for size in (1 << 20, 4096, 1):  # down to the last byte
+                    with contextlib.suppress(OSError):
+                        while os.write(fd, b"\0" * size) == size:
+                            pass
+            finally:
+                os.close(fd)
             self._injected(fault, number, how="tmpfs filled")
             return lambda: filler.unlink()
         directories = [spool, *(p for p in spool.iterdir() if p.is_dir())]

@@ -77,8 +77,6 @@ def plan(seed: int, duration_s: float) -> list[Fault]:
     span = end - start
     times = [start + span * (i + rng.random()) / len(KINDS) * 0.8 for i in range(len(KINDS))]
     times += [start + rng.random() * span for _ in range(count - len(KINDS))]
-    # A full spool shows only while Kafka is away: the first one lands in the first outage.
-    times[kinds.index("spool_full")] = times[kinds.index("kafka_stop")] + 2.0
     free_at: dict[str, float] = {}
     faults = []
     for kind, at in sorted(zip(kinds, times, strict=True), key=lambda pair: pair[1]):
@@ -90,7 +88,30 @@ def plan(seed: int, duration_s: float) -> list[Fault]:
             continue
         free_at[component] = at + duration + 1.0
         faults.append(Fault(kind, round(at, 1), round(duration, 1), round(param, 2)))
-    return sorted(faults, key=lambda fault: fault.at_s)
+    return sorted(_spool_full_in_an_outage(faults), key=lambda fault: fault.at_s)
+
+
+def _spool_full_in_an_outage(faults: list[Fault]) -> list[Fault]:
+    """A full spool shows only while Kafka is away: the full spool nearest the first Kafka
+    outage is moved into it (2 s after it starts), and any other it would overlap dropped."""
+    outage = next((f for f in faults if f.kind == "kafka_stop" and f.duration_s > 4.5), None)
+    fulls = [f for f in faults if f.kind == "spool_full"]
+    if outage is None or not fulls:
+        return faults
+    nearest = min(fulls, key=lambda f: abs(f.at_s - outage.at_s))
+    low = KINDS["spool_full"][1][0]
+    moved = Fault(
+        "spool_full",
+        round(outage.at_s + 2.0, 1),
+        round(max(low, min(nearest.duration_s, outage.duration_s - 2.0)), 1),
+    )
+    kept = [
+        f
+        for f in faults
+        if f is not nearest
+        and not (f.kind == "spool_full" and f.at_s < moved.heal_s + 1 and moved.at_s < f.heal_s + 1)
+    ]
+    return [*kept, moved]
 
 
 def overlaps(faults: list[Fault]) -> int:
