@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
             out.writelines(orjson.dumps(dataclasses.asdict(s)) + b"\n" for s in traffic.sent)
         (directory / "findings.json").write_bytes(
             orjson.dumps(
-                dataclasses.asdict(findings),
+                {**dataclasses.asdict(findings), "refused": dict(findings.refused)},
                 option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS,
             )
         )
@@ -167,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
             DOC.write_text(update_doc(DOC.read_text(), row(run)))
         for violation in findings.violations[:50]:
             print(f"chaos: FOUND {violation}", file=sys.stderr)
+        verdict = "passed" if findings.passed else f"FAILED, {len(findings.violations)} findings"
+        print(f"chaos: {verdict}")
         return 0 if findings.passed else 1
     finally:
         stack.down()
