@@ -5,9 +5,10 @@ its key (its ``session_id``) and, once accepted, by the ``event_id`` of its 202:
 
 - accepted: stored exactly once under that ``event_id``, with the values sent;
 - refused (every attempt answered, the last a refusal): not stored;
-- a row under the key of an event with an unanswered attempt but another ``event_id`` is a
-  client retry of a request whose answer was lost (no idempotency key exists to tell the
-  API): counted apart, not a fault of the pipeline;
+- a row under the key of an event with an unanswered attempt (or one answered 503
+  ``unconfirmed``: sent, neither acknowledged nor spooled) but another ``event_id`` is a
+  client retry of a request whose outcome the client could not know (no idempotency key
+  exists to tell the API): counted apart, not a broken promise;
 - then the quality report's gap, duplicate and lag figures must equal the checker's own.
 """
 

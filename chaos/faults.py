@@ -68,6 +68,18 @@ class FaultLog:
         return spans
 
 
+def _retried(action, attempts: int = 5, pause_s: float = 2.0) -> None:
+    """``action()``, tried again after a failure: a service restarting, a port still held."""
+    for attempt in range(1, attempts + 1):
+        try:
+            action()
+            return
+        except Exception:
+            if attempt == attempts:
+                raise
+            time.sleep(pause_s)
+
+
 class Injector:
     """Runs a schedule against a stack; ``clock`` is read by the traffic for ``sent_at``."""
 
@@ -101,7 +113,7 @@ class Injector:
         try:
             heal = getattr(self, f"_{fault.kind}")(fault, number)
             time.sleep(max(0.0, start + fault.heal_s - time.time()))
-            heal()
+            _retried(heal)
         except Exception as error:  # noqa: BLE001 - a fault that fails is a finding, logged
             self.failures.append(f"{fault.describe()}: {type(error).__name__}: {error}")
             self.log.write(fault, number, "failed", error=str(error))
@@ -196,7 +208,7 @@ class Injector:
                 f"{self.stack.auth_base}/_test/faults", json={"delay_s": delay_s}, timeout=5
             ).raise_for_status()
 
-        set_delay(fault.param)
+        _retried(lambda: set_delay(fault.param))
         self._injected(fault, number)
         return lambda: set_delay(0.0)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -27,10 +28,22 @@ JWT_SECRET = "chaos-secret-0123456789abcdef0123456789"
 ETL_INTERVAL_S = 1.0
 
 
+#: Ports are drawn below Linux's ephemeral range (32768-60999): a port the kernel gives to a
+#: client connection while its service is down would stop the service from coming back.
+PORTS = range(20000, 32000)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A port of :data:`PORTS` that nothing listens on now."""
+    rng = random.SystemRandom()
+    while True:
+        port = rng.choice(PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def is_root() -> bool:
@@ -43,8 +56,12 @@ class Process:
     def __init__(self, name: str, command: list[str], env: dict[str, str], log: Path) -> None:
         self.name, self.command, self.env, self.log = name, command, env, log
         self.popen: subprocess.Popen | None = None
+        #: Set when the run ends: a fault's heal still under way starts nothing any more.
+        self.closed = False
 
     def start(self) -> None:
+        if self.closed:
+            return
         with self.log.open("ab") as out:
             out.write(f"\n=== {time.strftime('%H:%M:%S')} start\n".encode())
             self.popen = subprocess.Popen(
@@ -125,6 +142,8 @@ class Stack:
         self.api = Process("api", [python, "-m", "core.serve"], env, logs / "api.log")
         self.etl = Process("etl", [python, "-m", "etl.cli", "etl"], env, logs / "etl.log")
         self.spool_mounted = False
+        #: Every broker pid seen: one a failed restart orphaned is killed at the end too.
+        self.kafka_pids: set[int] = set()
 
     def settings_env(self) -> dict[str, str]:
         """The environment of the auth service, the API and the ETL: this checkout's code,
@@ -172,6 +191,8 @@ class Stack:
             capture_output=True,
             timeout=180,
         )
+        if name == "kafka" and (pid := self.kafka_pid()):
+            self.kafka_pids.add(pid)
 
     def kafka_pid(self) -> int | None:
         try:
@@ -200,6 +221,8 @@ class Stack:
 
     def down(self) -> None:
         for process in (self.etl, self.api, self.auth):
+            process.closed = True
+        for process in (self.etl, self.api, self.auth):
             process.stop()
         for name in ("redis", "kafka"):
             pid = self.kafka_pid() if name == "kafka" else None
@@ -210,6 +233,11 @@ class Stack:
                 self.services("down", name)
             except subprocess.SubprocessError as error:
                 print(f"chaos: stopping {name} failed: {error}", file=sys.stderr)
+        for pid in self.kafka_pids:
+            # Only a broker of this run: its command line names this run's directory.
+            with contextlib.suppress(OSError):
+                if str(self.dir).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    os.kill(pid, signal.SIGKILL)
         self.unmount_spool()
 
     # --- the spool's own small filesystem (a full disk needs one) -----------------------------

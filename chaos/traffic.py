@@ -49,6 +49,9 @@ class Sent:
     answers: list[int] = field(default_factory=list)
     event_id: str | None = None
     accepted_at: float | None = None
+    #: An attempt was answered 503 ``unconfirmed``: sent to Kafka, neither acknowledged nor
+    #: spooled, so it may be stored all the same (docs/clients.md).
+    unconfirmed: bool = False
 
     @property
     def outcome(self) -> str:
@@ -59,7 +62,7 @@ class Sent:
     @property
     def maybe_stored(self) -> bool:
         """Whether an attempt may have been stored without the client hearing of it."""
-        return 0 in self.answers
+        return 0 in self.answers or self.unconfirmed
 
 
 @dataclass(frozen=True)
@@ -212,6 +215,7 @@ class Traffic:
                 session, "/api/v1/events", body, due if attempt == 1 else None, content_type
             )
             sent.answers.append(status)
+            sent.unconfirmed |= isinstance(answer, dict) and answer.get("error") == "unconfirmed"
             if status == 202 and isinstance(answer, dict):
                 sent.event_id, sent.accepted_at = answer["event_id"], time.time()
                 return
@@ -233,6 +237,7 @@ class Traffic:
                 again = []
                 for (sent, body), result in zip(pending, answer["results"], strict=True):
                     sent.answers.append(result["status"])
+                    sent.unconfirmed |= result.get("error") == "unconfirmed"
                     if result["status"] == 202:
                         sent.event_id, sent.accepted_at = result["event_id"], time.time()
                     elif result["status"] in RETRIED:

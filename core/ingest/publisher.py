@@ -40,7 +40,15 @@ def producer_config(kafka: KafkaSettings, client_id: str) -> dict[str, object]:
 
 
 class PublishError(RuntimeError):
-    """The broker did not acknowledge a message in time; the client must retry."""
+    """The broker did not acknowledge a message in time; the client must retry.
+
+    ``unconfirmed``: the message had been handed to the producer, so a broker that stalled
+    (paused, overloaded) may still store it after the wait ended; False when it never left.
+    """
+
+    def __init__(self, message: str, *, unconfirmed: bool = False) -> None:
+        super().__init__(message)
+        self.unconfirmed = unconfirmed
 
 
 class Publisher:
@@ -120,7 +128,13 @@ class Publisher:
         if spools is None or not failed:
             return results
         outcome = self._spool(spools, failed)
-        return [outcome if result else None for result in results]
+        if outcome is None:
+            return [None] * len(results)
+        # Not spooled: each failure keeps whether its send may still reach Kafka.
+        return [
+            result and PublishError(str(outcome), unconfirmed=result.unconfirmed)
+            for result in results
+        ]
 
     def _send(self, records: list[Record]) -> list[PublishError | None]:
         """Send to Kafka and wait for each acknowledgement, in order."""
@@ -141,7 +155,9 @@ class Publisher:
                 results.append(None)
             except KafkaError as error:
                 log.warning("publish failed: %s", error)
-                results.append(PublishError(f"Kafka did not acknowledge: {error}"))
+                results.append(
+                    PublishError(f"Kafka did not acknowledge: {error}", unconfirmed=True)
+                )
         if any(results):
             self._broker_failed()
             self._discard_producer(producer)

@@ -45,3 +45,9 @@ def test_an_events_outcome_is_its_last_answer(answers, event_id, outcome, maybe_
     event = Sent("k", "search_filter", {}, None, "2026-12-01T00:00:00.000Z", "single")
     event.answers, event.event_id = answers, event_id
     assert (event.outcome, event.maybe_stored) == (outcome, maybe_stored)
+
+
+def test_a_503_unconfirmed_may_have_been_stored():
+    event = Sent("k", "search_filter", {}, None, "2026-12-01T00:00:00.000Z", "single")
+    event.answers, event.unconfirmed = [503, 503, 503], True
+    assert (event.outcome, event.maybe_stored) == ("refused", True)
