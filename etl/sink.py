@@ -1,6 +1,7 @@
 """Loading a pass's rows: one insert block per table and partition, each with the
 deduplication token of its offset range, so a replayed range is dropped by ClickHouse
-rather than stored twice."""
+rather than stored twice; and an event the table already holds (or the pass holds twice),
+published twice by the API, is not inserted again."""
 
 from __future__ import annotations
 
@@ -98,9 +99,13 @@ def load_rows(
     blocks: dict[tuple[str, int, tuple[str, ...]], list[Loaded]] = defaultdict(list)
     # In offset order: a replay may get the records otherwise from Kafka, and a block's
     # token must depend on which records it holds, not on the order they came in.
-    for outcome in sorted(loaded, key=lambda o: (o.record.partition, o.record.offset)):
-        blocks[(outcome.table, outcome.record.partition, tuple(outcome.row))].append(outcome)
-    inserted: list[Loaded] = []
+    ordered = sorted(loaded, key=lambda o: (o.record.partition, o.record.offset))
+    copies = _copies(client, warehouse, ordered)
+    for outcome in ordered:
+        if id(outcome) not in copies:
+            blocks[(outcome.table, outcome.record.partition, tuple(outcome.row))].append(outcome)
+    # A copy's event is stored: its delivery is recorded (the duplicate report counts it).
+    inserted: list[Loaded] = [outcome for outcome in ordered if id(outcome) in copies]
     failed: list[Rejected] = []
     for (table, partition, columns), block in blocks.items():
         token = _Token(topic, table, columns, partition, spans[partition])
@@ -108,6 +113,38 @@ def load_rows(
         inserted += ok
         failed += refused
     return inserted, failed
+
+
+def _copies(client: Client, warehouse: Warehouse, ordered: list[Loaded]) -> set[int]:
+    """The ``id()`` of each outcome whose event is already in its table, or earlier in
+    ``ordered``.
+
+    The API can publish one event twice (a send that timed out yet reached Kafka, then
+    spooled and replayed): two records, one ``event_id``. Both copies carry the same server
+    ``timestamp`` and ``user_id``, which bound the look-up to the sort key's first columns.
+    A replayed pass finds what its crashed run inserted here and leaves it out, too.
+    """
+    by_table: dict[str, list[Loaded]] = defaultdict(list)
+    for outcome in ordered:
+        by_table[outcome.table].append(outcome)
+    copies: set[int] = set()
+    for table, outcomes in by_table.items():
+        found = client.query(
+            f"SELECT DISTINCT event_id FROM {warehouse.table(table)} "
+            "WHERE toDate(timestamp) IN {days:Array(Date)} AND user_id IN {users:Array(String)} "
+            "AND event_id IN {ids:Array(UUID)}",
+            parameters={
+                "days": sorted({o.timestamp.date() for o in outcomes}),
+                "users": sorted({str(o.row["user_id"]) for o in outcomes}),
+                "ids": sorted({o.event_id for o in outcomes}),
+            },
+        ).result_rows
+        seen = {row[0] for row in found}
+        for outcome in outcomes:
+            if outcome.event_id in seen:
+                copies.add(id(outcome))
+            seen.add(outcome.event_id)
+    return copies
 
 
 @dataclass(frozen=True)
