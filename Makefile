@@ -2,7 +2,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: install services-up services-down up down reload demo test unit lint docs bench schema-check reliability mutation
+.PHONY: install services-up services-down up down reload demo test unit lint docs bench schema-check reliability chaos mutation
 
 install:  ## Install missing Debian packages, then clickstream, its test tools and the optional confluent-kafka client (tested too)
 	scripts/system-deps.sh run
@@ -38,6 +38,9 @@ test: install services-up  ## The specification's contract first, then the whole
 
 reliability: install services-up  ## Every fault scenario; rewrites the table of docs/reliability.md
 	$(PYTHON) scripts/reliability.py
+
+chaos: install  ## Random overlapping faults under traffic on a private stack (10 min); CHAOS_ARGS="--seed N"
+	$(PYTHON) -m chaos $(CHAOS_ARGS)
 
 bench: install services-up  ## Benchmarks on the real stack (~12 min); writes docs/benchmarks.md and the figures of docs/capacity.md
 	scripts/system-deps.sh bench

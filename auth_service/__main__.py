@@ -1,4 +1,5 @@
-"""``python -m auth_service --host 127.0.0.1 --port 8001``: run the reference auth service."""
+"""``python -m auth_service --host 127.0.0.1 --port 8001 [--delay S]``: run the reference auth
+service (``--delay``: every verify answer waits S seconds, a slow service)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,14 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", type=int, default=8001, help="port to listen on")
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        help="seconds every verify answer waits, a slow service (POST /_test/faults changes it)",
+    )
     args = parser.parse_args(argv)
-    create_app().run(host=args.host, port=args.port, threaded=True)
+    create_app(delay_s=args.delay).run(host=args.host, port=args.port, threaded=True)
 
 
 if __name__ == "__main__":

@@ -38,12 +38,14 @@ class State:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def create_app(secret: str | None = None) -> Flask:
-    """The service; ``secret`` defaults to ``CLICKSTREAM_JWT_SECRET``, then Settings' default."""
+def create_app(secret: str | None = None, delay_s: float = 0.0) -> Flask:
+    """The service; ``secret`` defaults to ``CLICKSTREAM_JWT_SECRET``, then Settings' default.
+    ``delay_s``: every verify answer waits that long from the start (``/_test/faults``
+    changes it)."""
     if secret is None:
         secret = os.environ.get(env_name("jwt_secret"), Settings().jwt.secret)
     app = Flask(__name__)
-    app.extensions["auth_service"] = State(secret=secret)
+    app.extensions["auth_service"] = State(secret=secret, delay_s=delay_s)
     app.register_blueprint(bp)
     return app
 

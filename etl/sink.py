@@ -1,6 +1,7 @@
 """Loading a pass's rows: one insert block per table and partition, each with the
 deduplication token of its offset range, so a replayed range is dropped by ClickHouse
-rather than stored twice.
+rather than stored twice; and an event the table already holds (or the pass holds twice),
+published twice by the API, is not inserted again.
 
 Records the engine maps itself (:class:`~etl.transform.Checked`) go in as their JSON, a
 block per table, partition and event type; a block the engine refuses for its data goes
@@ -117,11 +118,12 @@ def load_rows(
     json_blocks: dict[tuple[str, int, str], list[Checked]] = defaultdict(list)
     # In offset order: a replay may get the records otherwise from Kafka, and a block's
     # token must depend on which records it holds, not on the order they came in.
+    rows: list[Loaded] = []
     for outcome in sorted(loaded, key=lambda o: (o.record.partition, o.record.offset)):
         if isinstance(outcome, Checked):
             json_blocks[(outcome.table, outcome.record.partition, outcome.event)].append(outcome)
         else:
-            blocks[(outcome.table, outcome.record.partition, tuple(outcome.row))].append(outcome)
+            rows.append(outcome)
     inserted: list[Loaded | Checked] = []
     failed: list[Rejected] = []
     for (table, partition, event), block in json_blocks.items():
@@ -139,10 +141,17 @@ def load_rows(
             continue
         for outcome in (transform(o.record, registry, engine=False) for o in block):
             if isinstance(outcome, Loaded):
-                key = (outcome.table, partition, tuple(outcome.row))
-                blocks[key].append(outcome)
+                rows.append(outcome)
             else:
                 failed.append(outcome)
+    rows.sort(key=lambda o: (o.record.partition, o.record.offset))
+    copies = _copies(client, warehouse, rows)
+    for outcome in rows:
+        if id(outcome) in copies:
+            # A copy's event is stored: its delivery is recorded (the duplicate report counts it).
+            inserted.append(outcome)
+        else:
+            blocks[(outcome.table, outcome.record.partition, tuple(outcome.row))].append(outcome)
     for (table, partition, columns), block in blocks.items():
         token = _Token(topic, table, columns, partition, spans[partition])
         ok, refused = _insert_block(client, warehouse, table, columns, block, token)
@@ -193,6 +202,38 @@ def _insert_json(
         return True
     finally:
         client.command(f"DROP TEMPORARY TABLE IF EXISTS {staging}")
+
+
+def _copies(client: Client, warehouse: Warehouse, ordered: list[Loaded]) -> set[int]:
+    """The ``id()`` of each outcome whose event is already in its table, or earlier in
+    ``ordered``.
+
+    The API can publish one event twice (a send that timed out yet reached Kafka, then
+    spooled and replayed): two records, one ``event_id``. Both copies carry the same server
+    ``timestamp`` and ``user_id``, which bound the look-up to the sort key's first columns.
+    A replayed pass finds what its crashed run inserted here and leaves it out, too.
+    """
+    by_table: dict[str, list[Loaded]] = defaultdict(list)
+    for outcome in ordered:
+        by_table[outcome.table].append(outcome)
+    copies: set[int] = set()
+    for table, outcomes in by_table.items():
+        found = client.query(
+            f"SELECT DISTINCT event_id FROM {warehouse.table(table)} "
+            "WHERE toDate(timestamp) IN {days:Array(Date)} AND user_id IN {users:Array(String)} "
+            "AND event_id IN {ids:Array(UUID)}",
+            parameters={
+                "days": sorted({o.timestamp.date() for o in outcomes}),
+                "users": sorted({str(o.row["user_id"]) for o in outcomes}),
+                "ids": sorted({o.event_id for o in outcomes}),
+            },
+        ).result_rows
+        seen = {row[0] for row in found}
+        for outcome in outcomes:
+            if outcome.event_id in seen:
+                copies.add(id(outcome))
+            seen.add(outcome.event_id)
+    return copies
 
 
 @dataclass(frozen=True)

@@ -56,10 +56,19 @@ class JsonInsert:
         return f"CREATE TEMPORARY TABLE {name} ({OFFSET} UInt64, {self.structure}) ENGINE = Memory"
 
     def insert_from(self, table: str, staging: str) -> str:
-        """The ``INSERT`` into ``table`` of the rows of the messages in ``staging``."""
+        """The ``INSERT`` into ``table`` of the rows of the messages in ``staging``, each
+        event once: none that ``table`` already holds, and of two messages of one event (the
+        API published it twice: a send that timed out yet reached Kafka, then spooled), the
+        first. Both copies carry one server ``timestamp`` and ``user_id``, which narrow the
+        look-up to the sort key's first columns."""
         return (
             f"INSERT INTO {table} ({', '.join(self.columns)}) "
-            f"SELECT {', '.join(self.select)} FROM {staging}"
+            f"SELECT {', '.join(self.select)} FROM {staging} "
+            f"WHERE event_id NOT IN (SELECT event_id FROM {table} "
+            f"WHERE toDate(timestamp) IN (SELECT toDate(timestamp) FROM {staging}) "
+            f"AND user_id IN (SELECT user_id FROM {staging}) "
+            f"AND event_id IN (SELECT event_id FROM {staging})) "
+            f"ORDER BY {OFFSET} LIMIT 1 BY event_id"
         )
 
 

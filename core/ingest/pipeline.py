@@ -133,8 +133,8 @@ class Pipeline:
             started = time.perf_counter()
             try:
                 self.publisher.publish(prepared.key, prepared.value)
-            except PublishError:
-                raise unavailable() from None
+            except PublishError as error:
+                raise unavailable(error.unconfirmed) from None
             finally:
                 self.observer.publish_done(time.perf_counter() - started)
         except ApiError as error:
@@ -165,7 +165,7 @@ class Pipeline:
             self.observer.publish_done(time.perf_counter() - started)
         for (index, _), failure in zip(prepared, outcomes, strict=True):
             if failure is not None:
-                error = unavailable()
+                error = unavailable(failure.unconfirmed)
                 results[index] = {"status": error.status, **error.to_dict()}
         for payload, result in zip(payloads, results, strict=True):
             self.observer.event_done(self.event_label(payload), result["status"])
@@ -177,8 +177,20 @@ class Pipeline:
         return event if isinstance(event, str) and event in self.registry else "unknown"
 
 
-def unavailable() -> ApiError:
-    """The answer when the broker did not acknowledge: the client should retry."""
+def unavailable(unconfirmed: bool = False) -> ApiError:
+    """The answer when the broker did not acknowledge: the client should retry.
+
+    ``unconfirmed``: the event was sent and neither acknowledged nor spooled, so a stalled
+    broker may store it yet; the client is told, since its resend may then be a second copy.
+    """
+    if unconfirmed:
+        return ApiError(
+            503,
+            "unconfirmed",
+            "Kafka did not confirm the event in time and it could not be spooled: it may "
+            "still be stored; retry later (a resend may store it twice).",
+            headers={"Retry-After": "1"},
+        )
     return ApiError(
         503,
         "unavailable",

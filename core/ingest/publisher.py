@@ -21,7 +21,15 @@ log = logging.getLogger(__name__)
 
 
 class PublishError(RuntimeError):
-    """The broker did not acknowledge a message in time; the client must retry."""
+    """The broker did not acknowledge a message in time; the client must retry.
+
+    ``unconfirmed``: the message had been handed to the producer, so a broker that stalled
+    (paused, overloaded) may still store it after the wait ended; False when it never left.
+    """
+
+    def __init__(self, message: str, *, unconfirmed: bool = False) -> None:
+        super().__init__(message)
+        self.unconfirmed = unconfirmed
 
 
 class Publisher:
@@ -101,7 +109,13 @@ class Publisher:
         if spools is None or not failed:
             return results
         outcome = self._spool(spools, failed)
-        return [outcome if result else None for result in results]
+        if outcome is None:
+            return [None] * len(results)
+        # Not spooled: each failure keeps whether its send may still reach Kafka.
+        return [
+            result and PublishError(str(outcome), unconfirmed=result.unconfirmed)
+            for result in results
+        ]
 
     def _send(self, records: list[Record]) -> list[PublishError | None]:
         """Send to Kafka and wait for each acknowledgement, in order."""
@@ -122,7 +136,9 @@ class Publisher:
                 results.append(None)
             except KafkaError as error:
                 log.warning("publish failed: %s", error)
-                results.append(PublishError(f"Kafka did not acknowledge: {error}"))
+                results.append(
+                    PublishError(f"Kafka did not acknowledge: {error}", unconfirmed=True)
+                )
         if any(results):
             self._broker_failed()
             self._discard_producer(producer)

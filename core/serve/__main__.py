@@ -80,6 +80,9 @@ def main() -> None:
             respawn_interval=settings.api.respawn_interval_s,
             process_name=title,
             log_access=False,
+            # A worker that dies (kill -9, out of memory) is replaced, as gunicorn's are;
+            # without this, granian stops the whole server when one worker exits.
+            respawn_failed_workers=True,
         )
         if settings.api.settings_file:
             # SIGHUP respawns the workers one at a time, each forked after this hook ran.

@@ -166,6 +166,26 @@ def test_a_replay_of_the_same_offsets_is_dropped_even_if_its_bytes_differ(
     assert query(settings, "SELECT count() FROM {db}.element_clicks") == [(1,)]
 
 
+def test_an_event_published_twice_is_stored_once_in_one_pass_or_two(settings, etl_kafka) -> None:
+    """The API can publish one event twice (a send that timed out yet reached Kafka, then
+    its spooled copy): two records, one event_id. Found by the chaos run (raw count() 2)."""
+    first, second, other = click(position=1), click(position=2), click(position=3)
+    topic = settings.kafka.topic
+    etl_kafka.batches = [
+        batch_of(topic, [first, second, first]),  # the copy in the same pass
+        batch_of(topic, [other, second], start=3),  # and in a later one
+    ]
+
+    run_pass(settings, REGISTRY)
+    run_pass(settings, REGISTRY)
+
+    assert query(settings, "SELECT count(), uniqExact(event_id) FROM {db}.element_clicks") == [
+        (3, 3)
+    ]
+    # Every delivery is recorded: the quality report counts the copies as absorbed.
+    assert query(settings, "SELECT count() FROM {db}.event_deliveries") == [(5,)]
+
+
 def test_a_pass_that_did_not_commit_is_replayed_and_stores_nothing_twice(
     settings, etl_kafka
 ) -> None:

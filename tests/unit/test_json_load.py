@@ -97,7 +97,12 @@ def test_the_statements_stage_the_json_then_insert_with_the_select():
     )
     assert insert.insert_from("db.t", "stage") == (
         f"INSERT INTO db.t ({', '.join(insert.columns)}) "
-        f"SELECT {', '.join(insert.select)} FROM stage"
+        f"SELECT {', '.join(insert.select)} FROM stage "
+        "WHERE event_id NOT IN (SELECT event_id FROM db.t "
+        "WHERE toDate(timestamp) IN (SELECT toDate(timestamp) FROM stage) "
+        "AND user_id IN (SELECT user_id FROM stage) "
+        "AND event_id IN (SELECT event_id FROM stage)) "
+        "ORDER BY _offset LIMIT 1 BY event_id"
     )
 
 

@@ -16,6 +16,7 @@ from core.host.plugin_manager import build_registry, make_plugin_manager
 from core.host.registry import Registry
 from core.ingest.errors import ApiError
 from core.ingest.pipeline import Pipeline
+from core.ingest.publisher import PublishError
 from tests.etl_helpers import NOTES_DDL
 from tests.fakes import FakeIdentity, FakePublisher, NoteSchema
 
@@ -180,6 +181,24 @@ def test_a_batch_answers_503_for_each_valid_event_the_broker_did_not_take(publis
     results = pipeline(publisher).ingest_batch([CLICK, {**CLICK, "event": "rating"}])
     assert results[0] == UNAVAILABLE
     assert results[1]["status"] == 422
+
+
+class UnconfirmedPublisher(FakePublisher):
+    """Its sends timed out after leaving, and the spool could not take them."""
+
+    def publish_many(self, messages):
+        return [PublishError("timed out", unconfirmed=True)] * len(messages)
+
+
+def test_an_event_sent_but_neither_acknowledged_nor_spooled_is_503_unconfirmed() -> None:
+    """A stalled broker may store it yet: the client hears that its resend may be a copy."""
+    with pytest.raises(ApiError) as refused:
+        pipeline(UnconfirmedPublisher()).ingest(CLICK)
+    assert (refused.value.status, refused.value.code) == (503, "unconfirmed")
+    assert "may still be stored" in refused.value.message
+    assert "retry-after" in {name.lower() for name in refused.value.headers}
+    [result] = pipeline(UnconfirmedPublisher()).ingest_batch([CLICK])
+    assert (result["status"], result["error"]) == (503, "unconfirmed")
 
 
 class ShortPublisher(FakePublisher):
