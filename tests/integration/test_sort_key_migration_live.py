@@ -104,8 +104,15 @@ def loaded(settings, kafka_bootstrap):
     twice = messages[registry.names.index("page_view_start")]
     produce(settings, messages)
     run_pass(settings, old)
-    produce(settings, [twice])  # a client's retry loaded by a later pass: another part
-    run_pass(settings, old)
+    # A copy of one event in another part, as the ETL of version 2 stored a record
+    # published twice (today's ETL leaves such a copy out): the migration must keep it.
+    warehouse = Warehouse.from_settings(settings)
+    with warehouse.session() as client:
+        client.command(
+            f"INSERT INTO {warehouse.table('page_views')} "
+            f"SELECT * FROM {warehouse.table('page_views')} WHERE event_id = {{id:UUID}}",
+            parameters={"id": twice["event_id"]},
+        )
     return settings, registry, twice
 
 
@@ -145,7 +152,7 @@ def test_the_etl_refuses_the_old_sort_keys_and_the_migrations_keep_every_row(loa
     )
 
 
-def test_after_the_migrations_an_event_delivered_again_still_collapses(loaded) -> None:
+def test_after_the_migrations_an_event_delivered_again_is_left_out(loaded) -> None:
     settings, registry, twice = loaded
     warehouse = Warehouse.from_settings(settings)
     with warehouse.session() as client:
@@ -154,10 +161,11 @@ def test_after_the_migrations_an_event_delivered_again_still_collapses(loaded) -
         again = [warehouse.migrate(client, registry, t, migration(t)) for t in BUILT_IN_TABLES]
     assert again == [f"{table} already has its current definition" for table in BUILT_IN_TABLES]
 
-    produce(settings, [twice])  # once more, into the rebuilt table
+    produce(settings, [twice])  # once more: the rebuilt table holds it, the ETL leaves it out
     assert run_pass(settings, registry).rows == {"page_views": 1}
     distinct = "SELECT count() FROM {db}.page_views_dedup"
-    assert query(settings, "SELECT count() FROM {db}.page_views") == [(6 + 1,)]
+    # The rebuild's one block collapsed the old copy; the ETL stored no new one.
+    assert query(settings, "SELECT count() FROM {db}.page_views") == [(6,)]
     assert query(settings, distinct) == [(6,)]
     with warehouse.session() as client:
         client.command(f"OPTIMIZE TABLE {warehouse.table('page_views')} FINAL")
