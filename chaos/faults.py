@@ -237,8 +237,7 @@ class Injector:
     def _warehouse_readonly(self, fault: Fault, number: int):
         target = str(self.stack.warehouse_dir)
         if is_root():
-            subprocess.run(["mount", "--bind", target, target], check=True)
-            subprocess.run(["mount", "-o", "remount,bind,ro", target, target], check=True)
+            _mount_read_only(target)
             self._injected(fault, number, how="read-only bind mount")
             return lambda: subprocess.run(["umount", "-l", target], check=True)
         subprocess.run(["chmod", "-R", "a-w", target], check=True)
@@ -253,3 +252,22 @@ class Injector:
             self.clock_offset_s = 0.0
 
         return heal
+
+
+#: Attempts at making a directory read-only while a process writes into it.
+READ_ONLY_ATTEMPTS = 20
+
+
+def _mount_read_only(target: str) -> None:
+    """Bind-mount ``target`` onto itself read-only. mount binds, then remounts read-only; a
+    file the ETL opens for writing in between, through the new mount, makes the remount
+    busy (exit 32): then the bind is undone and tried again."""
+    for _ in range(READ_ONLY_ATTEMPTS):
+        done = subprocess.run(["mount", "--bind", "-o", "ro", target, target], capture_output=True)
+        if done.returncode == 0:
+            return
+        # A bind onto the same filesystem: os.path.ismount cannot tell, findmnt can.
+        if subprocess.run(["findmnt", "--mountpoint", target], capture_output=True).returncode == 0:
+            subprocess.run(["umount", "-l", target], check=True)
+        time.sleep(0.1)
+    raise RuntimeError(f"{target} stayed writable: {done.stderr.decode(errors='replace')}")
