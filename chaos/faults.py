@@ -32,7 +32,7 @@ from pathlib import Path
 import requests
 
 from chaos.schedule import Fault
-from chaos.stack import Stack, is_root
+from chaos.stack import Stack, can_mount
 
 
 @dataclass
@@ -236,7 +236,7 @@ class Injector:
 
     def _warehouse_readonly(self, fault: Fault, number: int):
         target = str(self.stack.warehouse_dir)
-        if is_root():
+        if can_mount():
             _mount_read_only(target)
             self._injected(fault, number, how="read-only bind mount")
             return lambda: subprocess.run(["umount", "-l", target], check=True)

@@ -10,12 +10,14 @@ a process group of its own so that a ``kill -9`` takes exactly what it means to.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import random
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,8 +48,22 @@ def free_port() -> int:
             return port
 
 
-def is_root() -> bool:
-    return os.geteuid() == 0
+@functools.cache
+def can_mount() -> bool:
+    """Whether this process may mount (root, and not a container's root without the right):
+    then the full spool is a real tmpfs and the read-only warehouse a read-only bind mount;
+    otherwise both are emulated with chmod (weaker: see docs/reliability.md)."""
+    if os.geteuid() != 0:
+        return False
+    probe = tempfile.mkdtemp(prefix="chaos-mount-probe-")
+    try:
+        tried = ["mount", "-t", "tmpfs", "-o", "size=1m", "chaos-probe", probe]
+        if subprocess.run(tried, capture_output=True).returncode:
+            return False
+        subprocess.run(["umount", probe], check=False)
+        return True
+    finally:
+        os.rmdir(probe)
 
 
 class Process:
@@ -245,7 +261,7 @@ class Stack:
     def mount_spool(self) -> None:
         """As root, the spool gets a tmpfs of its own, which a fault can fill for real."""
         self.spool_dir.mkdir(exist_ok=True)
-        if is_root() and not self.spool_mounted:
+        if can_mount() and not self.spool_mounted:
             subprocess.run(
                 ["mount", "-t", "tmpfs", "-o", "size=64m", "chaos-spool", str(self.spool_dir)],
                 check=True,
