@@ -20,7 +20,7 @@ from core.api.compat import (
     format_fragment_check,
     outside_note,
 )
-from core.config import PROJECT_ROOT, ConfigError, Settings, env_name
+from core.config import PROJECT_ROOT, ConfigError, Settings
 from core.host.plugin_manager import (
     build_registry,
     installed_event_types,
@@ -48,14 +48,9 @@ def _etl(settings: Settings, args: argparse.Namespace) -> int:
     os.nice(settings.etl.nice)
     registry = _registry()
     registry.check_settings(settings)
-    if settings.etl.metrics_port and not args.once:
+    if not args.once:
         try:
-            ports.refuse_if_taken(
-                "ETL metrics",
-                env_name("etl_metrics_port"),
-                settings.etl.metrics_host,
-                settings.etl.metrics_port,
-            )
+            ports.refuse_etl_metrics_port_if_taken(settings.etl)
         except ports.PortTakenError as error:
             print(f"clickstream etl: {error}", file=sys.stderr)
             return 1

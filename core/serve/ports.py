@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import psutil
 
+from core.config import EtlSettings, env_name
+
 
 class PortTakenError(RuntimeError):
     """The port is taken; the message names it and, when it can be seen, its holder."""
@@ -92,3 +94,11 @@ def refuse_if_taken(
         if time.monotonic() >= deadline:
             raise PortTakenError(taken_message(what, variable, host, port, by))
         time.sleep(0.1)
+
+
+def refuse_etl_metrics_port_if_taken(etl: EtlSettings) -> None:
+    """:func:`refuse_if_taken` for the ETL's metrics listener, when it has one."""
+    if etl.metrics_port:
+        refuse_if_taken(
+            "ETL metrics", env_name("etl_metrics_port"), etl.metrics_host, etl.metrics_port
+        )

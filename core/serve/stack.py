@@ -265,13 +265,7 @@ def up(stack: Stack, settings: Settings, environ: Mapping[str, str]) -> int:
     else:
         try:
             ports.refuse_if_taken("API", env_name("api_port"), settings.api.host, settings.api.port)
-            if settings.etl.metrics_port:
-                ports.refuse_if_taken(
-                    "ETL metrics",
-                    env_name("etl_metrics_port"),
-                    settings.etl.metrics_host,
-                    settings.etl.metrics_port,
-                )
+            ports.refuse_etl_metrics_port_if_taken(settings.etl)
         except ports.PortTakenError as error:
             print(f"make up: {error}", file=sys.stderr)
             return 1
